@@ -1,0 +1,94 @@
+"""hfchat's Gradio app: wires the sidebar controls to hfchat's chat function. No logic here."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+
+import gradio as gr
+
+from hfchat.backends import ALL_CONTROLS, CONTROLS
+from hfchat.cache import ModelCache
+from hfchat.chat import ChatService, make_chat_fn
+from hfchat.cli import AppOptions, parse_options
+from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend
+from hfchat.providers import chat_providers
+
+
+def _slider(name: str, value: float, step: float, label: str, info: str = "") -> gr.Slider:
+    low, high = RANGES[name]
+    return gr.Slider(low, high, value=value, step=step, label=label, info=info or None)
+
+
+def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
+    service = service or ChatService(cache=ModelCache(options.cache_size))
+    chat_fn = make_chat_fn(service, options)
+    with gr.Blocks(title="hfchat", fill_height=True) as demo:
+        with gr.Sidebar(label="Settings"):
+            controls: dict[str, gr.components.Component] = {
+                "backend": gr.Radio(
+                    [(b.label, b.value) for b in Backend], value=options.backend.value, label="Backend"
+                ),
+                "model": gr.Textbox(options.model, label="Repo ID or local folder", placeholder="owner/name"),
+                "provider": gr.Dropdown(list(chat_providers()), value=options.provider, label="Provider"),
+                "endpoint_url": gr.Textbox(
+                    options.endpoint_url, label="Endpoint URL", placeholder="http://127.0.0.1:8000"
+                ),
+                "served_model": gr.Textbox(
+                    options.served_model, label="Served model name", placeholder="found from /v1/models when empty"
+                ),
+                "task": gr.Dropdown(list(TASKS), value=options.task, label="Task"),
+                "system_prompt": gr.Textbox(options.system_prompt, label="System prompt", lines=2),
+                "max_new_tokens": _slider("max_new_tokens", options.max_new_tokens, 1, "max_new_tokens"),
+                "do_sample": gr.Checkbox(False, label="do_sample", info="off: greedy, the same reply every time"),
+                "temperature": _slider("temperature", 0.7, 0.05, "temperature", "used when do_sample is on"),
+                "top_p": _slider("top_p", 0.95, 0.01, "top_p", "used when do_sample is on"),
+                "top_k": _slider("top_k", 50, 1, "top_k", "used when do_sample is on; 0 = off"),
+                "repetition_penalty": _slider("repetition_penalty", 1.0, 0.01, "repetition_penalty", "1.0 = off"),
+                "frequency_penalty": _slider(
+                    "frequency_penalty", 0.0, 0.05, "frequency_penalty", "OpenAI scale, 0 = off"
+                ),
+                "seed": gr.Number(-1, precision=0, label="seed", info="-1 = random"),
+                "load_in_4bit": gr.Checkbox(options.load_in_4bit, label="Load in 4-bit (bitsandbytes)"),
+                "quant_type": gr.Radio(list(QUANT_TYPES), value=options.quant_type, label="4-bit type"),
+                "compute_dtype": gr.Dropdown(
+                    list(COMPUTE_DTYPES), value=options.compute_dtype, label="4-bit compute dtype"
+                ),
+                "double_quant": gr.Checkbox(True, label="4-bit double quantization"),
+                "device": gr.Dropdown(list(DEVICES), value=options.device, label="Device"),
+                "hf_token": gr.Textbox(
+                    label="HF token (this browser session only)",
+                    type="password",
+                    placeholder="hf_…, overrides HF_TOKEN",
+                ),
+            }
+        params = list(inspect.signature(chat_fn).parameters)[2:]
+        gr.ChatInterface(
+            chat_fn,
+            additional_inputs=[controls[name] for name in params],
+            api_name="chat",
+            title="hfchat",
+            description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
+            editable=True,
+            fill_height=True,
+        )
+        toggled = [controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})]
+
+        def show_for(backend: str) -> dict[gr.components.Component, dict]:
+            wanted = CONTROLS[Backend(backend)]
+            return {c: gr.update(visible=name in wanted) for name, c in controls.items() if c in toggled}
+
+        controls["backend"].change(show_for, controls["backend"], toggled, api_name=False)
+        demo.load(show_for, controls["backend"], toggled, api_name=False)
+    return demo
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = parse_options(argv)
+    build_app(options).queue().launch(server_name=options.host, server_port=options.port, share=options.share)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The backend registry: one module per backend, each with `build` and `call_kwargs`.
+
+Modules are imported on first use, so an endpoint-only start never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, cast
+
+from langchain_core.messages import BaseMessage
+
+from hfchat.config import Backend, ChatSettings, ModelSpec
+
+_COMMON = frozenset(
+    {"model", "task", "system_prompt", "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "hf_token"}
+)
+
+CONTROLS: dict[Backend, frozenset[str]] = {
+    Backend.PROVIDERS: _COMMON | {"provider", "frequency_penalty"},
+    Backend.ENDPOINT: _COMMON | {"endpoint_url", "served_model", "frequency_penalty"},
+    Backend.LOCAL: _COMMON
+    | {"top_k", "repetition_penalty", "load_in_4bit", "quant_type", "compute_dtype", "double_quant", "device"},
+}
+"""Which sidebar controls reach each backend; the others are hidden for it."""
+
+ALL_CONTROLS = frozenset().union(*CONTROLS.values())
+
+_MODULES = {
+    Backend.PROVIDERS: "hfchat.backends.endpoint",
+    Backend.ENDPOINT: "hfchat.backends.endpoint",
+    Backend.LOCAL: "hfchat.backends.local",
+}
+
+
+class BackendModule(Protocol):
+    def build(self, spec: ModelSpec, token: str | None) -> Any: ...
+
+    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]: ...
+
+    def stream(
+        self, chat: Any, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    ) -> Iterator[str]: ...
+
+
+def module_for(backend: Backend) -> BackendModule:
+    return cast(BackendModule, importlib.import_module(_MODULES[backend]))
+
+
+def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:
+    """A zero-argument build function for the cache; the token stays in the closure."""
+    return lambda: module_for(spec.backend).build(spec, token)

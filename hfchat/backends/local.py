@@ -1,0 +1,241 @@
+"""Local models through HuggingFacePipeline, with streams that stop for real and fail fast.
+
+LangChain's `HuggingFacePipeline._stream` runs generate in a thread nothing can cancel and
+waits 60 s on an empty queue when that thread raises. `StoppablePipeline` replaces it: a
+stopping criterion tied to a cancel event ends the generate thread itself, and an error in
+the thread reaches the reader at once. This module imports torch and transformers, so it is
+only imported when the local backend is used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import transformers
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import GenerationChunk
+from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+from pydantic import PrivateAttr
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from hfchat.config import ChatSettings, ModelSpec, Quantization
+from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
+from hfchat.messages import fold_system_prompt
+
+GENERATE_THREAD_NAME = "hfchat-generate"
+
+PLAIN_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+"""Used when a model ships no chat template: plain 'Role: text' turns, then 'Assistant:'."""
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class FailFastStreamer(TextIteratorStreamer):
+    """A TextIteratorStreamer whose reader gets the generate thread's error immediately."""
+
+    def fail(self, exc: BaseException) -> None:
+        self.text_queue.put(_Failure(exc))
+
+    def close(self) -> None:
+        self.text_queue.put(self.stop_signal)
+
+    def __next__(self) -> str:
+        value = self.text_queue.get(timeout=self.timeout)
+        if isinstance(value, _Failure):
+            raise value.exc
+        if value == self.stop_signal:
+            raise StopIteration
+        return value
+
+
+class CancelCriteria(StoppingCriteria):
+    """Stops generate at the next token once the event is set (the Stop button)."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        stop = self.cancel.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+class StoppablePipeline(HuggingFacePipeline):
+    """HuggingFacePipeline whose stream can be cancelled and surfaces errors at once."""
+
+    _generate_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        cancel: threading.Event = kwargs.get("cancel") or threading.Event()
+        pipeline_kwargs = dict(kwargs.get("pipeline_kwargs") or {})
+        seed: int | None = kwargs.get("seed")
+        streamer = FailFastStreamer(self.pipeline.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        criteria = StoppingCriteriaList([CancelCriteria(cancel)])
+
+        def generate() -> None:
+            try:
+                # One generation per model at a time: a CPU or one GPU can't run two faster.
+                with self._generate_lock:
+                    if cancel.is_set():
+                        return
+                    if seed is not None:
+                        transformers.set_seed(seed)
+                    self.pipeline(prompt, streamer=streamer, stopping_criteria=criteria, **pipeline_kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader, which re-raises it
+                streamer.fail(exc)
+            finally:
+                streamer.close()
+
+        thread = threading.Thread(target=generate, name=GENERATE_THREAD_NAME, daemon=True)
+        thread.start()
+        try:
+            for text in streamer:
+                if text:
+                    chunk = GenerationChunk(text=text)
+                    if run_manager:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+        finally:
+            cancel.set()
+            thread.join(timeout=30)
+
+
+class LocalChat(ChatHuggingFace):
+    """ChatHuggingFace that folds the system prompt into the first user turn when the
+    model's chat template refuses the system role (Gemma-style templates do)."""
+
+    fold_system: bool = False
+
+    def _to_chat_prompt(self, messages: list[BaseMessage]) -> str:
+        if self.fold_system:
+            messages = fold_system_prompt(messages)
+        return super()._to_chat_prompt(messages)
+
+
+def _check_task(task: str) -> None:
+    from transformers.pipelines import SUPPORTED_TASKS
+
+    if task not in SUPPORTED_TASKS:
+        removed = getattr(transformers.pipelines, "REMOVED_TASKS", {}).get(task, "")
+        raise UnsupportedTaskError(
+            f"transformers {transformers.__version__} has no '{task}' pipeline. {removed}".strip(),
+            "Choose the task text-generation with a decoder-only chat model, or serve this "
+            "model with a server that supports it and use the Custom endpoint backend.",
+        )
+
+
+def _quantization_config(quantization: Quantization) -> Any:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise QuantizationUnavailableError(
+            "4-bit loading needs the bitsandbytes package, which is not installed.",
+            "Install it with `pip install bitsandbytes`, or turn 4-bit loading off.",
+        )
+    return transformers.BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quantization.quant_type,
+        bnb_4bit_compute_dtype=getattr(torch, quantization.compute_dtype),
+        bnb_4bit_use_double_quant=quantization.double_quant,
+    )
+
+
+def _placement(spec: ModelSpec) -> dict[str, Any]:
+    """from_model_id's device arguments: an int device, or a device_map for 4-bit."""
+    cuda = torch.cuda.is_available()
+    if spec.device == "cuda" and not cuda:
+        raise ConfigError(
+            "device: CUDA was asked for but no CUDA GPU is available here.",
+            "Choose device 'auto' or 'cpu'.",
+            field="device",
+        )
+    use_cuda = cuda and spec.device in ("cuda", "auto")
+    if spec.quantization is not None:
+        return {"device_map": "auto" if use_cuda else "cpu"}
+    return {"device": 0 if use_cuda else -1}
+
+
+def _prepare_template(tokenizer: Any) -> bool:
+    """Give a template-less tokenizer the plain template; return True if the system role must be folded."""
+    from jinja2 import TemplateError
+
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = PLAIN_TEMPLATE
+    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    try:
+        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+    except TemplateError:
+        return True
+    return False
+
+
+def _check_architecture(spec: ModelSpec, token: str | None) -> None:
+    """Refuse an encoder-decoder model for chat before loading its weights."""
+    config = transformers.AutoConfig.from_pretrained(spec.model, token=token, trust_remote_code=False)
+    if spec.task == "text-generation" and getattr(config, "is_encoder_decoder", False):
+        raise UnsupportedTaskError(
+            f"{spec.model} is an encoder-decoder ({config.model_type}) model, which the text-generation "
+            "pipeline cannot run.",
+            "Use a decoder-only chat model (for example HuggingFaceTB/SmolLM2-135M-Instruct), or serve "
+            "this model elsewhere and use the Custom endpoint backend.",
+        )
+
+
+def build(spec: ModelSpec, token: str | None) -> LocalChat:
+    _check_task(spec.task)
+    _check_architecture(spec, token)
+    model_kwargs: dict[str, Any] = {"trust_remote_code": False}
+    if token:
+        model_kwargs["token"] = token
+    if spec.quantization is not None:
+        model_kwargs["quantization_config"] = _quantization_config(spec.quantization)
+    pipeline_kwargs = {"return_full_text": False} if spec.task == "text-generation" else {}
+    llm = StoppablePipeline.from_model_id(
+        model_id=spec.model,
+        task=spec.task,
+        model_kwargs=model_kwargs,
+        pipeline_kwargs=pipeline_kwargs,
+        **_placement(spec),
+    )
+    # from_model_id keeps model_kwargs on the object; the token must not live there.
+    llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k != "token"}
+    tokenizer = llm.pipeline.tokenizer
+    return LocalChat(llm=llm, tokenizer=tokenizer, fold_system=_prepare_template(tokenizer))
+
+
+def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
+    """transformers generate settings, passed per call through `pipeline_kwargs`."""
+    gen = settings.generation
+    pipeline_kwargs: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens, "do_sample": gen.do_sample}
+    if gen.do_sample:
+        pipeline_kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
+    if gen.repetition_penalty != 1.0:
+        pipeline_kwargs["repetition_penalty"] = gen.repetition_penalty
+    return {"pipeline_kwargs": pipeline_kwargs, "seed": gen.seed}
+
+
+def model_of(chat: LocalChat) -> Any:
+    """The transformers model inside a built chat, for footprint checks and cleanup."""
+    return chat.llm.pipeline.model
+
+
+def stream(
+    chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+) -> Iterator[str]:
+    """Text deltas of the reply; setting `cancel` ends the generate thread at the next token."""
+    for chunk in chat.stream(list(messages), cancel=cancel, **call_kwargs(settings)):
+        if isinstance(chunk.content, str) and chunk.content:
+            yield chunk.content

@@ -1,0 +1,145 @@
+"""One chat turn: validate the settings, get the model from the cache, stream the reply.
+
+Gradio-free: the UI and the API call `ChatService.respond`, which yields the reply so far
+as plain text. Errors become a readable reply; the history is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfchat.backends import builder, module_for
+from hfchat.cache import ModelCache
+from hfchat.config import Backend, ChatSettings, ModelSpec, build_settings
+from hfchat.errors import RECOVERABLE, ConfigError, HFChatError, translate
+from hfchat.messages import build_messages, content_text
+from hfchat.tokens import fingerprint, resolve_token
+
+log = logging.getLogger(__name__)
+
+LOADING_MARK = "⏳"
+
+
+@dataclass
+class ChatService:
+    """Holds the model cache and turns one request into a streamed reply."""
+
+    cache: ModelCache[ModelSpec, Any] = field(default_factory=ModelCache)
+    build: Callable[[ModelSpec, str | None], Callable[[], Any]] = builder
+
+    def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
+        """The built ChatHuggingFace for `spec`, and whether it came from the cache."""
+        return self.cache.get(spec, self.build(spec, token))
+
+    def stream(
+        self,
+        settings: ChatSettings,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        token: str | None,
+        cancel: threading.Event,
+    ) -> Iterator[str]:
+        """Text deltas of the reply (no UI notices); raises the stack's own errors."""
+        messages = build_messages(message, history, settings.system_prompt)
+        chat, hit = self.model_for(settings.spec, token)
+        log.info(
+            "turn: backend=%s model=%s cache=%s",
+            settings.spec.backend.value,
+            settings.spec.model or settings.spec.endpoint_url,
+            "hit" if hit else "built",
+        )
+        yield from module_for(settings.spec.backend).stream(chat, messages, settings, cancel)
+
+    def respond(
+        self, message: Any, history: Sequence[Mapping[str, Any]], values: Mapping[str, Any], session_token: str | None
+    ) -> Iterator[str]:
+        """The reply so far, for the chat window: a loading notice, then the streamed text,
+        or a readable error (appended to any partial reply, which is kept)."""
+        token = resolve_token(session_token)
+        reply = ""
+        settings: ChatSettings | None = None
+        cancel = threading.Event()
+        try:
+            if not content_text(message).strip():
+                raise ConfigError(
+                    "message: the message is empty.", "Type a message, then press Enter.", field="message"
+                )
+            settings = build_settings(**values, token_fingerprint=fingerprint(token))
+            if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
+                yield f"{LOADING_MARK} Loading `{settings.spec.model}` (first use of this configuration)…"
+            started = time.perf_counter()
+            for delta in self.stream(settings, message, history, token, cancel):
+                reply += delta
+                yield reply
+            log.info("turn done in %.2f s, %d chars", time.perf_counter() - started, len(reply))
+        except RECOVERABLE as exc:
+            error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")
+            log.warning("turn failed: %s: %s", type(exc).__name__, error.message)
+            yield f"{reply}\n\n{error.markdown()}" if reply else error.markdown()
+        finally:
+            cancel.set()
+
+
+def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[str]]:
+    """The function behind the chat box and the `/chat` API.
+
+    Its parameter names are the API's names, so `Client.predict(message=..., temperature=...)`
+    works; `defaults` (the CLI's AppOptions) fills what a direct caller leaves out.
+    """
+    d = defaults
+
+    def chat(
+        message: Any,
+        history: list[dict[str, Any]],
+        backend: str = d.backend.value,
+        model: str = d.model,
+        provider: str = d.provider,
+        endpoint_url: str = d.endpoint_url,
+        served_model: str = d.served_model,
+        task: str = d.task,
+        system_prompt: str = d.system_prompt,
+        max_new_tokens: float = d.max_new_tokens,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        top_k: float = 50,
+        repetition_penalty: float = 1.0,
+        seed: float | None = -1,
+        load_in_4bit: bool = d.load_in_4bit,
+        hf_token: str = "",
+        frequency_penalty: float = 0.0,
+        quant_type: str = d.quant_type,
+        compute_dtype: str = d.compute_dtype,
+        double_quant: bool = True,
+        device: str = d.device,
+    ) -> Iterator[str]:
+        values = dict(
+            backend=backend,
+            model=model,
+            provider=provider,
+            endpoint_url=endpoint_url,
+            served_model=served_model,
+            task=task,
+            system_prompt=system_prompt,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            repetition_penalty=repetition_penalty,
+            frequency_penalty=frequency_penalty,
+            seed=seed,
+            load_in_4bit=load_in_4bit,
+            quant_type=quant_type,
+            compute_dtype=compute_dtype,
+            double_quant=double_quant,
+            device=device,
+        )
+        yield from service.respond(message, history, values, hf_token)
+
+    return chat

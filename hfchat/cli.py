@@ -1,0 +1,156 @@
+"""Command-line flags and HFCHAT_* environment variables: the defaults shown in the sidebar."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, TASKS, Backend
+from hfchat.providers import AUTO
+from hfchat.tokens import env_token
+
+DEFAULT_REMOTE_MODEL = "deepseek-ai/DeepSeek-R1-0528"
+DEFAULT_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+ENV_PREFIX = "HFCHAT_"
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """How the app starts, and the sidebar's initial values."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    backend: Backend = Backend.LOCAL
+    model: str = DEFAULT_LOCAL_MODEL
+    provider: str = AUTO
+    endpoint_url: str = ""
+    served_model: str = ""
+    task: str = "text-generation"
+    system_prompt: str = ""
+    max_new_tokens: int = 512
+    load_in_4bit: bool = False
+    quant_type: str = "nf4"
+    compute_dtype: str = "float16"
+    device: str = "auto"
+    cache_size: int = 2
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """Every flag also reads HFCHAT_<NAME> from the environment; the flag wins."""
+    env = os.environ if environ is None else environ
+
+    def default(name: str, fallback: object) -> object:
+        return env.get(ENV_PREFIX + name.upper(), fallback)
+
+    p = argparse.ArgumentParser(
+        prog="app.py",
+        description="hfchat: chat with Hugging Face models through LangChain's ChatHuggingFace. "
+        "Each flag can also be set as HFCHAT_<FLAG> (for example HFCHAT_BACKEND=endpoint).",
+    )
+    # SPACE_ID is set on Hugging Face Spaces, where the app must listen on every interface.
+    p.add_argument(
+        "--host",
+        default=default("host", "0.0.0.0" if env.get("SPACE_ID") else "127.0.0.1"),
+        help="interface to listen on",
+    )
+    p.add_argument(
+        "--port", type=int, default=default("port", env.get("GRADIO_SERVER_PORT", 7860)), help="port (default 7860)"
+    )
+    p.add_argument(
+        "--share",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=default("share", "false"),
+        help="create a public Gradio share link",
+    )
+    p.add_argument(
+        "--backend",
+        choices=[b.value for b in Backend],
+        default=default("backend", None),
+        help="default backend: providers (Inference Providers), endpoint (OpenAI-compatible URL) or local; "
+        "default: providers when a token is set, else local",
+    )
+    p.add_argument(
+        "--model",
+        default=default("model", None),
+        help=f"repo ID or local folder (default {DEFAULT_REMOTE_MODEL} remote, {DEFAULT_LOCAL_MODEL} local)",
+    )
+    p.add_argument("--provider", default=default("provider", AUTO), help="Inference Provider name, or 'auto'")
+    p.add_argument(
+        "--endpoint-url",
+        default=default("endpoint_url", ""),
+        help="base URL of an OpenAI-compatible server (TGI, vLLM, transformers serve)",
+    )
+    p.add_argument(
+        "--served-model", default=default("served_model", ""), help="model name the endpoint expects in requests"
+    )
+    p.add_argument("--task", choices=TASKS, default=default("task", "text-generation"))
+    p.add_argument("--system-prompt", default=default("system_prompt", ""))
+    p.add_argument("--max-new-tokens", type=_positive, default=default("max_new_tokens", 512))
+    p.add_argument(
+        "--load-in-4bit",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=default("load_in_4bit", "false"),
+        help="load local models in 4-bit (bitsandbytes)",
+    )
+    p.add_argument("--quant-type", choices=QUANT_TYPES, default=default("quant_type", "nf4"))
+    p.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=default("compute_dtype", "float16"))
+    p.add_argument("--device", choices=DEVICES, default=default("device", "auto"), help="device for local models")
+    p.add_argument(
+        "--cache-size", type=_positive, default=default("cache_size", 2), help="how many built models to keep (LRU)"
+    )
+    return p
+
+
+def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AppOptions:
+    env = os.environ if environ is None else environ
+    args = build_parser(env).parse_args(argv)
+    share = args.share if isinstance(args.share, bool) else _bool(str(args.share))
+    load_in_4bit = args.load_in_4bit if isinstance(args.load_in_4bit, bool) else _bool(str(args.load_in_4bit))
+    if args.backend:
+        backend = Backend(args.backend)
+    else:
+        backend = Backend.PROVIDERS if env_token(env) else Backend.LOCAL
+    model = args.model
+    if model is None:
+        model = {Backend.PROVIDERS: DEFAULT_REMOTE_MODEL, Backend.LOCAL: DEFAULT_LOCAL_MODEL}.get(backend, "")
+    return AppOptions(
+        host=args.host,
+        port=int(args.port),
+        share=share,
+        backend=backend,
+        model=model,
+        provider=args.provider,
+        endpoint_url=args.endpoint_url,
+        served_model=args.served_model,
+        task=args.task,
+        system_prompt=args.system_prompt,
+        max_new_tokens=int(args.max_new_tokens),
+        load_in_4bit=load_in_4bit,
+        quant_type=args.quant_type,
+        compute_dtype=args.compute_dtype,
+        device=args.device,
+        cache_size=int(args.cache_size),
+    )

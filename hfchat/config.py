@@ -1,0 +1,271 @@
+"""The frozen, validated configuration of a chat turn.
+
+`ModelSpec` holds only what is expensive to build (weights, clients) and is the cache key.
+`GenerationSettings` travels with each call, so changing temperature never reloads weights.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hfchat.errors import ConfigError
+from hfchat.providers import AUTO, chat_providers
+
+
+class Backend(str, Enum):
+    PROVIDERS = "providers"
+    ENDPOINT = "endpoint"
+    LOCAL = "local"
+
+    @property
+    def label(self) -> str:
+        return BACKEND_LABELS[self]
+
+
+BACKEND_LABELS = {
+    Backend.PROVIDERS: "Inference Providers",
+    Backend.ENDPOINT: "Custom endpoint",
+    Backend.LOCAL: "Local",
+}
+
+TASKS = ("text-generation", "text2text-generation")
+DEVICES = ("auto", "cpu", "cuda")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("float16", "bfloat16", "float32")
+
+# (min, max) of every numeric control: the one place both validation and the sliders read.
+RANGES: dict[str, tuple[float, float]] = {
+    "max_new_tokens": (1, 8192),
+    "temperature": (0.0, 2.0),
+    "top_p": (0.01, 1.0),
+    "top_k": (0, 200),
+    "repetition_penalty": (0.5, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "seed": (-1, 2**32 - 1),
+}
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+class Quantization(BaseModel):
+    """bitsandbytes 4-bit loading, as in the seed's BitsAndBytesConfig."""
+
+    model_config = _FROZEN
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+    double_quant: bool = True
+
+
+class ModelSpec(BaseModel):
+    """What identifies a built ChatHuggingFace: the cache key. Never holds the token."""
+
+    model_config = _FROZEN
+    backend: Backend
+    model: str = ""
+    provider: str | None = None
+    endpoint_url: str | None = None
+    task: Literal["text-generation", "text2text-generation"] = "text-generation"
+    quantization: Quantization | None = None
+    device: Literal["auto", "cpu", "cuda"] | None = None
+    token_fingerprint: str = "anonymous"
+
+    @model_validator(mode="after")
+    def _check_backend_fields(self) -> ModelSpec:
+        if self.backend is Backend.PROVIDERS:
+            _check_repo_id(self.model)
+            if self.provider not in chat_providers():
+                raise ValueError(
+                    f"provider: unknown provider {self.provider!r}; choose one of: {', '.join(chat_providers())}"
+                )
+        elif self.backend is Backend.ENDPOINT:
+            _check_url(self.endpoint_url or "")
+        else:
+            _check_local_model(self.model)
+        return self
+
+    @property
+    def where(self) -> str:
+        """How errors name this backend to the user."""
+        if self.backend is Backend.PROVIDERS:
+            return f"Inference Providers ({self.provider}) for {self.model}"
+        if self.backend is Backend.ENDPOINT:
+            return f"The endpoint {self.endpoint_url}"
+        return f"The local model {self.model}"
+
+
+class GenerationSettings(BaseModel):
+    """Sampling settings, sent with every call; never part of the cache key."""
+
+    model_config = _FROZEN
+    max_new_tokens: int = Field(512, ge=RANGES["max_new_tokens"][0], le=RANGES["max_new_tokens"][1], strict=True)
+    do_sample: bool = False
+    temperature: float = Field(0.7, ge=RANGES["temperature"][0], le=RANGES["temperature"][1])
+    top_p: float = Field(0.95, ge=RANGES["top_p"][0], le=RANGES["top_p"][1])
+    top_k: int = Field(50, ge=RANGES["top_k"][0], le=RANGES["top_k"][1], strict=True)
+    repetition_penalty: float = Field(1.0, ge=RANGES["repetition_penalty"][0], le=RANGES["repetition_penalty"][1])
+    frequency_penalty: float = Field(0.0, ge=RANGES["frequency_penalty"][0], le=RANGES["frequency_penalty"][1])
+    seed: int | None = Field(None, ge=0, le=RANGES["seed"][1], strict=True)
+
+    @model_validator(mode="after")
+    def _check_sampling(self) -> GenerationSettings:
+        if self.do_sample and self.temperature == 0:
+            raise ValueError(
+                "temperature: must be above 0 when do_sample is on; turn do_sample off for greedy decoding"
+            )
+        return self
+
+
+class ChatSettings(BaseModel):
+    """Everything one chat turn needs besides the messages and the token."""
+
+    model_config = _FROZEN
+    spec: ModelSpec
+    generation: GenerationSettings = GenerationSettings()
+    system_prompt: str = ""
+    served_model: str | None = None
+
+
+def _check_repo_id(model: str) -> None:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if not model:
+        raise ValueError("model: enter a repo ID such as deepseek-ai/DeepSeek-R1-0528")
+    try:
+        validate_repo_id(model)
+    except HFValidationError as exc:
+        raise ValueError(f"model: {model!r} is not a valid Hugging Face repo ID ({exc})") from None
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().is_dir()
+
+
+def _check_local_model(model: str) -> None:
+    if not model:
+        raise ValueError("model: enter a repo ID (owner/name) or the path of a local model folder")
+    if _looks_like_path(model):
+        folder = Path(model).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"model: the folder {model!r} does not exist or has no config.json")
+        return
+    _check_repo_id(model)
+
+
+def _check_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(
+            "endpoint_url: enter the server's base URL, such as http://127.0.0.1:8000 "
+            "(an OpenAI-compatible server: TGI, vLLM, transformers serve)"
+        )
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error.get("loc", ()) if part not in ("spec", "generation")]
+    return ".".join(loc)
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """A readable message naming each bad field, from pydantic's error list."""
+    parts: list[str] = []
+    fields: list[str] = []
+    for error in exc.errors():
+        field = _field_of(error)
+        msg = str(error.get("msg", "")).removeprefix("Value error, ")
+        if ":" in msg.split(" ")[0]:
+            fields.append(msg.split(":")[0])
+            parts.append(msg)
+        else:
+            fields.append(field)
+            parts.append(f"{field}: {msg}" if field else msg)
+    hint = "Fix the field named above in the sidebar (or the API call) and send again."
+    return ConfigError("; ".join(parts), hint, field=fields[0] if fields else None)
+
+
+def _finite_or_none(name: str, value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a finite number, got {value}", "Enter a number.", field=name)
+    return value
+
+
+def build_settings(
+    *,
+    backend: str,
+    model: str,
+    provider: str | None,
+    endpoint_url: str | None,
+    served_model: str | None,
+    task: str,
+    system_prompt: str,
+    max_new_tokens: float,
+    do_sample: bool,
+    temperature: float,
+    top_p: float,
+    top_k: float,
+    repetition_penalty: float,
+    frequency_penalty: float,
+    seed: float | None,
+    load_in_4bit: bool,
+    quant_type: str,
+    compute_dtype: str,
+    double_quant: bool,
+    device: str,
+    token_fingerprint: str,
+) -> ChatSettings:
+    """Validate raw UI or API values into ChatSettings; raise ConfigError naming the field.
+
+    Fields that don't apply to the chosen backend are dropped, so a hidden control can
+    never change the cache key or reach a backend that would misread it.
+    """
+    try:
+        kind = Backend(backend)
+    except ValueError:
+        choices = ", ".join(b.value for b in Backend)
+        raise ConfigError(f"backend: unknown backend {backend!r}; choose one of: {choices}", field="backend") from None
+    whole = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed}
+    for name, value in whole.items():
+        _finite_or_none(name, value)
+        if isinstance(value, float) and value.is_integer():
+            whole[name] = int(value)
+    if whole["seed"] is not None and whole["seed"] == -1:
+        whole["seed"] = None
+    try:
+        spec = ModelSpec(
+            backend=kind,
+            model=(model or "").strip(),
+            provider=(provider or AUTO) if kind is Backend.PROVIDERS else None,
+            endpoint_url=((endpoint_url or "").strip() or None) if kind is Backend.ENDPOINT else None,
+            task=task,
+            quantization=(
+                Quantization(quant_type=quant_type, compute_dtype=compute_dtype, double_quant=double_quant)
+                if kind is Backend.LOCAL and load_in_4bit
+                else None
+            ),
+            device=device if kind is Backend.LOCAL else None,
+            token_fingerprint=token_fingerprint,
+        )
+        generation = GenerationSettings(
+            max_new_tokens=whole["max_new_tokens"],
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=whole["top_k"],
+            repetition_penalty=repetition_penalty,
+            frequency_penalty=frequency_penalty,
+            seed=whole["seed"],
+        )
+        return ChatSettings(
+            spec=spec,
+            generation=generation,
+            system_prompt=system_prompt or "",
+            served_model=((served_model or "").strip() or None) if kind is Backend.ENDPOINT else None,
+        )
+    except ValidationError as exc:
+        raise config_error(exc) from None

@@ -1,0 +1,260 @@
+"""One small error hierarchy; every message says what went wrong and how to fix it.
+
+Errors from huggingface_hub, httpx, transformers and torch are translated here, in one
+place, so the chat shows a readable message instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import httpx
+import jinja2
+
+ERROR_MARK = "⚠️"
+"""Prefix of every error reply in the chat; history conversion skips such replies."""
+
+
+class HFChatError(Exception):
+    """Base error: `message` says what happened, `hint` says how to fix it."""
+
+    title: ClassVar[str] = "Something went wrong"
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+    def markdown(self) -> str:
+        """The chat reply shown for this error."""
+        text = f"{ERROR_MARK} **{self.title}.** {self.message}"
+        return f"{text}\n\n{self.hint}" if self.hint else text
+
+
+class ConfigError(HFChatError):
+    title = "Invalid setting"
+
+    def __init__(self, message: str, hint: str = "", *, field: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.field = field
+
+
+class AuthError(HFChatError):
+    title = "Not authorized (401)"
+
+
+class AccessError(HFChatError):
+    title = "Access denied (403)"
+
+
+class ModelNotFoundError(HFChatError):
+    title = "Model not found (404)"
+
+
+class RequestRejectedError(HFChatError):
+    title = "Request rejected"
+
+
+class RateLimitError(HFChatError):
+    title = "Rate limited (429)"
+
+    def __init__(self, message: str, hint: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class ServerError(HFChatError):
+    title = "Server error"
+
+
+class EndpointTimeoutError(HFChatError):
+    title = "Timed out"
+
+
+class ConnectionFailedError(HFChatError):
+    title = "Cannot connect"
+
+
+class OfflineModeError(HFChatError):
+    title = "Offline mode"
+
+
+class QuantizationUnavailableError(HFChatError):
+    title = "4-bit loading unavailable"
+
+
+class OutOfMemoryError(HFChatError):
+    title = "Out of memory"
+
+
+class ChatTemplateError(HFChatError):
+    title = "Chat template error"
+
+
+class GenerationError(HFChatError):
+    title = "Generation failed"
+
+
+class UnsupportedTaskError(HFChatError):
+    title = "Unsupported task"
+
+
+def _status_of(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _server_detail(exc: BaseException) -> str:
+    """The server's own words, shortened: often the most useful part of the message."""
+    text = str(exc).strip().splitlines()
+    detail = text[-1] if text else ""
+    return detail[:300]
+
+
+def from_http_status(status: int, where: str, detail: str = "", retry_after: float | None = None) -> HFChatError:
+    """Map an HTTP status from a backend to an error that says what to do."""
+    said = f" The server said: {detail}" if detail else ""
+    if status == 401:
+        return AuthError(
+            f"{where} refused the token.{said}",
+            "Set a valid token in the sidebar's token box, or in HF_TOKEN, then send again. "
+            "Create one at https://huggingface.co/settings/tokens (it needs 'Make calls to Inference Providers').",
+        )
+    if status == 403:
+        return AccessError(
+            f"{where} denied access; the model may be gated or your token lacks a permission.{said}",
+            "Open the model's page on huggingface.co and request access, or use a token "
+            "with the 'Make calls to Inference Providers' permission.",
+        )
+    if status == 404:
+        return ModelNotFoundError(
+            f"{where} has no such model, or does not serve it.{said}",
+            "Check the repo ID's spelling, pick another provider (or 'auto'), or for a custom "
+            "endpoint set 'Served model name' to the name the server expects.",
+        )
+    if status in (400, 413, 422):
+        return RequestRejectedError(
+            f"{where} rejected the request ({status}).{said}",
+            "Lower max_new_tokens or shorten the conversation, or change the setting the server names.",
+        )
+    if status == 429:
+        wait = f" Try again in {retry_after:g} s." if retry_after else " Wait a moment and try again."
+        return RateLimitError(
+            f"{where} is rate limiting requests.{said}",
+            f"{wait.strip()} Providers have per-token quotas; another provider may be free.",
+            retry_after=retry_after,
+        )
+    if status == 503:
+        return ServerError(
+            f"{where} is unavailable (503); the model may still be loading.{said}",
+            "Wait a minute and send again, or pick another provider.",
+        )
+    if status >= 500:
+        return ServerError(
+            f"{where} failed with HTTP {status}.{said}",
+            "This is a server-side problem: send again, or pick another provider or endpoint.",
+        )
+    return RequestRejectedError(f"{where} answered HTTP {status}.{said}", "Check the settings and try again.")
+
+
+_MISSING_MODEL = re.compile(
+    r"is not a local folder|not a valid model identifier|does not appear to have a file|Repository Not Found", re.I
+)
+
+
+def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
+    """Turn any error from the stack into an HFChatError that says how to fix it."""
+    if isinstance(exc, HFChatError):
+        return exc
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "OfflineModeIsEnabled":
+        return OfflineModeError(
+            "HF_HUB_OFFLINE=1 is set, so huggingface_hub refuses to reach the Hugging Face Hub.",
+            "Unset HF_HUB_OFFLINE to use the Hub, use a local model folder, or a custom endpoint URL.",
+        )
+    if name == "GatedRepoError":
+        return from_http_status(403, where, _server_detail(exc))
+    if name == "RepositoryNotFoundError":
+        return from_http_status(404, where, _server_detail(exc))
+    if name == "LocalEntryNotFoundError":
+        return ConnectionFailedError(
+            "The model is not in the local cache and the Hugging Face Hub cannot be reached.",
+            "Connect to the internet once to download it, or give the path of a local model folder.",
+        )
+    status = _status_of(exc)
+    if status is not None:
+        return from_http_status(status, where, _server_detail(exc), _retry_after(exc))
+    if name in ("InferenceTimeoutError",) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return EndpointTimeoutError(
+            f"{where} did not answer in time.",
+            "The server may be overloaded or the model still loading: wait a moment and send again.",
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ConnectionFailedError(
+            f"{where} closed the connection in the middle of the reply.",
+            "The server may have crashed or restarted: check it, then send again.",
+        )
+    if isinstance(exc, (httpx.ConnectError, ConnectionError)):
+        dns = "resolve" in text.lower() or "name or service" in text.lower() or "nodename" in text.lower()
+        what = "The endpoint's host name does not resolve" if dns else f"{where} refused the connection"
+        return ConnectionFailedError(
+            f"{what}.",
+            "Check the endpoint URL (scheme, host and port) and that the server is running, then send again.",
+        )
+    if isinstance(exc, httpx.HTTPError):
+        return ConnectionFailedError(
+            f"{where} could not be reached: {text[:200]}", "Check the URL and the server, then send again."
+        )
+    if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return OutOfMemoryError(
+            "The model does not fit in memory.",
+            "Enable 4-bit loading, pick a smaller model, lower max_new_tokens, or lower the cache size (--cache-size).",
+        )
+    if "bitsandbytes" in text.lower() and isinstance(exc, (ImportError, RuntimeError, ValueError)):
+        return QuantizationUnavailableError(
+            f"bitsandbytes cannot load this model in 4-bit here: {text[:200]}",
+            "Install it with `pip install bitsandbytes` (a CUDA GPU or bitsandbytes>=0.49 for CPU), or turn 4-bit off.",
+        )
+    if name == "TemplateError" or name.endswith("TemplateError"):
+        return ChatTemplateError(
+            f"The model's chat template failed: {text[:200]}",
+            "Clear the system prompt or the conversation and try again, or use another model.",
+        )
+    if isinstance(exc, OSError) and _MISSING_MODEL.search(text):
+        return ModelNotFoundError(
+            f"No model was found at that repo ID or folder. {text.splitlines()[0][:200]}",
+            "Check the repo ID (owner/name) or give an existing local folder with config.json.",
+        )
+    return GenerationError(f"{where} failed: {name}: {text[:300]}", "Check the settings and send again.")
+
+
+RECOVERABLE: tuple[type[BaseException], ...] = (
+    HFChatError,
+    OSError,
+    ValueError,
+    RuntimeError,
+    ImportError,
+    MemoryError,
+    TimeoutError,
+    KeyError,
+    TypeError,
+    httpx.HTTPError,
+    jinja2.TemplateError,
+)
+"""Errors a chat turn turns into a message; anything else is a bug and propagates."""

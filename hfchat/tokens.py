@@ -1,0 +1,37 @@
+"""Where the token comes from, and how it is identified without being revealed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+
+ENV_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
+
+# A per-process key: fingerprints can't be compared across processes or brute-forced offline.
+_KEY = secrets.token_bytes(32)
+
+
+def env_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The server-side token from the environment, if any."""
+    env = os.environ if environ is None else environ
+    for name in ENV_VARS:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def resolve_token(session_token: str | None) -> str | None:
+    """A visitor's own token wins over the server's environment token."""
+    session_token = (session_token or "").strip()
+    return session_token or env_token()
+
+
+def fingerprint(token: str | None) -> str:
+    """A short keyed hash that tells tokens apart in cache keys, never the token itself."""
+    if not token:
+        return "anonymous"
+    return hmac.new(_KEY, token.encode(), hashlib.sha256).hexdigest()[:16]
