@@ -39,7 +39,7 @@ class ConfigError(HFChatError):
     title = "Invalid setting"
 
     def __init__(self, message: str, hint: str = "", *, field: str | None = None) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint or "Fix that field in the sidebar (or the API call) and send again.")
         self.field = field
 
 

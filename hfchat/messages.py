@@ -45,8 +45,9 @@ def history_to_messages(history: Sequence[Mapping[str, Any]]) -> list[BaseMessag
     """Turn Gradio's message history into alternating Human/AI messages.
 
     Thinking and status messages (those with a metadata title) are skipped; a turn that
-    ended in an error is dropped with its question, and back-to-back user messages are
-    joined, so templates that demand alternating roles still render.
+    ended in an error is dropped with its question, back-to-back messages of one role are
+    joined and a leading reply is dropped, so templates that demand user-first alternating
+    roles still render.
     """
     out: list[BaseMessage] = []
     for item in history:
@@ -66,7 +67,9 @@ def history_to_messages(history: Sequence[Mapping[str, Any]]) -> list[BaseMessag
                 if out and isinstance(out[-1], HumanMessage):
                     out.pop()
                 continue
-            if out and isinstance(out[-1], AIMessage):
+            if not out:
+                continue  # a reply before any question (a greeting): strict templates can't start with it
+            if isinstance(out[-1], AIMessage):
                 out[-1] = AIMessage(content=f"{out[-1].content}\n\n{reply}")
             else:
                 out.append(AIMessage(content=reply))

@@ -1,0 +1,59 @@
+"""Flags and HFCHAT_* variables set the app's defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfchat.cli import DEFAULT_LOCAL_MODEL, DEFAULT_REMOTE_MODEL, parse_options
+from hfchat.config import Backend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_without_token_defaults_to_small_local_model() -> None:
+    options = parse_options([], {})
+    assert options.backend is Backend.LOCAL
+    assert options.model == DEFAULT_LOCAL_MODEL
+
+
+@pytest.mark.parametrize("var", ["HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN"])
+def test_with_token_defaults_to_inference_providers(var: str) -> None:
+    options = parse_options([], {var: "hf_x"})
+    assert options.backend is Backend.PROVIDERS
+    assert (options.model, options.provider) == (DEFAULT_REMOTE_MODEL, "auto")
+
+
+def test_environment_variables_set_defaults_and_flags_win() -> None:
+    env = {"HFCHAT_BACKEND": "endpoint", "HFCHAT_ENDPOINT_URL": "http://127.0.0.1:8000", "HFCHAT_CACHE_SIZE": "3"}
+    options = parse_options([], env)
+    assert options.backend is Backend.ENDPOINT
+    assert options.endpoint_url == "http://127.0.0.1:8000"
+    assert options.cache_size == 3
+    options = parse_options(["--cache-size", "5", "--load-in-4bit", "--served-model", "m"], env)
+    assert (options.cache_size, options.load_in_4bit, options.served_model) == (5, True, "m")
+
+
+def test_host_port_share_and_task_flags() -> None:
+    options = parse_options(["--host", "0.0.0.0", "--port", "9000", "--share", "--task", "text-generation"], {})
+    assert (options.host, options.port, options.share, options.task) == ("0.0.0.0", 9000, True, "text-generation")
+    assert parse_options([], {"SPACE_ID": "me/space"}).host == "0.0.0.0"
+
+
+def test_bad_flag_values_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_options(["--cache-size", "0"], {})
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_help_lists_every_flag_without_importing_torch() -> None:
+    code = "import sys, runpy; sys.argv=['app.py','--help']\ntry:\n runpy.run_path('app.py', run_name='__main__')\nexcept SystemExit: pass\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    for flag in ["--host", "--port", "--share", "--backend", "--model", "--provider", "--endpoint-url",
+                 "--served-model", "--task", "--load-in-4bit", "--cache-size"]:
+        assert flag in out
+    assert "HFCHAT_" in out
+    assert out.strip().endswith("NO-TORCH")

@@ -1,0 +1,174 @@
+"""Config validation: every bad value is refused with a message naming the field."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hfchat.config import RANGES, Backend, ModelSpec, build_settings
+from hfchat.errors import ConfigError
+from hfchat.providers import chat_providers
+
+
+def values(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = dict(
+        backend="providers",
+        model="deepseek-ai/DeepSeek-R1-0528",
+        provider="auto",
+        endpoint_url="",
+        served_model="",
+        task="text-generation",
+        system_prompt="",
+        max_new_tokens=64,
+        do_sample=False,
+        temperature=0.7,
+        top_p=0.95,
+        top_k=50,
+        repetition_penalty=1.0,
+        frequency_penalty=0.0,
+        seed=-1,
+        load_in_4bit=False,
+        quant_type="nf4",
+        compute_dtype="float16",
+        double_quant=True,
+        device="auto",
+        token_fingerprint="anonymous",
+    )
+    base.update(overrides)
+    return base
+
+
+def test_valid_settings_are_frozen_and_hashable() -> None:
+    settings = build_settings(**values())
+    assert settings.spec.backend is Backend.PROVIDERS
+    assert settings.generation.seed is None  # -1 means random
+    with pytest.raises(ValueError):
+        settings.spec.model = "x"  # type: ignore[misc]
+    assert hash(settings.spec) == hash(build_settings(**values()).spec)
+
+
+def test_sampling_is_not_part_of_the_cache_key() -> None:
+    a = build_settings(**values(temperature=0.1, top_p=0.5, seed=3, max_new_tokens=10))
+    b = build_settings(**values(temperature=1.5, top_p=0.9, seed=-1, max_new_tokens=900, do_sample=True))
+    assert a.spec == b.spec
+    assert a.generation != b.generation
+
+
+def test_controls_of_other_backends_do_not_change_the_key() -> None:
+    a = build_settings(**values(backend="local", model="org/model", provider="together", endpoint_url="http://a"))
+    b = build_settings(**values(backend="local", model="org/model", provider="groq", endpoint_url="http://b"))
+    assert a.spec == b.spec
+    assert a.spec.provider is None and a.spec.endpoint_url is None
+    c = build_settings(**values(load_in_4bit=True, device="cpu"))  # providers: no 4-bit, no device
+    assert c.spec.quantization is None and c.spec.device is None
+
+
+def test_key_holds_quantization_device_and_token_fingerprint() -> None:
+    plain = build_settings(**values(backend="local", model="org/model", device="cpu")).spec
+    four = build_settings(**values(backend="local", model="org/model", device="cpu", load_in_4bit=True)).spec
+    other_token = build_settings(**values(backend="local", model="org/model", device="cpu", token_fingerprint="x")).spec
+    assert len({plain, four, other_token}) == 3
+    assert four.quantization is not None and four.quantization.quant_type == "nf4"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": 10**9}, "max_new_tokens"),
+        ({"max_new_tokens": 1.5}, "max_new_tokens"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": math.nan}, "temperature"),
+        ({"temperature": math.inf}, "temperature"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty"),
+        ({"frequency_penalty": 3.0}, "frequency_penalty"),
+        ({"seed": -5}, "seed"),
+        ({"seed": math.nan}, "seed"),
+        ({"do_sample": True, "temperature": 0.0}, "temperature"),
+        ({"model": ""}, "model"),
+        ({"model": "../../etc"}, "model"),
+        ({"model": "https://huggingface.co/org/model"}, "model"),
+        ({"model": "a" * 97}, "model"),
+        ({"provider": "nebius-typo"}, "provider"),
+        ({"backend": "gpu"}, "backend"),
+        ({"backend": "endpoint", "endpoint_url": ""}, "endpoint_url"),
+        ({"backend": "endpoint", "endpoint_url": "ftp://host"}, "endpoint_url"),
+        ({"backend": "endpoint", "endpoint_url": "localhost:8000"}, "endpoint_url"),
+        ({"backend": "local", "model": "./no/such/folder"}, "model"),
+        ({"task": "summarize"}, "task"),
+        ({"backend": "local", "model": "org/m", "load_in_4bit": True, "quant_type": "int3"}, "quant_type"),
+        ({"backend": "local", "model": "org/m", "device": "tpu"}, "device"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_settings(**values(**overrides))
+    assert info.value.field == field
+    assert field in info.value.message
+    assert info.value.hint, "every refusal says how to fix it"
+
+
+def test_unknown_provider_message_lists_the_valid_names() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_settings(**values(provider="nebius-typo"))
+    for name in chat_providers():
+        assert name in info.value.message
+
+
+def test_provider_list_comes_from_huggingface_hub() -> None:
+    from huggingface_hub.inference._providers import PROVIDERS
+
+    names = chat_providers()
+    assert names[0] == "auto"
+    assert set(names[1:]) == {p for p, tasks in PROVIDERS.items() if "conversational" in tasks}
+
+
+def test_local_folder_is_accepted(tmp_path: Any) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    settings = build_settings(**values(backend="local", model=str(tmp_path), device="cpu"))
+    assert settings.spec.model == str(tmp_path)
+
+
+def test_served_model_only_for_endpoints() -> None:
+    endpoint = build_settings(**values(backend="endpoint", endpoint_url="http://127.0.0.1:1", served_model=" m "))
+    assert endpoint.served_model == "m"
+    assert build_settings(**values(served_model="m")).served_model is None
+
+
+@given(
+    temperature=st.floats(allow_nan=True, allow_infinity=True),
+    top_p=st.floats(allow_nan=True, allow_infinity=True),
+    max_new_tokens=st.one_of(st.integers(), st.floats(allow_nan=True)),
+)
+def test_property_settings_are_valid_or_refused_with_a_field(
+    temperature: float, top_p: float, max_new_tokens: Any
+) -> None:
+    try:
+        settings = build_settings(**values(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens))
+    except ConfigError as exc:
+        assert exc.field in {"temperature", "top_p", "max_new_tokens"}
+        return
+    gen = settings.generation
+    assert RANGES["temperature"][0] <= gen.temperature <= RANGES["temperature"][1]
+    assert RANGES["top_p"][0] <= gen.top_p <= RANGES["top_p"][1]
+    assert isinstance(gen.max_new_tokens, int)
+    assert RANGES["max_new_tokens"][0] <= gen.max_new_tokens <= RANGES["max_new_tokens"][1]
+
+
+@given(model=st.text(max_size=120))
+def test_property_repo_ids_never_escape_validation(model: str) -> None:
+    try:
+        spec = build_settings(**values(model=model)).spec
+    except ConfigError as exc:
+        assert exc.field == "model"
+        return
+    assert ".." not in spec.model and "://" not in spec.model and len(spec.model) <= 96
+    assert ModelSpec.model_validate(spec.model_dump()) == spec

@@ -1,0 +1,80 @@
+"""Errors from the stack become messages that say how to fix the problem."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+from hfchat.errors import (
+    AccessError,
+    AuthError,
+    ConnectionFailedError,
+    EndpointTimeoutError,
+    ModelNotFoundError,
+    OfflineModeError,
+    OutOfMemoryError,
+    QuantizationUnavailableError,
+    RateLimitError,
+    RequestRejectedError,
+    ServerError,
+    translate,
+)
+
+
+def http_error(status: int, headers: dict[str, str] | None = None) -> HfHubHTTPError:
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx.Response(status, headers=headers or {}, request=request, text="server says no")
+    return HfHubHTTPError(f"{status} error", response=response)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "words"),
+    [
+        (401, AuthError, "token"),
+        (403, AccessError, "request access"),
+        (404, ModelNotFoundError, "repo ID"),
+        (422, RequestRejectedError, "setting"),
+        (400, RequestRejectedError, "setting"),
+        (429, RateLimitError, "Try again in 7 s"),
+        (500, ServerError, "send again"),
+        (503, ServerError, "loading"),
+    ],
+)
+def test_http_statuses(status: int, kind: type, words: str) -> None:
+    error = translate(http_error(status, {"Retry-After": "7"}), "The endpoint")
+    assert isinstance(error, kind)
+    assert words in error.markdown()
+    assert error.markdown().startswith("⚠️ **")
+
+
+def test_rate_limit_keeps_retry_after() -> None:
+    error = translate(http_error(429, {"Retry-After": "3"}))
+    assert isinstance(error, RateLimitError) and error.retry_after == 3.0
+
+
+def test_transport_faults() -> None:
+    refused = translate(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert isinstance(refused, ConnectionFailedError) and "refused" in refused.message
+    dns = translate(httpx.ConnectError("[Errno -2] Name or service not known"))
+    assert isinstance(dns, ConnectionFailedError) and "resolve" in dns.message
+    assert isinstance(translate(httpx.ReadTimeout("timed out")), EndpointTimeoutError)
+    cut = translate(httpx.RemoteProtocolError("peer closed connection"))
+    assert isinstance(cut, ConnectionFailedError) and "middle" in cut.message
+
+
+def test_offline_mode_names_the_variable() -> None:
+    error = translate(OfflineModeIsEnabled("offline"))
+    assert isinstance(error, OfflineModeError) and "HF_HUB_OFFLINE" in str(error)
+
+
+def test_memory_and_quantization() -> None:
+    assert "4-bit" in translate(MemoryError()).hint
+    error = translate(ImportError("Using bitsandbytes 4-bit quantization requires bitsandbytes"))
+    assert isinstance(error, QuantizationUnavailableError) and "pip install bitsandbytes" in error.hint
+    assert isinstance(translate(RuntimeError("CUDA out of memory. Tried to allocate")), OutOfMemoryError)
+
+
+def test_missing_model_folder() -> None:
+    error = translate(OSError("nope is not a local folder and is not a valid model identifier"))
+    assert isinstance(error, ModelNotFoundError)
