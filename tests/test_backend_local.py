@@ -1,0 +1,188 @@
+"""The local backend on tiny models built offline: real HuggingFacePipeline, real generate."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from hfchat.backends import local
+from hfchat.cache import ModelCache
+from hfchat.chat import ChatService
+from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, Quantization
+from hfchat.errors import UnsupportedTaskError
+
+MESSAGES = [SystemMessage("You are terse."), HumanMessage("Tell me a story about a robot.")]
+
+
+def spec_for(path: Path, **kw: Any) -> ModelSpec:
+    return ModelSpec(backend=Backend.LOCAL, model=str(path), device="cpu", **kw)
+
+
+def settings_for(spec: ModelSpec, **gen: Any) -> ChatSettings:
+    return ChatSettings(spec=spec, generation=GenerationSettings(**gen))
+
+
+def generate_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == local.GENERATE_THREAD_NAME]
+
+
+def reply(chat: Any, spec: ModelSpec, messages: Any = MESSAGES, **gen: Any) -> str:
+    return "".join(local.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
+
+
+@pytest.fixture(scope="module")
+def chat_model(tiny_models: dict[str, Path]) -> tuple[Any, ModelSpec]:
+    spec = spec_for(tiny_models["chat"])
+    return local.build(spec, None), spec
+
+
+def test_invoke_returns_only_the_reply_not_the_prompt(chat_model: tuple[Any, ModelSpec]) -> None:
+    """Defect 1: without return_full_text=False, invoke echoes the rendered prompt."""
+    chat, _ = chat_model
+    prompt = chat._to_chat_prompt(MESSAGES)
+    assert "<|im_start|>" in prompt
+    text = chat.invoke(MESSAGES, pipeline_kwargs={"max_new_tokens": 8, "do_sample": False}).content
+    assert text
+    assert "<|im_start|>" not in text and "You are terse." not in text
+    assert not text.startswith(prompt[:20])
+
+
+def test_stream_is_token_by_token_and_greedy_is_deterministic(chat_model: tuple[Any, ModelSpec]) -> None:
+    chat, spec = chat_model
+    chunks = list(local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event()))
+    assert len(chunks) >= 2
+    assert "".join(chunks) == reply(chat, spec, max_new_tokens=12)
+
+
+def test_sampling_settings_reach_generate(chat_model: tuple[Any, ModelSpec]) -> None:
+    chat, spec = chat_model
+    base = dict(max_new_tokens=24, do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
+    same_a = reply(chat, spec, seed=7, **base)
+    same_b = reply(chat, spec, seed=7, **base)
+    other = reply(chat, spec, seed=8, **base)
+    assert same_a == same_b, "the seed must make sampling reproducible"
+    assert same_a != other
+    greedy = reply(chat, spec, max_new_tokens=24)
+    penalised = reply(chat, spec, max_new_tokens=24, repetition_penalty=2.0)
+    assert greedy != penalised, "repetition_penalty must reach generate"
+
+
+def test_call_kwargs_are_generate_settings_on_the_local_scale() -> None:
+    spec = ModelSpec(backend=Backend.LOCAL, model="org/m", device="cpu")
+    greedy = local.call_kwargs(settings_for(spec, max_new_tokens=5))
+    assert greedy == {"pipeline_kwargs": {"max_new_tokens": 5, "do_sample": False}, "seed": None}
+    sampled = local.call_kwargs(
+        settings_for(spec, do_sample=True, temperature=0.5, top_p=0.8, top_k=7, repetition_penalty=1.2, seed=1)
+    )
+    assert sampled["pipeline_kwargs"] == {
+        "max_new_tokens": 512,
+        "do_sample": True,
+        "temperature": 0.5,
+        "top_p": 0.8,
+        "top_k": 7,
+        "repetition_penalty": 1.2,
+    }
+    assert sampled["seed"] == 1
+
+
+def test_cancel_ends_the_generate_thread(chat_model: tuple[Any, ModelSpec]) -> None:
+    """The Stop button must end generate itself, not just hide its output."""
+    chat, spec = chat_model
+    cancel = threading.Event()
+    stream = local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=5000), cancel)
+    received = [next(stream) for _ in range(3)]
+    assert len(generate_threads()) == 1
+    started = time.monotonic()
+    stream.close()  # what Gradio does when the user presses Stop
+    while generate_threads() and time.monotonic() - started < 5:
+        time.sleep(0.01)
+    assert not generate_threads(), "the generate thread must end once the stream is closed"
+    assert time.monotonic() - started < 2
+    assert cancel.is_set() and len(received) == 3
+
+
+def test_error_in_generate_thread_reaches_the_reader_at_once(chat_model: tuple[Any, ModelSpec]) -> None:
+    """Defect 7: TextIteratorStreamer would wait 60 s and then raise queue.Empty."""
+    chat, _ = chat_model
+    started = time.monotonic()
+    with pytest.raises(ValueError):
+        # A streamer cannot be used with beam search: generate raises inside the thread.
+        list(chat.stream(MESSAGES, pipeline_kwargs={"max_new_tokens": 4, "num_beams": 2}))
+    assert time.monotonic() - started < 5
+    assert not generate_threads()
+
+
+def test_model_without_chat_template_still_chats(tiny_models: dict[str, Path]) -> None:
+    """Defect 6a: no chat template falls back to the documented plain template."""
+    spec = spec_for(tiny_models["plain"])
+    chat = local.build(spec, None)
+    assert chat.tokenizer.chat_template == local.PLAIN_TEMPLATE
+    prompt = chat._to_chat_prompt(MESSAGES)
+    assert prompt.startswith("System: You are terse.") and prompt.endswith("Assistant:")
+    assert reply(chat, spec, max_new_tokens=6)
+
+
+def test_template_refusing_system_role_gets_it_folded(tiny_models: dict[str, Path]) -> None:
+    """Defect 6b: a template that raises on the system role still chats; the prompt keeps the text."""
+    spec = spec_for(tiny_models["nosystem"])
+    chat = local.build(spec, None)
+    assert chat.fold_system
+    prompt = chat._to_chat_prompt(MESSAGES)
+    assert "You are terse.\n\nTell me a story" in prompt
+    assert reply(chat, spec, max_new_tokens=6)
+
+
+def test_seq2seq_is_refused_with_a_fix(tiny_models: dict[str, Path]) -> None:
+    with pytest.raises(UnsupportedTaskError) as info:
+        local.build(spec_for(tiny_models["t5"], task="text2text-generation"), None)
+    assert "text2text-generation" in info.value.message and "text-generation" in info.value.hint
+    with pytest.raises(UnsupportedTaskError) as info:
+        local.build(spec_for(tiny_models["t5"]), None)
+    assert "encoder-decoder" in info.value.message
+
+
+def test_4bit_loading_is_real_and_smaller(tiny_models: dict[str, Path], chat_model: tuple[Any, ModelSpec]) -> None:
+    import bitsandbytes as bnb
+
+    spec = spec_for(tiny_models["chat"], quantization=Quantization(compute_dtype="float32"))
+    chat = local.build(spec, None)
+    model = local.model_of(chat)
+    assert model.is_loaded_in_4bit
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers, "linear layers must become bitsandbytes Linear4bit"
+    assert layers[0].weight.quant_type == "nf4"
+    full = local.model_of(chat_model[0]).get_memory_footprint()
+    assert model.get_memory_footprint() < full
+    assert reply(chat, spec, max_new_tokens=6)
+
+
+def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_models: dict[str, Path]) -> None:
+    import gc
+    import weakref
+
+    builds: list[ModelSpec] = []
+
+    def counting_builder(spec: ModelSpec, token: str | None) -> Any:
+        def build() -> Any:
+            builds.append(spec)
+            return local.build(spec, token)
+
+        return build
+
+    service = ChatService(cache=ModelCache(1), build=counting_builder)
+    spec = spec_for(tiny_models["chat"])
+    for temperature in (0.2, 0.9, 1.5):
+        settings = settings_for(spec, max_new_tokens=3, do_sample=True, temperature=temperature)
+        assert "".join(service.stream(settings, "hi", [], None, threading.Event()))
+    assert len(builds) == 1
+    model_ref = weakref.ref(local.model_of(service.cache.get(spec, lambda: None)[0]))
+    other = spec_for(tiny_models["plain"])
+    "".join(service.stream(settings_for(other, max_new_tokens=2), "hi", [], None, threading.Event()))
+    gc.collect()
+    assert spec not in service.cache
+    assert model_ref() is None, "the evicted model's weights must be freed"
