@@ -121,9 +121,11 @@ def _retry_after(exc: BaseException) -> float | None:
 
 def _server_detail(exc: BaseException) -> str:
     """The server's own words, shortened: often the most useful part of the message."""
-    text = str(exc).strip().splitlines()
-    detail = text[-1] if text else ""
-    return detail[:300]
+    server_message = getattr(exc, "server_message", None)
+    if isinstance(server_message, str) and server_message.strip():
+        return " ".join(server_message.split())[:300]
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def from_http_status(status: int, where: str, detail: str = "", retry_after: float | None = None) -> HFChatError:
@@ -148,10 +150,10 @@ def from_http_status(status: int, where: str, detail: str = "", retry_after: flo
             "endpoint set 'Served model name' to the name the server expects.",
         )
     if status in (400, 413, 422):
-        return RequestRejectedError(
-            f"{where} rejected the request ({status}).{said}",
-            "Lower max_new_tokens or shorten the conversation, or change the setting the server names.",
-        )
+        hint = "Lower max_new_tokens or shorten the conversation, or change the setting the server names."
+        if "model" in detail.lower():
+            hint = "Set 'Served model name' to the name the server expects (see its /v1/models), then send again."
+        return RequestRejectedError(f"{where} rejected the request ({status}).{said}", hint)
     if status == 429:
         wait = f" Try again in {retry_after:g} s." if retry_after else " Wait a moment and try again."
         return RateLimitError(
@@ -235,6 +237,11 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
         return ChatTemplateError(
             f"The model's chat template failed: {text[:200]}",
             "Clear the system prompt or the conversation and try again, or use another model.",
+        )
+    if isinstance(exc, OSError) and "couldn't connect" in text.lower():
+        return ConnectionFailedError(
+            "The Hugging Face Hub cannot be reached, and the model is not in the local cache.",
+            "Check the internet connection, or give the path of a local model folder, then send again.",
         )
     if isinstance(exc, OSError) and _MISSING_MODEL.search(text):
         return ModelNotFoundError(

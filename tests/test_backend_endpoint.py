@@ -1,0 +1,142 @@
+"""Endpoint backends against a real `transformers serve`, with a recording proxy in front.
+
+What reached the server is asserted on the wire: the stack's silent drops (temperature
+0.8, no top_p, no seed, no penalty, model "dummy") each have a test here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from hfchat.backends import endpoint
+from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec
+from tests.fixtures.servers import (
+    Recorder,
+    RecordingProxy,
+    TransformersServe,
+    chat_route_handler,
+    json_response,
+    provider_mapping_response,
+)
+
+MESSAGES = [SystemMessage("Be brief."), HumanMessage("Hello there")]
+
+
+def endpoint_settings(url: str, served: str | None = None, **gen: Any) -> ChatSettings:
+    spec = ModelSpec(backend=Backend.ENDPOINT, endpoint_url=url)
+    return ChatSettings(spec=spec, generation=GenerationSettings(**gen), served_model=served)
+
+
+def run(settings: ChatSettings, token: str | None = None, messages: Any = MESSAGES) -> str:
+    chat = endpoint.build(settings.spec, token)
+    return "".join(endpoint.stream(chat, messages, settings, threading.Event()))
+
+
+def chat_bodies(proxy: RecordingProxy | Recorder) -> list[dict[str, Any]]:
+    return [r.json for r in proxy.requests if r.path.endswith("/chat/completions")]
+
+
+def test_greedy_is_greedy_on_the_wire_and_repeatable(proxy: RecordingProxy, serve: TransformersServe) -> None:
+    """Defect 2: ChatHuggingFace sends temperature 0.8 and drops do_sample=False."""
+    settings = endpoint_settings(proxy.url, max_new_tokens=16)
+    first, second = run(settings), run(settings)
+    assert first and first == second
+    for body in chat_bodies(proxy):
+        assert body["temperature"] == 0.0
+        assert "top_p" not in body
+        assert body["max_tokens"] == 16
+        assert body["stream"] is True
+
+
+def test_sampling_sends_temperature_top_p_and_seed(proxy: RecordingProxy) -> None:
+    """Defect 4: top_p and seed never reached the endpoint."""
+    settings = endpoint_settings(proxy.url, max_new_tokens=12, do_sample=True, temperature=0.9, top_p=0.5, seed=3)
+    assert run(settings) == run(settings), "a fixed seed makes sampling repeatable on the server"
+    body = chat_bodies(proxy)[0]
+    assert (body["temperature"], body["top_p"], body["seed"]) == (0.9, 0.5, 3)
+
+
+def test_penalty_is_sent_on_the_endpoints_own_scale(proxy: RecordingProxy) -> None:
+    """Defect 3: repetition_penalty was copied into frequency_penalty, then not sent at all."""
+    run(endpoint_settings(proxy.url, max_new_tokens=8, repetition_penalty=1.3))
+    assert "frequency_penalty" not in chat_bodies(proxy)[0], "a local-scale penalty must not leak to an endpoint"
+    assert "repetition_penalty" not in chat_bodies(proxy)[0]
+    proxy.clear()
+    neutral = run(endpoint_settings(proxy.url, max_new_tokens=40))
+    penalised = run(endpoint_settings(proxy.url, max_new_tokens=40, frequency_penalty=1.5))
+    assert chat_bodies(proxy)[1]["frequency_penalty"] == 1.5
+    assert neutral != penalised, "the server must have applied the penalty"
+
+
+def test_served_model_name_is_sent(proxy: RecordingProxy, serve: TransformersServe) -> None:
+    """Defect 5: with endpoint_url the request said model='dummy'; pinned servers answer 400."""
+    assert run(endpoint_settings(proxy.url, served=serve.model_name, max_new_tokens=6))
+    assert chat_bodies(proxy)[0]["model"] == serve.model_name
+
+
+def test_served_model_name_is_discovered_when_empty(proxy: RecordingProxy, serve: TransformersServe) -> None:
+    assert run(endpoint_settings(proxy.url, max_new_tokens=6))
+    assert any(r.path == "/v1/models" for r in proxy.requests)
+    assert chat_bodies(proxy)[0]["model"] == serve.model_name
+
+
+def test_a_wrong_served_name_gets_a_readable_error(proxy: RecordingProxy) -> None:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from hfchat.errors import RequestRejectedError, translate
+
+    with pytest.raises(HfHubHTTPError) as info:
+        run(endpoint_settings(proxy.url, served="no-such-model", max_new_tokens=4))
+    error = translate(info.value, "The endpoint")
+    assert isinstance(error, RequestRejectedError)
+    assert "no-such-model" in error.message, "the server's own words are shown"
+    assert "Served model name" in error.hint
+
+
+def test_custom_endpoint_works_with_hf_hub_offline(proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 8: HF_HUB_OFFLINE=1 made huggingface_hub refuse even a loopback endpoint."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert constants.is_offline_mode()
+    assert run(endpoint_settings(proxy.url, max_new_tokens=6))
+    # The Hub itself stays blocked: offline mode keeps its meaning.
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    with pytest.raises(OfflineModeIsEnabled):
+        HfApi(endpoint="http://127.0.0.1:9").model_info("org/model")
+
+
+def test_named_provider_route_gets_the_token_and_the_url_hub_builds(hub_recorder: Recorder) -> None:
+    """The provider route can't be reached from here; its URL is sent to a loopback recorder."""
+    hub_recorder.route("GET", "/api/models/org/model", json_response(provider_mapping_response("org/model", "together", "together/org-model")))
+    hub_recorder.route("POST", "/together/v1/chat/completions", chat_route_handler("Hello from together"))
+    spec = ModelSpec(backend=Backend.PROVIDERS, model="org/model", provider="together")
+    settings = ChatSettings(spec=spec, generation=GenerationSettings(max_new_tokens=9, do_sample=True, top_p=0.7, seed=5))
+    assert run(settings, token="hf_sentinel_token") == "Hello from together"
+    call = [r for r in hub_recorder.requests if r.path == "/together/v1/chat/completions"][0]
+    assert call.headers.get("authorization") == "Bearer hf_sentinel_token"
+    assert call.json["model"] == "together/org-model"
+    assert (call.json["max_tokens"], call.json["top_p"], call.json["seed"]) == (9, 0.7, 5)
+
+
+def test_auto_provider_route(hub_recorder: Recorder) -> None:
+    hub_recorder.route("POST", "/v1/chat/completions", chat_route_handler("auto says hi"))
+    spec = ModelSpec(backend=Backend.PROVIDERS, model="deepseek-ai/DeepSeek-R1-0528", provider="auto")
+    assert run(ChatSettings(spec=spec), token="hf_sentinel_token") == "auto says hi"
+    call = chat_bodies(hub_recorder)[0]
+    assert call["model"] == "deepseek-ai/DeepSeek-R1-0528"
+    assert call["temperature"] == 0.0
+
+
+def test_call_kwargs_per_backend() -> None:
+    settings = endpoint_settings("http://127.0.0.1:1", served="m", max_new_tokens=5, frequency_penalty=-0.5)
+    assert endpoint.call_kwargs(settings) == {"max_tokens": 5, "temperature": 0.0, "frequency_penalty": -0.5, "model": "m"}
+    spec = ModelSpec(backend=Backend.PROVIDERS, model="org/m", provider="auto")
+    sampled = ChatSettings(spec=spec, generation=GenerationSettings(do_sample=True, temperature=0.3, top_p=0.4, seed=2))
+    assert endpoint.call_kwargs(sampled) == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.4, "seed": 2}
