@@ -119,9 +119,29 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
+def _response_message(exc: BaseException) -> str:
+    """The error text in a response body that huggingface_hub did not read (streamed calls)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, httpx.Response):
+        return ""
+    try:
+        response.read()
+        body = response.json()
+    except (httpx.HTTPError, httpx.StreamError, ValueError, RuntimeError):
+        return response.text[:300] if response.is_stream_consumed and hasattr(response, "_content") else ""
+    if isinstance(body, dict):
+        for key in ("detail", "error", "message"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str):
+                return value
+    return ""
+
+
 def _server_detail(exc: BaseException) -> str:
     """The server's own words, shortened: often the most useful part of the message."""
-    server_message = getattr(exc, "server_message", None)
+    server_message = getattr(exc, "server_message", None) or _response_message(exc)
     if isinstance(server_message, str) and server_message.strip():
         return " ".join(server_message.split())[:300]
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
