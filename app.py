@@ -58,6 +58,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 "double_quant": gr.Checkbox(True, label="4-bit double quantization"),
                 "device": gr.Dropdown(list(DEVICES), value=options.device, label="Device"),
                 "hf_token": gr.Textbox(
+                    "",
                     label="HF token (this browser session only)",
                     type="password",
                     placeholder="hf_…, overrides HF_TOKEN",
@@ -73,14 +74,15 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             editable=True,
             fill_height=True,
         )
-        toggled = [controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})]
+        toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})}
+        for name, component in toggled.items():
+            component.visible = name in CONTROLS[options.backend]
 
         def show_for(backend: str) -> dict[gr.components.Component, dict]:
             wanted = CONTROLS[Backend(backend)]
-            return {c: gr.update(visible=name in wanted) for name, c in controls.items() if c in toggled}
+            return {component: gr.update(visible=name in wanted) for name, component in toggled.items()}
 
-        controls["backend"].change(show_for, controls["backend"], toggled, api_name=False)
-        demo.load(show_for, controls["backend"], toggled, api_name=False)
+        controls["backend"].change(show_for, controls["backend"], list(toggled.values()), api_name=False)
     return demo
 
 

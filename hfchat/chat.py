@@ -111,7 +111,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         repetition_penalty: float = 1.0,
         seed: float | None = -1,
         load_in_4bit: bool = d.load_in_4bit,
-        hf_token: str = "",
+        hf_token: str | None = None,
         frequency_penalty: float = 0.0,
         quant_type: str = d.quant_type,
         compute_dtype: str = d.compute_dtype,

@@ -114,10 +114,16 @@ def test_custom_endpoint_works_with_hf_hub_offline(proxy: RecordingProxy, monkey
 
 def test_named_provider_route_gets_the_token_and_the_url_hub_builds(hub_recorder: Recorder) -> None:
     """The provider route can't be reached from here; its URL is sent to a loopback recorder."""
-    hub_recorder.route("GET", "/api/models/org/model", json_response(provider_mapping_response("org/model", "together", "together/org-model")))
+    hub_recorder.route(
+        "GET",
+        "/api/models/org/model",
+        json_response(provider_mapping_response("org/model", "together", "together/org-model")),
+    )
     hub_recorder.route("POST", "/together/v1/chat/completions", chat_route_handler("Hello from together"))
     spec = ModelSpec(backend=Backend.PROVIDERS, model="org/model", provider="together")
-    settings = ChatSettings(spec=spec, generation=GenerationSettings(max_new_tokens=9, do_sample=True, top_p=0.7, seed=5))
+    settings = ChatSettings(
+        spec=spec, generation=GenerationSettings(max_new_tokens=9, do_sample=True, top_p=0.7, seed=5)
+    )
     assert run(settings, token="hf_sentinel_token") == "Hello from together"
     call = [r for r in hub_recorder.requests if r.path == "/together/v1/chat/completions"][0]
     assert call.headers.get("authorization") == "Bearer hf_sentinel_token"
@@ -136,7 +142,12 @@ def test_auto_provider_route(hub_recorder: Recorder) -> None:
 
 def test_call_kwargs_per_backend() -> None:
     settings = endpoint_settings("http://127.0.0.1:1", served="m", max_new_tokens=5, frequency_penalty=-0.5)
-    assert endpoint.call_kwargs(settings) == {"max_tokens": 5, "temperature": 0.0, "frequency_penalty": -0.5, "model": "m"}
+    assert endpoint.call_kwargs(settings) == {
+        "max_tokens": 5,
+        "temperature": 0.0,
+        "frequency_penalty": -0.5,
+        "model": "m",
+    }
     spec = ModelSpec(backend=Backend.PROVIDERS, model="org/m", provider="auto")
     sampled = ChatSettings(spec=spec, generation=GenerationSettings(do_sample=True, temperature=0.3, top_p=0.4, seed=2))
     assert endpoint.call_kwargs(sampled) == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.4, "seed": 2}

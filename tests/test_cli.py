@@ -52,8 +52,19 @@ def test_bad_flag_values_exit_with_a_message(capsys: pytest.CaptureFixture[str])
 def test_help_lists_every_flag_without_importing_torch() -> None:
     code = "import sys, runpy; sys.argv=['app.py','--help']\ntry:\n runpy.run_path('app.py', run_name='__main__')\nexcept SystemExit: pass\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
-    for flag in ["--host", "--port", "--share", "--backend", "--model", "--provider", "--endpoint-url",
-                 "--served-model", "--task", "--load-in-4bit", "--cache-size"]:
+    for flag in [
+        "--host",
+        "--port",
+        "--share",
+        "--backend",
+        "--model",
+        "--provider",
+        "--endpoint-url",
+        "--served-model",
+        "--task",
+        "--load-in-4bit",
+        "--cache-size",
+    ]:
         assert flag in out
     assert "HFCHAT_" in out
     assert out.strip().endswith("NO-TORCH")

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,12 +28,12 @@ USER_ONLY = [{"role": "user", "content": "Hello there, how are you?"}]
 WITH_SYSTEM = [{"role": "system", "content": "Be brief."}, *USER_ONLY]
 
 
-def _greedy(model_dir: Path, prompt: object) -> str:
+def _greedy(model_dir: Path, prompt: Any) -> str:
     from transformers import pipeline
 
     pipe = pipeline("text-generation", model=str(model_dir))
     out = pipe(prompt, max_new_tokens=20, do_sample=False, return_full_text=False)
-    return out[0]["generated_text"]
+    return str(out[0]["generated_text"])
 
 
 # ----------------------------------------------------------------------- models
@@ -54,7 +55,7 @@ def test_chat_templates(tiny_models: dict[str, Path]) -> None:
 
     def render(name: str, messages: list[dict[str, str]]) -> str:
         tok = AutoTokenizer.from_pretrained(tiny_models[name])
-        return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return str(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
     assert render("chat", WITH_SYSTEM) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n"
@@ -74,7 +75,7 @@ def test_t5_loads_and_generates(tiny_models: dict[str, Path]) -> None:
     tok = AutoTokenizer.from_pretrained(tiny_models["t5"])
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["t5"])
     out = model.generate(**tok("summarize this", return_tensors="pt"), max_new_tokens=8)
-    assert tok.decode(out[0], skip_special_tokens=True).strip()
+    assert str(tok.decode(out[0], skip_special_tokens=True)).strip()
 
 
 def test_models_are_small_safetensors_and_cached(tiny_models: dict[str, Path]) -> None:

@@ -62,12 +62,14 @@ def discover_served_model(endpoint_url: str, timeout: float = 3.0) -> str | None
     """
     import httpx
 
+    response = httpx.get(f"{_base_url(endpoint_url)}/v1/models", timeout=timeout)
+    if response.status_code in (404, 405):
+        return None  # the server has no model list
+    response.raise_for_status()  # a 5xx or refused connection is an error, not a missing name
     try:
-        response = httpx.get(f"{_base_url(endpoint_url)}/v1/models", timeout=timeout)
-        response.raise_for_status()
         models = response.json().get("data") or []
-    except (httpx.HTTPStatusError, ValueError, AttributeError):
-        return None  # the server has no model list; a refused connection still raises
+    except (ValueError, AttributeError):
+        return None
     ids = [m.get("id") for m in models if isinstance(m, dict) and m.get("id")]
     return ids[0] if len(ids) == 1 else None
 

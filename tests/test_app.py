@@ -1,0 +1,129 @@
+"""End to end without a browser: the app launched in-process, called through gradio_client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from app import build_app
+from hfchat.backends import CONTROLS, local
+from hfchat.cache import ModelCache
+from hfchat.chat import ChatService
+from hfchat.cli import parse_options
+from hfchat.config import Backend
+from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
+
+SENTINEL = "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00"
+
+
+class App:
+    def __init__(self, url: str, service: ChatService) -> None:
+        self.url = url
+        self.service = service
+        self.client = Client(url, verbose=False)
+
+    def chat(self, message: str, **settings: Any) -> str:
+        """One turn; gradio_client keeps this client's history between turns, like a browser tab."""
+        return self.client.predict(message=message, api_name="/chat", **settings)
+
+    def fresh(self) -> App:
+        """A new visitor: an empty history."""
+        return App(self.url, self.service)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models: dict[str, Path]) -> Iterator[App]:
+    options = parse_options(
+        ["--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu", "--max-new-tokens", "8"], {}
+    )
+    service = ChatService(cache=ModelCache(options.cache_size))
+    demo = build_app(options, service)
+    port = free_port()
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield App(f"http://127.0.0.1:{port}/", service)
+    finally:
+        demo.close()
+
+
+def test_local_chat_with_the_defaults_set_by_flags(app: App) -> None:
+    reply = app.fresh().chat("Hello!")
+    assert reply and not reply.startswith(("⚠️", "⏳"))
+    assert app.fresh().chat("Hello!") == reply, "greedy by default: the same reply twice"
+
+
+def test_settings_override_by_name(app: App, tiny_models: dict[str, Path]) -> None:
+    short = app.chat("Hello!", max_new_tokens=2, system_prompt="Be brief.")
+    longer = app.chat("Hello!", max_new_tokens=12, system_prompt="Be brief.")
+    assert len(short) < len(longer)
+    plain = app.chat("Hello!", model=str(tiny_models["plain"]), max_new_tokens=4)
+    assert plain and not plain.startswith("⚠️")
+
+
+def test_custom_endpoint_through_the_app(app: App, proxy: RecordingProxy, serve: TransformersServe) -> None:
+    reply = app.chat("Hi", backend="endpoint", endpoint_url=proxy.url, max_new_tokens=6, seed=11)
+    assert reply and not reply.startswith("⚠️")
+    body = [r.json for r in proxy.requests if r.path.endswith("/chat/completions")][0]
+    assert body["max_tokens"] == 6 and body["seed"] == 11 and body["model"] == serve.model_name
+    assert body["messages"][-1]["content"] == "Hi"
+
+
+def test_errors_show_in_the_chat_and_the_next_message_works(app: App, proxy: RecordingProxy) -> None:
+    bad = app.chat("Hi", backend="providers", model="not a repo/../x")
+    assert bad.startswith("⚠️ **Invalid setting.**") and "model" in bad
+    assert "Traceback" not in bad
+    proxy.fail_next(status=503, body='{"error": "Model is loading"}', path="/v1/chat/completions")
+    loading = app.chat("Hi", backend="endpoint", endpoint_url=proxy.url, max_new_tokens=4)
+    assert "503" in loading and "loading" in loading
+    refused = app.chat("Hi", backend="endpoint", endpoint_url=f"http://127.0.0.1:{free_port()}", max_new_tokens=4)
+    assert "Cannot connect" in refused
+    assert not app.chat("Hi again").startswith("⚠️")
+
+
+def test_stop_ends_generation_and_the_app_keeps_answering(app: App) -> None:
+    def generating() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == local.GENERATE_THREAD_NAME]
+
+    job = app.client.submit(message="Tell me everything", max_new_tokens=5000, api_name="/chat")
+    deadline = time.monotonic() + 60
+    while len(job.outputs()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(job.outputs()) >= 3, "the reply streams in several updates"
+    assert generating()
+    job.cancel()
+    deadline = time.monotonic() + 10
+    while generating() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not generating(), "Stop must end the generate thread"
+    assert not app.chat("Still there?").startswith("⚠️")
+
+
+def test_hidden_controls_follow_the_backend(app: App) -> None:
+    config = httpx.get(app.url + "config").json()
+    by_label = {c["props"].get("label"): c["props"] for c in config["components"] if c["props"].get("label")}
+    assert by_label["Provider"]["visible"] is False  # the app started on the local backend
+    assert by_label["Endpoint URL"]["visible"] is False
+    assert by_label["Load in 4-bit (bitsandbytes)"]["visible"] is True
+    assert CONTROLS[Backend.PROVIDERS] >= {"provider"} and "top_k" not in CONTROLS[Backend.PROVIDERS]
+
+
+def test_session_token_never_comes_back(app: App) -> None:
+    reply = app.chat("Hi", hf_token=SENTINEL)
+    assert SENTINEL not in reply
+    for path in ("config", "", "gradio_api/info"):
+        assert SENTINEL not in httpx.get(app.url + path).text
+    assert all(SENTINEL not in repr(key) for key in app.service.cache.keys())
+
+
+def test_cache_hit_on_repeat_no_rebuild(app: App) -> None:
+    before = app.service.cache.stats.builds
+    app.chat("one", temperature=0.3, do_sample=True)
+    app.chat("two", temperature=1.2, do_sample=True, top_p=0.5)
+    assert app.service.cache.stats.builds == before
