@@ -24,7 +24,7 @@ def _slider(name: str, value: float, step: float, label: str, info: str = "") ->
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
     service = service or ChatService(cache=ModelCache(options.cache_size))
     chat_fn = make_chat_fn(service, options)
-    with gr.Blocks(title="hfchat", fill_height=True) as demo:
+    with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
             controls: dict[str, gr.components.Component] = {
                 "backend": gr.Radio(
@@ -73,6 +73,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
             editable=True,
             fill_height=True,
+            analytics_enabled=False,
         )
         toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})}
         for name, component in toggled.items():

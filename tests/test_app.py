@@ -70,7 +70,7 @@ def test_settings_override_by_name(app: App, tiny_models: dict[str, Path]) -> No
 def test_custom_endpoint_through_the_app(app: App, proxy: RecordingProxy, serve: TransformersServe) -> None:
     reply = app.chat("Hi", backend="endpoint", endpoint_url=proxy.url, max_new_tokens=6, seed=11)
     assert reply and not reply.startswith("⚠️")
-    body = [r.json for r in proxy.requests if r.path.endswith("/chat/completions")][0]
+    body = next(r.json for r in proxy.requests if r.path.endswith("/chat/completions"))
     assert body["max_tokens"] == 6 and body["seed"] == 11 and body["model"] == serve.model_name
     assert body["messages"][-1]["content"] == "Hi"
 
@@ -119,7 +119,7 @@ def test_session_token_never_comes_back(app: App) -> None:
     assert SENTINEL not in reply
     for path in ("config", "", "gradio_api/info"):
         assert SENTINEL not in httpx.get(app.url + path).text
-    assert all(SENTINEL not in repr(key) for key in app.service.cache.keys())
+    assert all(SENTINEL not in repr(key) for key in list(app.service.cache.keys()))
 
 
 def test_cache_hit_on_repeat_no_rebuild(app: App) -> None:

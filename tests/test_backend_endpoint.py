@@ -125,7 +125,7 @@ def test_named_provider_route_gets_the_token_and_the_url_hub_builds(hub_recorder
         spec=spec, generation=GenerationSettings(max_new_tokens=9, do_sample=True, top_p=0.7, seed=5)
     )
     assert run(settings, token="hf_sentinel_token") == "Hello from together"
-    call = [r for r in hub_recorder.requests if r.path == "/together/v1/chat/completions"][0]
+    call = next(r for r in hub_recorder.requests if r.path == "/together/v1/chat/completions")
     assert call.headers.get("authorization") == "Bearer hf_sentinel_token"
     assert call.json["model"] == "together/org-model"
     assert (call.json["max_tokens"], call.json["top_p"], call.json["seed"]) == (9, 0.7, 5)

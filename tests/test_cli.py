@@ -50,7 +50,13 @@ def test_bad_flag_values_exit_with_a_message(capsys: pytest.CaptureFixture[str])
 
 
 def test_help_lists_every_flag_without_importing_torch() -> None:
-    code = "import sys, runpy; sys.argv=['app.py','--help']\ntry:\n runpy.run_path('app.py', run_name='__main__')\nexcept SystemExit: pass\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['app.py', '--help']\n"
+        "try:\n    runpy.run_path('app.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
     for flag in [
         "--host",

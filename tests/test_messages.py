@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import given
@@ -89,6 +90,6 @@ def test_property_messages_alternate_and_end_with_the_question(
     body = messages[1:] if isinstance(messages[0], SystemMessage) else messages
     assert isinstance(body[-1], HumanMessage) and body[-1].content == message
     assert isinstance(body[0], HumanMessage)
-    for before, after in zip(body, body[1:]):
+    for before, after in itertools.pairwise(body):
         assert type(before) is not type(after), "roles must alternate"
     assert all(isinstance(m.content, str) for m in messages)
