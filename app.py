@@ -22,7 +22,7 @@ def _slider(name: str, value: float, step: float, label: str, info: str = "") ->
 
 
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
-    service = service or ChatService(cache=ModelCache(options.cache_size))
+    service = service or ChatService(cache=ModelCache(options.cache_size), timeout=options.timeout)
     chat_fn = make_chat_fn(service, options)
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
@@ -90,7 +90,9 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_options(argv)
-    build_app(options).queue().launch(server_name=options.host, server_port=options.port, share=options.share)
+    build_app(options).queue(default_concurrency_limit=options.concurrency).launch(
+        server_name=options.host, server_port=options.port, share=options.share
+    )
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ from typing import Any
 
 from hfchat.backends import builder, module_for
 from hfchat.cache import ModelCache
-from hfchat.config import Backend, ChatSettings, ModelSpec, build_settings
+from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, ModelSpec, build_settings
 from hfchat.errors import RECOVERABLE, ConfigError, HFChatError, translate
-from hfchat.messages import build_messages, content_text
+from hfchat.messages import LOADING_MARK, build_messages, content_text
 from hfchat.tokens import fingerprint, resolve_token
 
 log = logging.getLogger(__name__)
-
-LOADING_MARK = "⏳"
 
 
 @dataclass
@@ -31,6 +29,7 @@ class ChatService:
 
     cache: ModelCache[ModelSpec, Any] = field(default_factory=ModelCache)
     build: Callable[[ModelSpec, str | None], Callable[[], Any]] = builder
+    timeout: int = DEFAULT_TIMEOUT_S
 
     def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache."""
@@ -69,7 +68,7 @@ class ChatService:
                 raise ConfigError(
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
-            settings = build_settings(**values, token_fingerprint=fingerprint(token))
+            settings = build_settings(**values, token_fingerprint=fingerprint(token), timeout=self.timeout)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
                 yield f"{LOADING_MARK} Loading `{settings.spec.model}` (first use of this configuration)…"
             started = time.perf_counter()

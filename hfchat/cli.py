@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, TASKS, Backend
+from hfchat.config import COMPUTE_DTYPES, DEFAULT_TIMEOUT_S, DEVICES, QUANT_TYPES, TASKS, Backend
 from hfchat.providers import AUTO
 from hfchat.tokens import env_token
 
@@ -36,6 +36,8 @@ class AppOptions:
     compute_dtype: str = "float16"
     device: str = "auto"
     cache_size: int = 2
+    timeout: int = DEFAULT_TIMEOUT_S
+    concurrency: int = 8
 
 
 def _bool(value: str) -> bool:
@@ -121,6 +123,18 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     p.add_argument(
         "--cache-size", type=_positive, default=default("cache_size", 2), help="how many built models to keep (LRU)"
     )
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        default=default("timeout", DEFAULT_TIMEOUT_S),
+        help="seconds to wait for an endpoint",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=default("concurrency", 8),
+        help="chats served at once (local generation still runs one at a time per model)",
+    )
     return p
 
 
@@ -153,4 +167,6 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         compute_dtype=args.compute_dtype,
         device=args.device,
         cache_size=int(args.cache_size),
+        timeout=int(args.timeout),
+        concurrency=int(args.concurrency),
     )

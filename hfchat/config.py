@@ -48,7 +48,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "repetition_penalty": (0.5, 2.0),
     "frequency_penalty": (-2.0, 2.0),
     "seed": (-1, 2**32 - 1),
+    "timeout": (1, 3600),
 }
+
+DEFAULT_TIMEOUT_S = 120
+"""How long an endpoint may take to answer before the user sees a timeout."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
@@ -73,6 +77,7 @@ class ModelSpec(BaseModel):
     task: Literal["text-generation", "text2text-generation"] = "text-generation"
     quantization: Quantization | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
+    timeout: int | None = Field(None, ge=RANGES["timeout"][0], le=RANGES["timeout"][1])
     token_fingerprint: str = "anonymous"
 
     @model_validator(mode="after")
@@ -218,6 +223,7 @@ def build_settings(
     double_quant: bool,
     device: str,
     token_fingerprint: str,
+    timeout: int = DEFAULT_TIMEOUT_S,
 ) -> ChatSettings:
     """Validate raw UI or API values into ChatSettings; raise ConfigError naming the field.
 
@@ -249,6 +255,7 @@ def build_settings(
                 else None
             ),
             device=device if kind is Backend.LOCAL else None,
+            timeout=None if kind is Backend.LOCAL else timeout,
             token_fingerprint=token_fingerprint,
         )
         generation = GenerationSettings(

@@ -13,6 +13,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from hfchat.errors import ERROR_MARK
 
+LOADING_MARK = "⏳"
+"""Prefix of the notice shown while a model loads; like errors, it never reaches the model."""
+
 _ERROR_LINE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} \*\*")
 
 
@@ -36,7 +39,9 @@ def content_text(content: Any) -> str:
 
 
 def strip_error(text: str) -> str:
-    """A reply without the error notice the app appended to it (errors never reach the model)."""
+    """A reply without the app's notices: an error appended to it, or a lone loading notice."""
+    if text.startswith(LOADING_MARK):
+        return ""
     match = _ERROR_LINE.search(text)
     return (text[: match.start()] if match else text).strip()
 

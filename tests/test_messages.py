@@ -55,6 +55,11 @@ def test_partial_reply_keeps_its_text_but_not_the_error_notice() -> None:
     assert [m.content for m in history_to_messages(history)] == ["q", "partial words"]
 
 
+def test_a_loading_notice_left_by_stop_is_not_a_reply() -> None:
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "⏳ Loading `m`…"}]
+    assert [m.content for m in build_messages("again", history, "")] == ["again"]
+
+
 def test_thinking_and_status_messages_are_skipped() -> None:
     history = [
         {"role": "user", "content": "q"},

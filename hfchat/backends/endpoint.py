@@ -13,14 +13,13 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from hfchat import offline
-from hfchat.config import Backend, ChatSettings, ModelSpec
-
-DEFAULT_TIMEOUT_S = 120
+from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, ModelSpec
 
 
-def build(spec: ModelSpec, token: str | None, timeout: int = DEFAULT_TIMEOUT_S) -> Any:
+def build(spec: ModelSpec, token: str | None) -> Any:
     from langchain_huggingface import ChatHuggingFace, HuggingFaceEndpoint
 
+    timeout = spec.timeout or DEFAULT_TIMEOUT_S
     if spec.backend is Backend.PROVIDERS:
         llm = HuggingFaceEndpoint(
             repo_id=spec.model,
