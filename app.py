@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 
@@ -26,7 +27,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     chat_fn = make_chat_fn(service, options)
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
-            controls: dict[str, gr.components.Component] = {
+            controls: dict[str, Any] = {
                 "backend": gr.Radio(
                     [(b.label, b.value) for b in Backend], value=options.backend.value, label="Backend"
                 ),

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -131,7 +132,7 @@ class ChatSettings(BaseModel):
 
     model_config = _FROZEN
     spec: ModelSpec
-    generation: GenerationSettings = GenerationSettings()
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
     system_prompt: str = ""
     served_model: str | None = None
 
@@ -172,8 +173,9 @@ def _check_url(url: str) -> None:
         )
 
 
-def _field_of(error: dict[str, Any]) -> str:
-    loc = [str(part) for part in error.get("loc", ()) if part not in ("spec", "generation")]
+def _field_of(error: Mapping[str, Any]) -> str:
+    """The user-facing name of the field an error is about (nesting is an implementation detail)."""
+    loc = [str(part) for part in error.get("loc", ()) if part not in ("spec", "generation", "quantization")]
     return ".".join(loc)
 
 
@@ -235,44 +237,41 @@ def build_settings(
     except ValueError:
         choices = ", ".join(b.value for b in Backend)
         raise ConfigError(f"backend: unknown backend {backend!r}; choose one of: {choices}", field="backend") from None
-    whole = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed}
+    whole: dict[str, Any] = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed}
     for name, value in whole.items():
         _finite_or_none(name, value)
         if isinstance(value, float) and value.is_integer():
             whole[name] = int(value)
     if whole["seed"] is not None and whole["seed"] == -1:
         whole["seed"] = None
-    try:
-        spec = ModelSpec(
-            backend=kind,
-            model=(model or "").strip(),
-            provider=(provider or AUTO) if kind is Backend.PROVIDERS else None,
-            endpoint_url=((endpoint_url or "").strip() or None) if kind is Backend.ENDPOINT else None,
-            task=task,
-            quantization=(
-                Quantization(quant_type=quant_type, compute_dtype=compute_dtype, double_quant=double_quant)
+    raw: dict[str, Any] = {
+        "spec": {
+            "backend": kind,
+            "model": (model or "").strip(),
+            "provider": (provider or AUTO) if kind is Backend.PROVIDERS else None,
+            "endpoint_url": ((endpoint_url or "").strip() or None) if kind is Backend.ENDPOINT else None,
+            "task": task,
+            "quantization": (
+                {"quant_type": quant_type, "compute_dtype": compute_dtype, "double_quant": double_quant}
                 if kind is Backend.LOCAL and load_in_4bit
                 else None
             ),
-            device=device if kind is Backend.LOCAL else None,
-            timeout=None if kind is Backend.LOCAL else timeout,
-            token_fingerprint=token_fingerprint,
-        )
-        generation = GenerationSettings(
-            max_new_tokens=whole["max_new_tokens"],
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=whole["top_k"],
-            repetition_penalty=repetition_penalty,
-            frequency_penalty=frequency_penalty,
-            seed=whole["seed"],
-        )
-        return ChatSettings(
-            spec=spec,
-            generation=generation,
-            system_prompt=system_prompt or "",
-            served_model=((served_model or "").strip() or None) if kind is Backend.ENDPOINT else None,
-        )
+            "device": device if kind is Backend.LOCAL else None,
+            "timeout": None if kind is Backend.LOCAL else timeout,
+            "token_fingerprint": token_fingerprint,
+        },
+        "generation": {
+            **whole,
+            "do_sample": do_sample,
+            "temperature": temperature,
+            "top_p": top_p,
+            "repetition_penalty": repetition_penalty,
+            "frequency_penalty": frequency_penalty,
+        },
+        "system_prompt": system_prompt or "",
+        "served_model": ((served_model or "").strip() or None) if kind is Backend.ENDPOINT else None,
+    }
+    try:
+        return ChatSettings.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc) from None

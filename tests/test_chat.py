@@ -3,6 +3,7 @@ kept, and the next message works."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterator
 from importlib.abc import MetaPathFinder
@@ -38,7 +39,7 @@ def endpoint_chat(proxy: RecordingProxy) -> Iterator[Any]:
 def test_endpoint_reply_streams_in_several_updates(endpoint_chat: Any) -> None:
     updates = turn(endpoint_chat, max_new_tokens=12)
     assert len(updates) >= 2
-    assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:], strict=False))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(updates))
 
 
 @pytest.mark.parametrize(

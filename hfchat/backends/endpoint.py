@@ -20,30 +20,30 @@ def build(spec: ModelSpec, token: str | None) -> Any:
     from langchain_huggingface import ChatHuggingFace, HuggingFaceEndpoint
 
     timeout = spec.timeout or DEFAULT_TIMEOUT_S
+    # HuggingFaceEndpoint fills its `model` field from repo_id or endpoint_url itself.
     if spec.backend is Backend.PROVIDERS:
-        llm = HuggingFaceEndpoint(
+        llm = HuggingFaceEndpoint(  # type: ignore[call-arg]
             repo_id=spec.model,
             provider=spec.provider,
             task=spec.task,
             huggingfacehub_api_token=token,
             timeout=timeout,
         )
-    else:
-        assert spec.endpoint_url is not None
-        offline.allow_endpoint(spec.endpoint_url)
-        llm = HuggingFaceEndpoint(
-            endpoint_url=spec.endpoint_url,
-            task=spec.task,
-            huggingfacehub_api_token=token,
-            timeout=timeout,
-        )
+        return ChatHuggingFace(llm=llm)
+    url = spec.endpoint_url or ""
+    offline.allow_endpoint(url)
+    llm = HuggingFaceEndpoint(  # type: ignore[call-arg]
+        endpoint_url=url,
+        task=spec.task,
+        huggingfacehub_api_token=token,
+        timeout=timeout,
+    )
     chat = ChatHuggingFace(llm=llm)
-    if spec.backend is Backend.ENDPOINT:
-        # Without this the request says model="dummy", which vLLM and a pinned
-        # `transformers serve` reject; a served name given per call still wins.
-        served = discover_served_model(spec.endpoint_url)
-        if served:
-            chat.model_id = served
+    # Without this the request says model="dummy", which vLLM and a pinned
+    # `transformers serve` reject; a served name given per call still wins.
+    served = discover_served_model(url)
+    if served:
+        chat.model_id = served
     return chat
 
 
