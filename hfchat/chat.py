@@ -46,12 +46,7 @@ class ChatService:
         """Text deltas of the reply (no UI notices); raises the stack's own errors."""
         messages = build_messages(message, history, settings.system_prompt)
         chat, hit = self.model_for(settings.spec, token)
-        log.info(
-            "turn: backend=%s model=%s cache=%s",
-            settings.spec.backend.value,
-            settings.spec.model or settings.spec.endpoint_url,
-            "hit" if hit else "built",
-        )
+        log.info("turn: %s, cache %s", settings.spec.where, "hit" if hit else "miss (built)")
         yield from module_for(settings.spec.backend).stream(chat, messages, settings, cancel)
 
     def respond(

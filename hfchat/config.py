@@ -97,11 +97,11 @@ class ModelSpec(BaseModel):
 
     @property
     def where(self) -> str:
-        """How errors name this backend to the user."""
+        """How errors and logs name this backend (never with credentials in a URL)."""
         if self.backend is Backend.PROVIDERS:
             return f"Inference Providers ({self.provider}) for {self.model}"
         if self.backend is Backend.ENDPOINT:
-            return f"The endpoint {self.endpoint_url}"
+            return f"The endpoint {display_url(self.endpoint_url or '')}"
         return f"The local model {self.model}"
 
 
@@ -162,6 +162,15 @@ def _check_local_model(model: str) -> None:
             raise ValueError(f"model: the folder {model!r} does not exist or has no config.json")
         return
     _check_repo_id(model)
+
+
+def display_url(url: str) -> str:
+    """A URL without user:password and query, safe to show and log."""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def _check_url(url: str) -> None:

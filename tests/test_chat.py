@@ -145,3 +145,12 @@ def test_local_turn_shows_loading_then_the_reply(tiny_models: dict[str, Path]) -
     assert len(updates) >= 3 and not updates[-1].startswith(("⏳", "⚠️"))
     again = turn(fn, backend="local", model=str(tiny_models["chat"]), device="cpu", max_new_tokens=6)
     assert not again[0].startswith("⏳"), "a cached model needs no loading notice"
+
+
+def test_each_visitor_token_gets_its_own_client(proxy: RecordingProxy) -> None:
+    service = ChatService(cache=ModelCache(4), timeout=5)
+    fn = make_chat_fn(service, parse_options(["--backend", "endpoint", "--endpoint-url", proxy.url], {}))
+    for token in ("hf_visitor_a", "hf_visitor_b", "hf_visitor_a"):
+        assert not turn(fn, hf_token=token, max_new_tokens=3)[-1].startswith("⚠️")
+    assert service.cache.stats.builds == 2, "two tokens, two clients; the same token reuses its own"
+    assert all("hf_visitor" not in repr(key) for key in service.cache.keys())

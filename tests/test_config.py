@@ -172,3 +172,11 @@ def test_property_repo_ids_never_escape_validation(model: str) -> None:
         return
     assert ".." not in spec.model and "://" not in spec.model and len(spec.model) <= 96
     assert ModelSpec.model_validate(spec.model_dump()) == spec
+
+
+def test_endpoint_credentials_never_shown() -> None:
+    from hfchat.config import display_url
+
+    assert display_url("https://user:secret@host.example:8443/v1?key=abc") == "https://host.example:8443/v1"
+    spec = build_settings(**values(backend="endpoint", endpoint_url="http://u:secret@127.0.0.1:8000")).spec
+    assert "secret" not in spec.where
