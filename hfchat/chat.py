@@ -16,7 +16,7 @@ from typing import Any
 from hfchat.backends import builder, module_for
 from hfchat.cache import ModelCache
 from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, ModelSpec, build_settings
-from hfchat.errors import RECOVERABLE, ConfigError, HFChatError, translate
+from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, HFChatError, translate
 from hfchat.messages import LOADING_MARK, build_messages, content_text
 from hfchat.tokens import fingerprint, resolve_token
 
@@ -70,6 +70,11 @@ class ChatService:
             for delta in self.stream(settings, message, history, token, cancel):
                 reply += delta
                 yield reply
+            if not reply.strip():
+                raise EmptyReplyError(
+                    "The model finished without producing any text.",
+                    "Rephrase the message, raise max_new_tokens, or turn on do_sample.",
+                )
             log.info("turn done in %.2f s, %d chars", time.perf_counter() - started, len(reply))
         except RECOVERABLE as exc:
             error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")

@@ -103,6 +103,10 @@ class UnsupportedTaskError(HFChatError):
     title = "Unsupported task"
 
 
+class EmptyReplyError(HFChatError):
+    title = "Empty reply"
+
+
 def _status_of(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)

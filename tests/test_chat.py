@@ -154,3 +154,15 @@ def test_each_visitor_token_gets_its_own_client(proxy: RecordingProxy) -> None:
         assert not turn(fn, hf_token=token, max_new_tokens=3)[-1].startswith("⚠️")
     assert service.cache.stats.builds == 2, "two tokens, two clients; the same token reuses its own"
     assert all("hf_visitor" not in repr(key) for key in service.cache.keys())
+
+
+def test_an_empty_reply_is_explained(recorder: Any) -> None:
+    from tests.fixtures.servers import chat_route_handler
+
+    recorder.route("GET", "/v1/models", (404, {}, b""))
+    recorder.route("POST", "/v1/chat/completions", chat_route_handler(""))
+    fn = make_chat_fn(
+        ChatService(timeout=5), parse_options(["--backend", "endpoint", "--endpoint-url", recorder.url], {})
+    )
+    shown = turn(fn)[-1]
+    assert shown.startswith("⚠️ **Empty reply.**")
