@@ -64,7 +64,7 @@ class ModelCache(Generic[K, V]):
         with self._lock:
             return len(self._entries)
 
-    def keys(self) -> list[K]:
+    def cached_keys(self) -> list[K]:
         with self._lock:
             return list(self._entries)
 

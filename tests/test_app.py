@@ -119,7 +119,7 @@ def test_session_token_never_comes_back(app: App) -> None:
     assert SENTINEL not in reply
     for path in ("config", "", "gradio_api/info"):
         assert SENTINEL not in httpx.get(app.url + path).text
-    assert all(SENTINEL not in repr(key) for key in list(app.service.cache.keys()))
+    assert all(SENTINEL not in repr(key) for key in list(app.service.cache.cached_keys()))
 
 
 def test_cache_hit_on_repeat_no_rebuild(app: App) -> None:

@@ -153,7 +153,7 @@ def test_each_visitor_token_gets_its_own_client(proxy: RecordingProxy) -> None:
     for token in ("hf_visitor_a", "hf_visitor_b", "hf_visitor_a"):
         assert not turn(fn, hf_token=token, max_new_tokens=3)[-1].startswith("⚠️")
     assert service.cache.stats.builds == 2, "two tokens, two clients; the same token reuses its own"
-    assert all("hf_visitor" not in repr(key) for key in service.cache.keys())
+    assert all("hf_visitor" not in repr(key) for key in service.cache.cached_keys())
 
 
 def test_an_empty_reply_is_explained(recorder: Any) -> None:
