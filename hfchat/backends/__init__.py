@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, cast
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar, cast
 
 from langchain_core.messages import BaseMessage
 
@@ -47,6 +48,21 @@ class BackendModule(Protocol):
 
 def module_for(backend: Backend) -> BackendModule:
     return cast(BackendModule, importlib.import_module(_MODULES[backend]))
+
+
+T = TypeVar("T")
+
+
+@contextmanager
+def closing_stream(stream: Iterator[T]) -> Iterator[Iterator[T]]:
+    """Close a LangChain stream as soon as we stop reading it (Stop), not when it is
+    garbage-collected: that is what ends the HTTP request or the generate thread."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:

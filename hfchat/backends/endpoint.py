@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from hfchat import offline
+from hfchat.backends import closing_stream
 from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, ModelSpec
 
 
@@ -100,9 +101,10 @@ def stream(
     chat: Any, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
 ) -> Iterator[str]:
     """Text deltas of the reply; leaving the loop closes the HTTP stream, which stops the server."""
-    for chunk in chat.stream(list(messages), **call_kwargs(settings)):
-        if cancel.is_set():
-            return
-        text = chunk.content if isinstance(chunk.content, str) else ""
-        if text:
-            yield text
+    with closing_stream(chat.stream(list(messages), **call_kwargs(settings))) as chunks:
+        for chunk in chunks:
+            if cancel.is_set():
+                return
+            text = chunk.content if isinstance(chunk.content, str) else ""
+            if text:
+                yield text

@@ -22,6 +22,7 @@ from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
 from pydantic import PrivateAttr
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from hfchat.backends import closing_stream
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.messages import fold_system_prompt
@@ -236,6 +237,7 @@ def stream(
     chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
 ) -> Iterator[str]:
     """Text deltas of the reply; setting `cancel` ends the generate thread at the next token."""
-    for chunk in chat.stream(list(messages), cancel=cancel, **call_kwargs(settings)):
-        if isinstance(chunk.content, str) and chunk.content:
-            yield chunk.content
+    with closing_stream(chat.stream(list(messages), cancel=cancel, **call_kwargs(settings))) as chunks:
+        for chunk in chunks:
+            if isinstance(chunk.content, str) and chunk.content:
+                yield chunk.content
