@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from hfchat.backends import endpoint
+from hfchat.backends import endpoint, module_for, remote
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec
 from tests.fixtures.servers import (
     Recorder,
@@ -32,8 +32,9 @@ def endpoint_settings(url: str, served: str | None = None, **gen: Any) -> ChatSe
 
 
 def run(settings: ChatSettings, token: str | None = None, messages: Any = MESSAGES) -> str:
-    chat = endpoint.build(settings.spec, token)
-    return "".join(endpoint.stream(chat, messages, settings, threading.Event()))
+    backend = module_for(settings.spec.backend)
+    chat = backend.build(settings.spec, token)
+    return "".join(backend.stream(chat, messages, settings, threading.Event()))
 
 
 def chat_bodies(proxy: RecordingProxy | Recorder) -> list[dict[str, Any]]:
@@ -142,7 +143,8 @@ def test_auto_provider_route(hub_recorder: Recorder) -> None:
 
 def test_call_kwargs_per_backend() -> None:
     settings = endpoint_settings("http://127.0.0.1:1", served="m", max_new_tokens=5, frequency_penalty=-0.5)
-    assert endpoint.call_kwargs(settings) == {
+    assert endpoint.call_kwargs is remote.call_kwargs
+    assert remote.call_kwargs(settings) == {
         "max_tokens": 5,
         "temperature": 0.0,
         "frequency_penalty": -0.5,
@@ -150,4 +152,20 @@ def test_call_kwargs_per_backend() -> None:
     }
     spec = ModelSpec(backend=Backend.PROVIDERS, model="org/m", provider="auto")
     sampled = ChatSettings(spec=spec, generation=GenerationSettings(do_sample=True, temperature=0.3, top_p=0.4, seed=2))
-    assert endpoint.call_kwargs(sampled) == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.4, "seed": 2}
+    assert remote.call_kwargs(sampled) == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.4, "seed": 2}
+
+
+def test_server_template_refusing_the_system_role_still_chats(serve_nosystem: TransformersServe) -> None:
+    """Defect 6 on an endpoint: the server's template raises on the system role."""
+    with RecordingProxy(serve_nosystem.url) as proxy:
+        settings = endpoint_settings(proxy.url, max_new_tokens=6)
+        chat = endpoint.build(settings.spec, None)
+        assert "".join(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
+        assert chat.fold_system, "the cached client remembers to fold"
+        refused, folded = chat_bodies(proxy)
+        assert refused["messages"][0]["role"] == "system"
+        assert [m["role"] for m in folded["messages"]] == ["user"]
+        assert folded["messages"][0]["content"] == "Be brief.\n\nHello there"
+        proxy.clear()
+        assert "".join(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
+        assert len(chat_bodies(proxy)) == 1, "no failed attempt once the fold is known"

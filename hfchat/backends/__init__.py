@@ -30,7 +30,7 @@ CONTROLS: dict[Backend, frozenset[str]] = {
 ALL_CONTROLS = frozenset().union(*CONTROLS.values())
 
 _MODULES = {
-    Backend.PROVIDERS: "hfchat.backends.endpoint",
+    Backend.PROVIDERS: "hfchat.backends.providers",
     Backend.ENDPOINT: "hfchat.backends.endpoint",
     Backend.LOCAL: "hfchat.backends.local",
 }

@@ -18,14 +18,14 @@ import torch
 import transformers
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import GenerationChunk
-from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+from langchain_huggingface import HuggingFacePipeline
 from pydantic import PrivateAttr
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from hfchat.backends import closing_stream
+from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
-from hfchat.messages import fold_system_prompt
 
 GENERATE_THREAD_NAME = "hfchat-generate"
 
@@ -116,16 +116,8 @@ class StoppablePipeline(HuggingFacePipeline):
             thread.join(timeout=30)
 
 
-class LocalChat(ChatHuggingFace):
-    """ChatHuggingFace that folds the system prompt into the first user turn when the
-    model's chat template refuses the system role (Gemma-style templates do)."""
-
-    fold_system: bool = False
-
-    def _to_chat_prompt(self, messages: list[BaseMessage]) -> str:
-        if self.fold_system:
-            messages = fold_system_prompt(messages)
-        return super()._to_chat_prompt(messages)
+class LocalChat(FoldingChat):
+    """The local chat model: ChatHuggingFace over a StoppablePipeline."""
 
 
 def _check_task(task: str) -> None:
