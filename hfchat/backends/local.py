@@ -82,6 +82,8 @@ class StoppablePipeline(HuggingFacePipeline):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
+        """Stream one generation. Extra keywords: `cancel` (a threading.Event that stops
+        generate), `pipeline_kwargs` (generate settings) and `seed`."""
         cancel: threading.Event = kwargs.get("cancel") or threading.Event()
         pipeline_kwargs = dict(kwargs.get("pipeline_kwargs") or {})
         seed: int | None = kwargs.get("seed")
@@ -112,8 +114,9 @@ class StoppablePipeline(HuggingFacePipeline):
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
+            # No join: a thread still waiting for the model's lock would block Stop. Once
+            # the event is set it ends at its next token, or as soon as it gets the lock.
             cancel.set()
-            thread.join(timeout=30)
 
 
 class LocalChat(FoldingChat):
