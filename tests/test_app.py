@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +19,8 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.config import Backend
+from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
-
-SENTINEL = "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00"
 
 
 class App:
@@ -114,12 +114,15 @@ def test_hidden_controls_follow_the_backend(app: App) -> None:
     assert CONTROLS[Backend.PROVIDERS] >= {"provider"} and "top_k" not in CONTROLS[Backend.PROVIDERS]
 
 
-def test_session_token_never_comes_back(app: App) -> None:
-    reply = app.chat("Hi", hf_token=SENTINEL)
-    assert SENTINEL not in reply
+def test_session_token_never_comes_back(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    reply = app.chat("Hi", hf_token=SENTINEL_TOKEN)
+    assert SENTINEL_TOKEN not in reply
     for path in ("config", "", "gradio_api/info"):
-        assert SENTINEL not in httpx.get(app.url + path).text
-    assert all(SENTINEL not in repr(key) for key in list(app.service.cache.cached_keys()))
+        assert SENTINEL_TOKEN not in httpx.get(app.url + path).text
+    assert all(SENTINEL_TOKEN not in repr(key) for key in list(app.service.cache.cached_keys()))
+    assert caplog.records, "the turn was logged"
+    assert SENTINEL_TOKEN not in caplog.text
 
 
 def test_cache_hit_on_repeat_no_rebuild(app: App) -> None:

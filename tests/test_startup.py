@@ -10,17 +10,17 @@ from pathlib import Path
 
 import httpx
 
+from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import Recorder, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SENTINEL = "hf_SENTINELstartupSENTINELstartup0000"
 
 
 def test_app_starts_without_network_torch_or_hub_calls(recorder: Recorder, tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
-        "HF_TOKEN": SENTINEL,  # a token makes Inference Providers the default backend
+        "HF_TOKEN": SENTINEL_TOKEN,  # a token makes Inference Providers the default backend
         "HF_ENDPOINT": recorder.url,  # any Hub call would land here
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
@@ -43,9 +43,9 @@ def test_app_starts_without_network_torch_or_hub_calls(recorder: Recorder, tmp_p
             assert "deepseek-ai/DeepSeek-R1-0528" in page, "with a token the default is the seed's model"
             maps = Path(f"/proc/{proc.pid}/maps").read_text()
             assert "libtorch" not in maps, "an endpoint-only start must not import torch"
-            assert SENTINEL not in page
+            assert SENTINEL_TOKEN not in page
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     assert recorder.requests == [], "no Hub call at import or launch"
-    assert SENTINEL not in log.read_text()
+    assert SENTINEL_TOKEN not in log.read_text()
