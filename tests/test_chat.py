@@ -166,3 +166,12 @@ def test_an_empty_reply_is_explained(recorder: Any) -> None:
     )
     shown = turn(fn)[-1]
     assert shown.startswith("⚠️ **Empty reply.**")
+
+
+def test_offline_mode_blocks_providers_with_a_message_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    fn = make_chat_fn(ChatService(timeout=5), parse_options([], {}))
+    shown = turn(fn, backend="providers", model="org/model", provider="together", hf_token="hf_x")[-1]
+    assert "HF_HUB_OFFLINE" in shown and shown.startswith("⚠️ **Offline mode.**")
