@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hfchat.config import COMPUTE_DTYPES, DEFAULT_TIMEOUT_S, DEVICES, QUANT_TYPES, TASKS, Backend
-from hfchat.providers import AUTO
+from hfchat.providers import AUTO, chat_providers
 from hfchat.tokens import env_token
 
 DEFAULT_REMOTE_MODEL = "deepseek-ai/DeepSeek-R1-0528"
@@ -97,7 +97,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=default("model", None),
         help=f"repo ID or local folder (default {DEFAULT_REMOTE_MODEL} remote, {DEFAULT_LOCAL_MODEL} local)",
     )
-    p.add_argument("--provider", default=default("provider", AUTO), help="Inference Provider name, or 'auto'")
+    p.add_argument(
+        "--provider", choices=chat_providers(), default=default("provider", AUTO), help="Inference Provider, or 'auto'"
+    )
     p.add_argument(
         "--endpoint-url",
         default=default("endpoint_url", ""),
@@ -140,7 +142,12 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
 
 def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AppOptions:
     env = os.environ if environ is None else environ
-    args = build_parser(env).parse_args(argv)
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    for action in parser._actions:  # argparse checks choices of flags, not of HFCHAT_* defaults
+        value = getattr(args, action.dest, None)
+        if action.choices is not None and value is not None and value not in action.choices:
+            parser.error(f"{ENV_PREFIX}{action.dest.upper()}={value!r} is not one of: {', '.join(action.choices)}")
     share = args.share if isinstance(args.share, bool) else _bool(str(args.share))
     load_in_4bit = args.load_in_4bit if isinstance(args.load_in_4bit, bool) else _bool(str(args.load_in_4bit))
     if args.backend:

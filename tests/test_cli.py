@@ -74,3 +74,12 @@ def test_help_lists_every_flag_without_importing_torch() -> None:
         assert flag in out
     assert "HFCHAT_" in out
     assert out.strip().endswith("NO-TORCH")
+
+
+def test_bad_environment_choices_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_options([], {"HFCHAT_PROVIDER": "nebius-typo"})
+    err = capsys.readouterr().err
+    assert "HFCHAT_PROVIDER='nebius-typo' is not one of" in err and "together" in err
+    with pytest.raises(SystemExit):
+        parse_options(["--provider", "nebius-typo"], {})
