@@ -13,18 +13,20 @@ from hfchat.backends import ALL_CONTROLS, CONTROLS
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
-from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend
+from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
 from hfchat.providers import chat_providers
 
 
-def _slider(name: str, value: float, step: float, label: str, info: str = "") -> gr.Slider:
+def _slider(name: str, value: float, step: float, info: str = "") -> gr.Slider:
+    """A slider labelled with its API name, over the range the config validates."""
     low, high = RANGES[name]
-    return gr.Slider(low, high, value=value, step=step, label=label, info=info or None)
+    return gr.Slider(low, high, value=value, step=step, label=name, info=info or None)
 
 
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
     service = service or ChatService(cache=ModelCache(options.cache_size), timeout=options.timeout)
     chat_fn = make_chat_fn(service, options)
+    g = GenerationSettings()
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
             controls: dict[str, Any] = {
@@ -41,15 +43,13 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 ),
                 "task": gr.Dropdown(list(TASKS), value=options.task, label="Task"),
                 "system_prompt": gr.Textbox(options.system_prompt, label="System prompt", lines=2),
-                "max_new_tokens": _slider("max_new_tokens", options.max_new_tokens, 1, "max_new_tokens"),
-                "do_sample": gr.Checkbox(False, label="do_sample", info="off: greedy, the same reply every time"),
-                "temperature": _slider("temperature", 0.7, 0.05, "temperature", "used when do_sample is on"),
-                "top_p": _slider("top_p", 0.95, 0.01, "top_p", "used when do_sample is on"),
-                "top_k": _slider("top_k", 50, 1, "top_k", "used when do_sample is on; 0 = off"),
-                "repetition_penalty": _slider("repetition_penalty", 1.0, 0.01, "repetition_penalty", "1.0 = off"),
-                "frequency_penalty": _slider(
-                    "frequency_penalty", 0.0, 0.05, "frequency_penalty", "OpenAI scale, 0 = off"
-                ),
+                "max_new_tokens": _slider("max_new_tokens", options.max_new_tokens, 1),
+                "do_sample": gr.Checkbox(g.do_sample, label="do_sample", info="off: greedy, the same reply every time"),
+                "temperature": _slider("temperature", g.temperature, 0.05, "used when do_sample is on"),
+                "top_p": _slider("top_p", g.top_p, 0.01, "used when do_sample is on"),
+                "top_k": _slider("top_k", g.top_k, 1, "used when do_sample is on; 0 = off"),
+                "repetition_penalty": _slider("repetition_penalty", g.repetition_penalty, 0.01, "1.0 = off"),
+                "frequency_penalty": _slider("frequency_penalty", g.frequency_penalty, 0.05, "OpenAI scale, 0 = off"),
                 "seed": gr.Number(-1, precision=0, label="seed", info="-1 = random"),
                 "load_in_4bit": gr.Checkbox(options.load_in_4bit, label="Load in 4-bit (bitsandbytes)"),
                 "quant_type": gr.Radio(list(QUANT_TYPES), value=options.quant_type, label="4-bit type"),

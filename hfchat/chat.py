@@ -15,8 +15,8 @@ from typing import Any
 
 from hfchat.backends import builder, module_for
 from hfchat.cache import ModelCache
-from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, ModelSpec, build_settings
-from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, HFChatError, translate
+from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, GenerationSettings, ModelSpec, build_settings
+from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, GenerationError, HFChatError, translate
 from hfchat.messages import LOADING_MARK, build_messages, content_text
 from hfchat.tokens import fingerprint, resolve_token
 
@@ -78,7 +78,10 @@ class ChatService:
             log.info("turn done in %.2f s, %d chars", time.perf_counter() - started, len(reply))
         except RECOVERABLE as exc:
             error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")
-            log.warning("turn failed: %s: %s", type(exc).__name__, error.message)
+            # An error we have no specific message for may be a bug: keep its traceback in the log.
+            log.warning(
+                "turn failed: %s: %s", type(exc).__name__, error.message, exc_info=isinstance(error, GenerationError)
+            )
             yield f"{reply}\n\n{error.markdown()}" if reply else error.markdown()
         finally:
             cancel.set()
@@ -91,6 +94,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
     works; `defaults` (the CLI's AppOptions) fills what a direct caller leaves out.
     """
     d = defaults
+    g = GenerationSettings()  # sampling defaults live in one place: the config model
 
     def chat(
         message: Any,
@@ -103,15 +107,15 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         task: str = d.task,
         system_prompt: str = d.system_prompt,
         max_new_tokens: float = d.max_new_tokens,
-        do_sample: bool = False,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
-        top_k: float = 50,
-        repetition_penalty: float = 1.0,
+        do_sample: bool = g.do_sample,
+        temperature: float = g.temperature,
+        top_p: float = g.top_p,
+        top_k: float = g.top_k,
+        repetition_penalty: float = g.repetition_penalty,
         seed: float | None = -1,
         load_in_4bit: bool = d.load_in_4bit,
         hf_token: str | None = None,
-        frequency_penalty: float = 0.0,
+        frequency_penalty: float = g.frequency_penalty,
         quant_type: str = d.quant_type,
         compute_dtype: str = d.compute_dtype,
         double_quant: bool = True,

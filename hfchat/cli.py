@@ -148,8 +148,6 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         value = getattr(args, action.dest, None)
         if action.choices is not None and value is not None and value not in action.choices:
             parser.error(f"{ENV_PREFIX}{action.dest.upper()}={value!r} is not one of: {', '.join(action.choices)}")
-    share = args.share if isinstance(args.share, bool) else _bool(str(args.share))
-    load_in_4bit = args.load_in_4bit if isinstance(args.load_in_4bit, bool) else _bool(str(args.load_in_4bit))
     if args.backend:
         backend = Backend(args.backend)
     else:
@@ -159,8 +157,8 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         model = {Backend.PROVIDERS: DEFAULT_REMOTE_MODEL, Backend.LOCAL: DEFAULT_LOCAL_MODEL}.get(backend, "")
     return AppOptions(
         host=args.host,
-        port=int(args.port),
-        share=share,
+        port=args.port,
+        share=args.share,
         backend=backend,
         model=model,
         provider=args.provider,
@@ -168,12 +166,12 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         served_model=args.served_model,
         task=args.task,
         system_prompt=args.system_prompt,
-        max_new_tokens=int(args.max_new_tokens),
-        load_in_4bit=load_in_4bit,
+        max_new_tokens=args.max_new_tokens,
+        load_in_4bit=args.load_in_4bit,
         quant_type=args.quant_type,
         compute_dtype=args.compute_dtype,
         device=args.device,
-        cache_size=int(args.cache_size),
-        timeout=int(args.timeout),
-        concurrency=int(args.concurrency),
+        cache_size=args.cache_size,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
     )

@@ -205,10 +205,10 @@ def config_error(exc: ValidationError) -> ConfigError:
     return ConfigError("; ".join(parts), hint, field=fields[0] if fields else None)
 
 
-def _finite_or_none(name: str, value: Any) -> Any:
+def _require_finite(name: str, value: Any) -> None:
+    """NaN or infinity in a whole-number field (pydantic checks the float fields itself)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name}: must be a finite number, got {value}", "Enter a number.", field=name)
-    return value
 
 
 def build_settings(
@@ -248,7 +248,7 @@ def build_settings(
         raise ConfigError(f"backend: unknown backend {backend!r}; choose one of: {choices}", field="backend") from None
     whole: dict[str, Any] = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed}
     for name, value in whole.items():
-        _finite_or_none(name, value)
+        _require_finite(name, value)
         if isinstance(value, float) and value.is_integer():
             whole[name] = int(value)
     if whole["seed"] is not None and whole["seed"] == -1:

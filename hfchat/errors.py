@@ -132,7 +132,7 @@ def _response_message(exc: BaseException) -> str:
         response.read()
         body = response.json()
     except (httpx.HTTPError, httpx.StreamError, ValueError, RuntimeError):
-        return response.text[:300] if response.is_stream_consumed and hasattr(response, "_content") else ""
+        return ""
     if isinstance(body, dict):
         for key in ("detail", "error", "message"):
             value = body.get(key)

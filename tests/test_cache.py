@@ -6,6 +6,7 @@ import gc
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +20,14 @@ class Heavy:
     def __init__(self, name: str) -> None:
         self.name = name
         self.cycle = self  # real models hold reference cycles; only gc frees them
+
+
+def run_concurrently(worker: Callable[[], None], count: int) -> None:
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def spec(model: str, fingerprint: str = "anonymous") -> ModelSpec:
@@ -86,11 +95,7 @@ def test_eight_threads_one_key_one_build() -> None:
         with lock:
             results.append(value)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(worker, 8)
     assert builds == 1
     assert len(results) == 8 and all(r is results[0] for r in results)
 
@@ -111,11 +116,7 @@ def test_failed_build_reaches_every_waiter_and_is_not_cached() -> None:
         except OSError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(worker, 4)
     assert len(errors) == 4
     assert spec("bad") not in cache
     value, hit = cache.get(spec("bad"), lambda: Heavy("fixed"))
