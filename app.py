@@ -70,6 +70,15 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             chat_fn,
             additional_inputs=[controls[name] for name in params],
             api_name="chat",
+            # Fixed at construction, so always on; a text-only task refuses images with a message.
+            multimodal=True,
+            textbox=gr.MultimodalTextbox(
+                sources=["upload"],
+                file_types=["image"],
+                file_count="multiple",
+                placeholder="Type a message (attach images with the task image-text-to-text)…",
+                show_label=False,
+            ),
             title="hfchat",
             description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
             editable=True,

@@ -17,7 +17,8 @@ from hfchat.backends import builder, module_for
 from hfchat.cache import ModelCache
 from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, GenerationSettings, ModelSpec, build_settings
 from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, GenerationError, HFChatError, translate
-from hfchat.messages import LOADING_MARK, build_messages, content_text
+from hfchat.images import file_paths
+from hfchat.messages import LOADING_MARK, build_messages, check_attachments, content_text
 from hfchat.tokens import fingerprint, resolve_token
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class ChatService:
         cancel: threading.Event,
     ) -> Iterator[str]:
         """Text deltas of the reply (no UI notices); raises the stack's own errors."""
-        messages = build_messages(message, history, settings.system_prompt)
+        messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
         chat, hit = self.model_for(settings.spec, token)
         log.info("turn: %s, cache %s", settings.spec.where, "hit" if hit else "miss (built)")
         yield from module_for(settings.spec.backend).stream(chat, messages, settings, cancel)
@@ -59,11 +60,12 @@ class ChatService:
         settings: ChatSettings | None = None
         cancel = threading.Event()
         try:
-            if not content_text(message).strip():
+            if not content_text(message).strip() and not file_paths(message):
                 raise ConfigError(
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
             settings = build_settings(**values, token_fingerprint=fingerprint(token), timeout=self.timeout)
+            check_attachments(message, settings.spec.task)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
                 yield f"{LOADING_MARK} Loading `{settings.spec.model}` (first use of this configuration)…"
             started = time.perf_counter()

@@ -35,7 +35,7 @@ BACKEND_LABELS = {
     Backend.LOCAL: "Local",
 }
 
-TASKS = ("text-generation", "text2text-generation")
+TASKS = ("text-generation", "image-text-to-text", "text2text-generation")
 DEVICES = ("auto", "cpu", "cuda")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("float16", "bfloat16", "float32")
@@ -75,7 +75,7 @@ class ModelSpec(BaseModel):
     model: str = ""
     provider: str | None = None
     endpoint_url: str | None = None
-    task: Literal["text-generation", "text2text-generation"] = "text-generation"
+    task: Literal["text-generation", "image-text-to-text", "text2text-generation"] = "text-generation"
     quantization: Quantization | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
     timeout: int | None = Field(None, ge=RANGES["timeout"][0], le=RANGES["timeout"][1])

@@ -107,6 +107,12 @@ class EmptyReplyError(HFChatError):
     title = "Empty reply"
 
 
+class InputError(HFChatError):
+    """The message itself can't be sent as it is (an attachment, for example)."""
+
+    title = "Cannot send this message"
+
+
 def _status_of(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)

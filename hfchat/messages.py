@@ -5,13 +5,17 @@ Plain functions over plain data, so they are tested without a browser or a model
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from hfchat.errors import ERROR_MARK
+from hfchat.errors import ERROR_MARK, InputError
+from hfchat.images import IMAGE_TASK, MAX_IMAGES, check_count, file_paths, image_part, refuse_images, to_data_url
+
+log = logging.getLogger(__name__)
 
 LOADING_MARK = "⏳"
 """Prefix of the notice shown while a model loads; like errors, it never reaches the model."""
@@ -46,13 +50,14 @@ def strip_error(text: str) -> str:
     return (text[: match.start()] if match else text).strip()
 
 
-def history_to_messages(history: Sequence[Mapping[str, Any]]) -> list[BaseMessage]:
+def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = False) -> list[BaseMessage]:
     """Turn Gradio's message history into alternating Human/AI messages.
 
     Thinking and status messages (those with a metadata title) are skipped; a turn that
     ended in an error is dropped with its question, back-to-back messages of one role are
     joined and a leading reply is dropped, so templates that demand user-first alternating
-    roles still render.
+    roles still render. With `images`, pictures in user turns become `image_url` parts
+    (one that can no longer be read is left out); without, only the text is kept.
     """
     out: list[BaseMessage] = []
     for item in history:
@@ -60,12 +65,14 @@ def history_to_messages(history: Sequence[Mapping[str, Any]]) -> list[BaseMessag
         metadata = item.get("metadata") or {}
         if isinstance(metadata, Mapping) and metadata.get("title"):
             continue
-        text = content_text(item.get("content"))
+        content = item.get("content")
+        text = content_text(content)
         if role == "user":
+            question = _user_content(text, _history_images(content) if images else [])
             if out and isinstance(out[-1], HumanMessage):
-                out[-1] = HumanMessage(content=f"{out[-1].content}\n\n{text}")
+                out[-1] = HumanMessage(content=_join(out[-1].content, question))
             else:
-                out.append(HumanMessage(content=text))
+                out.append(HumanMessage(content=question))
         elif role == "assistant":
             reply = strip_error(text)
             if not reply:
@@ -81,17 +88,95 @@ def history_to_messages(history: Sequence[Mapping[str, Any]]) -> list[BaseMessag
     return out
 
 
-def build_messages(message: Any, history: Sequence[Mapping[str, Any]], system_prompt: str) -> list[BaseMessage]:
-    """The messages for one turn: optional system prompt, the history, the new question."""
+def build_messages(
+    message: Any, history: Sequence[Mapping[str, Any]], system_prompt: str, task: str = "text-generation"
+) -> list[BaseMessage]:
+    """The messages for one turn: optional system prompt, the history, the new question.
+
+    Images are sent only for the image task; there the new message's images are checked
+    (InputError says what is wrong) and older ones are dropped beyond `MAX_IMAGES` in all.
+    Elsewhere an attached image is refused, and images in the history are left out.
+    """
+    images = task == IMAGE_TASK
+    paths = check_attachments(message, task)
     messages: list[BaseMessage] = []
     if system_prompt.strip():
         messages.append(SystemMessage(content=system_prompt.strip()))
-    past = history_to_messages(history)
+    past = history_to_messages(history, images=images)
     if past and isinstance(past[-1], HumanMessage):
         past.pop()  # an unanswered question: the new message replaces it
-    messages.extend(past)
-    messages.append(HumanMessage(content=content_text(message)))
+    messages.extend(_keep_latest_images(past, MAX_IMAGES - len(paths)))
+    messages.append(HumanMessage(content=_user_content(content_text(message), [to_data_url(p) for p in paths])))
     return messages
+
+
+def check_attachments(message: Any, task: str) -> list[str]:
+    """The new message's file paths, if this task may send them (cheap: nothing is read)."""
+    paths = file_paths(message)
+    if paths and task != IMAGE_TASK:
+        raise refuse_images(task)
+    check_count(len(paths))
+    return paths
+
+
+def image_count(content: Any) -> int:
+    """How many `image_url` parts a LangChain message content holds."""
+    return (
+        sum(1 for part in content if isinstance(part, Mapping) and part.get("type") == "image_url")
+        if isinstance(content, list)
+        else 0
+    )
+
+
+def _user_content(text: str, image_urls: Sequence[str]) -> str | list[str | dict[Any, Any]]:
+    """Plain text when there are no images (what text-only templates expect), else content parts."""
+    if not image_urls:
+        return text
+    parts: list[str | dict[Any, Any]] = [image_part(url) for url in image_urls]
+    if text:
+        parts.append({"type": "text", "text": text})
+    return parts
+
+
+def _as_parts(content: str | list[str | dict[Any, Any]]) -> list[str | dict[Any, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _join(first: Any, second: Any) -> str | list[str | dict[Any, Any]]:
+    """Two user turns in a row as one (strict templates demand alternating roles)."""
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    return [*_as_parts(first), *_as_parts(second)]
+
+
+def _history_images(content: Any) -> list[str]:
+    urls = []
+    for path in file_paths(content):
+        try:
+            urls.append(to_data_url(path))
+        except InputError as exc:
+            log.info("an image from the history is left out: %s", exc.message)
+    return urls
+
+
+def _keep_latest_images(messages: list[BaseMessage], budget: int) -> list[BaseMessage]:
+    """Drop the oldest history images so the request holds at most `budget` of them."""
+    out: list[BaseMessage] = []
+    for message in reversed(messages):
+        count = image_count(message.content)
+        if count and isinstance(message.content, list):
+            keep = max(0, min(count, budget))
+            budget -= keep
+            if keep < count:
+                parts, skip = [], count - keep
+                for part in message.content:
+                    if isinstance(part, Mapping) and part.get("type") == "image_url" and skip:
+                        skip -= 1
+                        continue
+                    parts.append(part)
+                message = HumanMessage(content=parts or "")
+        out.append(message)
+    return out[::-1]
 
 
 def fold_system_prompt(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
@@ -102,6 +187,6 @@ def fold_system_prompt(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         return rest
     for i, message in enumerate(rest):
         if isinstance(message, HumanMessage):
-            rest[i] = HumanMessage(content=f"{system}\n\n{message.content}")
+            rest[i] = HumanMessage(content=_join(system, message.content))
             return rest
     return [HumanMessage(content=system), *rest]

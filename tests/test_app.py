@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from app import build_app
 from hfchat.backends import CONTROLS, local
@@ -23,15 +24,20 @@ from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
 
+def box(text: str, *images: str) -> dict[str, Any]:
+    """What the multimodal textbox sends: the text and uploaded files."""
+    return {"text": text, "files": [handle_file(path) for path in images]}
+
+
 class App:
     def __init__(self, url: str, service: ChatService) -> None:
         self.url = url
         self.service = service
         self.client = Client(url, verbose=False)
 
-    def chat(self, message: str, **settings: Any) -> str:
+    def chat(self, message: str, *images: str, **settings: Any) -> str:
         """One turn; gradio_client keeps this client's history between turns, like a browser tab."""
-        return self.client.predict(message=message, api_name="/chat", **settings)
+        return self.client.predict(message=box(message, *images), api_name="/chat", **settings)
 
     def fresh(self) -> App:
         """A new visitor: an empty history."""
@@ -91,7 +97,7 @@ def test_stop_ends_generation_and_the_app_keeps_answering(app: App) -> None:
     def generating() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == local.GENERATE_THREAD_NAME]
 
-    job = app.client.submit(message="Tell me everything", max_new_tokens=5000, api_name="/chat")
+    job = app.client.submit(message=box("Tell me everything"), max_new_tokens=5000, api_name="/chat")
     deadline = time.monotonic() + 60
     while len(job.outputs()) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -130,3 +136,24 @@ def test_cache_hit_on_repeat_no_rebuild(app: App) -> None:
     app.chat("one", temperature=0.3, do_sample=True)
     app.chat("two", temperature=1.2, do_sample=True, top_p=0.5)
     assert app.service.cache.stats.builds == before
+
+
+def test_plain_string_messages_are_refused_by_the_multimodal_box(app: App) -> None:
+    """The API's `message` is the box's dict; `{"text": ...}` alone is enough."""
+    with pytest.raises(AppError):
+        app.fresh().client.predict(message="hi", api_name="/chat")
+    reply = app.fresh().client.predict(message={"text": "Hello!"}, api_name="/chat")
+    assert reply == app.fresh().chat("Hello!")
+
+
+def test_a_text_only_configuration_refuses_an_image_and_keeps_going(app: App, tmp_path: Path) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "red.png"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(picture)
+    visitor = app.fresh()
+    refused = visitor.chat("What is in this picture?", str(picture))
+    assert refused.startswith("⚠️ **Cannot send this message.**")
+    assert "text-only" in refused and "image-text-to-text" in refused
+    reply = visitor.chat("Hello!")
+    assert reply == app.fresh().chat("Hello!"), "the refused turn never reaches the model"
