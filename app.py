@@ -14,6 +14,7 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
+from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.providers import chat_providers
 
 
@@ -100,6 +101,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_options(argv)
+    LOCAL_QUEUES.configure(options.local_concurrency)
     build_app(options).queue(default_concurrency_limit=options.concurrency).launch(
         server_name=options.host, server_port=options.port, share=options.share
     )

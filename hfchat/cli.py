@@ -8,12 +8,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hfchat.config import COMPUTE_DTYPES, DEFAULT_TIMEOUT_S, DEVICES, QUANT_TYPES, TASKS, Backend
+from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
 from hfchat.providers import AUTO, chat_providers
 from hfchat.tokens import env_token
 
 DEFAULT_REMOTE_MODEL = "deepseek-ai/DeepSeek-R1-0528"
 DEFAULT_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ENV_PREFIX = "HFCHAT_"
+DEFAULT_CONCURRENCY = 32
+"""Chats served at once. Remote turns mostly wait on the network, so many run in parallel
+(Gradio's default of 1 would serialise them); local turns still take turns per device."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class AppOptions:
     device: str = "auto"
     cache_size: int = 2
     timeout: int = DEFAULT_TIMEOUT_S
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
+    local_concurrency: int = DEFAULT_LOCAL_SLOTS
 
 
 def _bool(value: str) -> bool:
@@ -134,8 +139,15 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     p.add_argument(
         "--concurrency",
         type=_positive,
-        default=default("concurrency", 8),
-        help="chats served at once (local generation still runs one at a time per model)",
+        default=default("concurrency", DEFAULT_CONCURRENCY),
+        help=f"chats served at once (default {DEFAULT_CONCURRENCY}): remote backends run this many in parallel",
+    )
+    p.add_argument(
+        "--local-concurrency",
+        type=_positive,
+        default=default("local_concurrency", DEFAULT_LOCAL_SLOTS),
+        help=f"local generations at once per device (default {DEFAULT_LOCAL_SLOTS}); "
+        "the others wait their turn, first come first served",
     )
     return p
 
@@ -174,4 +186,5 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         cache_size=args.cache_size,
         timeout=args.timeout,
         concurrency=args.concurrency,
+        local_concurrency=args.local_concurrency,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -186,3 +187,75 @@ def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_mode
     gc.collect()
     assert spec not in service.cache
     assert model_ref() is None, "the evicted model's weights must be freed"
+
+
+def test_generations_on_one_device_take_turns_first_come_first_served(chat_model: tuple[Any, ModelSpec]) -> None:
+    """Visitors queue fairly for the CPU: the one who asked first is answered first."""
+    from hfchat.fairqueue import LOCAL_QUEUES
+
+    chat, spec = chat_model
+    queue = LOCAL_QUEUES.for_device("cpu")
+    blocker = queue.enqueue()  # another visitor's generation holds the CPU
+    assert blocker.wait(5)
+    first_token: dict[int, float] = {}
+    replies: dict[int, str] = {}
+
+    def visitor(i: int) -> None:
+        parts = []
+        for text in local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=6), threading.Event()):
+            first_token.setdefault(i, time.monotonic())
+            parts.append(text)
+        replies[i] = "".join(parts)
+
+    threads = []
+    try:
+        for i in range(4):
+            threads.append(threading.Thread(target=visitor, args=(i,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 30
+            while queue.waiting < i + 1:  # visitor i has taken its place before i+1 arrives
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+        assert not first_token, "nobody generates while the device is busy"
+    finally:
+        blocker.release()
+    for t in threads:
+        t.join(60)
+    assert sorted(first_token, key=first_token.__getitem__) == [0, 1, 2, 3]
+    assert len(set(replies.values())) == 1, "greedy: every visitor gets the same reply"
+    deadline = time.monotonic() + 30
+    while queue.holding:  # the last generate thread frees the CPU just after its final token
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert queue.waiting == 0
+
+
+def test_a_turn_cancelled_while_queued_never_runs(chat_model: tuple[Any, ModelSpec]) -> None:
+    from hfchat.fairqueue import LOCAL_QUEUES
+
+    chat, spec = chat_model
+    queue = LOCAL_QUEUES.for_device("cpu")
+    blocker = queue.enqueue()
+    assert blocker.wait(5)
+    cancel = threading.Event()
+    got: list[str] = []
+    try:
+        stream = local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=400), cancel)
+
+        def read() -> None:
+            # LangChain raises "No generation chunks" for a stream that ends empty.
+            with contextlib.suppress(ValueError):
+                got.extend(stream)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while queue.waiting < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        cancel.set()  # Stop pressed while waiting for the CPU
+    finally:
+        blocker.release()
+    reader.join(30)
+    assert not reader.is_alive() and got == [], "a cancelled turn gives its place up without generating"
+    assert queue.waiting == 0 and queue.holding == 0

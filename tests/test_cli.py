@@ -83,3 +83,14 @@ def test_bad_environment_choices_are_refused(capsys: pytest.CaptureFixture[str])
     assert "HFCHAT_PROVIDER='nebius-typo' is not one of" in err and "together" in err
     with pytest.raises(SystemExit):
         parse_options(["--provider", "nebius-typo"], {})
+
+
+def test_concurrency_limits_are_chosen_per_backend_and_configurable() -> None:
+    """Remote chats run many at once; local generations take turns per device (see fairqueue)."""
+    options = parse_options([], {})
+    assert options.concurrency >= 16, "Gradio's default of 1 would serialise remote calls"
+    assert options.local_concurrency == 1
+    options = parse_options(["--local-concurrency", "2"], {"HFCHAT_CONCURRENCY": "64"})
+    assert (options.concurrency, options.local_concurrency) == (64, 2)
+    with pytest.raises(SystemExit):
+        parse_options(["--local-concurrency", "0"], {})

@@ -19,13 +19,13 @@ import transformers
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
-from pydantic import PrivateAttr
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from hfchat.backends import closing_stream
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
+from hfchat.fairqueue import LOCAL_QUEUES
 
 GENERATE_THREAD_NAME = "hfchat-generate"
 
@@ -73,8 +73,6 @@ class CancelCriteria(StoppingCriteria):
 class StoppablePipeline(HuggingFacePipeline):
     """HuggingFacePipeline whose stream can be cancelled and surfaces errors at once."""
 
-    _generate_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
     def _stream(
         self,
         prompt: str,
@@ -89,19 +87,21 @@ class StoppablePipeline(HuggingFacePipeline):
         seed: int | None = kwargs.get("seed")
         streamer = FailFastStreamer(self.pipeline.tokenizer, skip_prompt=True, skip_special_tokens=True)
         criteria = StoppingCriteriaList([CancelCriteria(cancel)])
+        # Generations on one device take turns, first come first served: a CPU or one GPU
+        # runs two no faster. The place in the queue is taken now, in arrival order.
+        ticket = LOCAL_QUEUES.for_device(str(self.pipeline.device)).enqueue()
 
         def generate() -> None:
             try:
-                # One generation per model at a time: a CPU or one GPU can't run two faster.
-                with self._generate_lock:
-                    if cancel.is_set():
-                        return
-                    if seed is not None:
-                        transformers.set_seed(seed)
-                    self.pipeline(prompt, streamer=streamer, stopping_criteria=criteria, **pipeline_kwargs)
+                if not ticket.wait() or cancel.is_set():
+                    return
+                if seed is not None:
+                    transformers.set_seed(seed)
+                self.pipeline(prompt, streamer=streamer, stopping_criteria=criteria, **pipeline_kwargs)
             except BaseException as exc:  # noqa: BLE001 - handed to the reader, which re-raises it
                 streamer.fail(exc)
             finally:
+                ticket.release()
                 streamer.close()
 
         thread = threading.Thread(target=generate, name=GENERATE_THREAD_NAME, daemon=True)
@@ -114,9 +114,10 @@ class StoppablePipeline(HuggingFacePipeline):
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
         finally:
-            # No join: a thread still waiting for the model's lock would block Stop. Once
-            # the event is set it ends at its next token, or as soon as it gets the lock.
+            # No join: Stop must not wait. A generation that holds its turn ends at its next
+            # token (then frees the device); one still queued leaves the queue now.
             cancel.set()
+            ticket.withdraw()
 
 
 class LocalChat(FoldingChat):
