@@ -15,7 +15,10 @@ from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
 from hfchat.fairqueue import LOCAL_QUEUES
+from hfchat.limits import RateLimiter
 from hfchat.providers import chat_providers
+
+log = logging.getLogger("hfchat.app")
 
 
 def _slider(name: str, value: float, step: float, info: str = "") -> gr.Slider:
@@ -25,8 +28,16 @@ def _slider(name: str, value: float, step: float, info: str = "") -> gr.Slider:
 
 
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
-    service = service or ChatService(cache=ModelCache(options.cache_size), timeout=options.timeout)
+    service = service or ChatService(
+        cache=ModelCache(options.cache_size),
+        timeout=options.timeout,
+        policy=options.local_policy,
+        limiter=RateLimiter(options.rate_limit),
+    )
     chat_fn = make_chat_fn(service, options)
+    # Gradio hands its request (the session hash the rate limit counts) to a parameter
+    # annotated gr.Request; hfchat.chat stays gradio-free, so the annotation is set here.
+    chat_fn.__annotations__["request"] = gr.Request
     g = GenerationSettings()
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
@@ -66,7 +77,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                     placeholder="hf_…, overrides HF_TOKEN",
                 ),
             }
-        params = list(inspect.signature(chat_fn).parameters)[2:]
+        params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p != "request"]
         gr.ChatInterface(
             chat_fn,
             additional_inputs=[controls[name] for name in params],
@@ -102,9 +113,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_options(argv)
     LOCAL_QUEUES.configure(options.local_concurrency)
-    build_app(options).queue(default_concurrency_limit=options.concurrency).launch(
-        server_name=options.host, server_port=options.port, share=options.share
-    )
+    log.info("%s", options.local_policy.describe())
+    if options.public and options.rate_limit is None:
+        log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
+    queued(build_app(options), options).launch(server_name=options.host, server_port=options.port, share=options.share)
+
+
+def queued(demo: gr.Blocks, options: AppOptions) -> gr.Blocks:
+    """The queue as the app runs it: `concurrency` chats at once, at most `max_queue` waiting;
+    beyond that Gradio answers at once that the app is busy (HTTP 503, "try again")."""
+    return demo.queue(default_concurrency_limit=options.concurrency, max_size=options.max_queue)
 
 
 if __name__ == "__main__":

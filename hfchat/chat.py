@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,10 @@ from hfchat.cache import ModelCache
 from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, GenerationSettings, ModelSpec, build_settings
 from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, GenerationError, HFChatError, translate
 from hfchat.images import file_paths
+from hfchat.limits import RateLimiter
 from hfchat.messages import LOADING_MARK, build_messages, check_attachments, content_text
-from hfchat.tokens import fingerprint, resolve_token
+from hfchat.policy import LocalPolicy
+from hfchat.tokens import fingerprint, redact, resolve_token
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,21 @@ class ChatService:
     cache: ModelCache[ModelSpec, Any] = field(default_factory=ModelCache)
     build: Callable[[ModelSpec, str | None], Callable[[], Any]] = builder
     timeout: int = DEFAULT_TIMEOUT_S
+    policy: LocalPolicy = field(default_factory=LocalPolicy)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
 
     def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
-        """The built ChatHuggingFace for `spec`, and whether it came from the cache."""
-        return self.cache.get(spec, self.build(spec, token))
+        """The built ChatHuggingFace for `spec`, and whether it came from the cache.
+
+        The deployment's local-model policy is checked on every build, before any download.
+        """
+        build = self.build(spec, token)
+
+        def checked_build() -> Any:
+            self.policy.check(spec, token)
+            return build()
+
+        return self.cache.get(spec, checked_build)
 
     def stream(
         self,
@@ -51,10 +65,18 @@ class ChatService:
         yield from module_for(settings.spec.backend).stream(chat, messages, settings, cancel)
 
     def respond(
-        self, message: Any, history: Sequence[Mapping[str, Any]], values: Mapping[str, Any], session_token: str | None
+        self,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        values: Mapping[str, Any],
+        session_token: str | None,
+        session: str | None = None,
     ) -> Iterator[str]:
         """The reply so far, for the chat window: a loading notice, then the streamed text,
-        or a readable error (appended to any partial reply, which is kept)."""
+        or a readable error (appended to any partial reply, which is kept).
+
+        `session` (Gradio's session hash) is what the per-session rate limit counts.
+        """
         token = resolve_token(session_token)
         reply = ""
         settings: ChatSettings | None = None
@@ -64,6 +86,7 @@ class ChatService:
                 raise ConfigError(
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
+            self.limiter.admit(session)
             settings = build_settings(**values, token_fingerprint=fingerprint(token), timeout=self.timeout)
             check_attachments(message, settings.spec.task)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
@@ -81,10 +104,11 @@ class ChatService:
         except RECOVERABLE as exc:
             error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")
             # An error we have no specific message for may be a bug: keep its traceback in the log.
-            log.warning(
-                "turn failed: %s: %s", type(exc).__name__, error.message, exc_info=isinstance(error, GenerationError)
-            )
-            yield f"{reply}\n\n{error.markdown()}" if reply else error.markdown()
+            # Servers and libraries may echo a token in their errors: both outputs are redacted.
+            trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
+            log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
+            shown = redact(error.markdown(), token)
+            yield f"{reply}\n\n{shown}" if reply else shown
         finally:
             cancel.set()
 
@@ -122,6 +146,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         compute_dtype: str = d.compute_dtype,
         double_quant: bool = True,
         device: str = d.device,
+        request: Any = None,
     ) -> Iterator[str]:
         values = dict(
             backend=backend,
@@ -145,6 +170,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
             double_quant=double_quant,
             device=device,
         )
-        yield from service.respond(message, history, values, hf_token)
+        session = getattr(request, "session_hash", None)
+        yield from service.respond(message, history, values, hf_token, session)
 
     return chat

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from hfchat.config import COMPUTE_DTYPES, DEFAULT_TIMEOUT_S, DEVICES, QUANT_TYPES, TASKS, Backend
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
+from hfchat.limits import Rate, parse_rate
+from hfchat.policy import LocalPolicy, is_public, parse_param_count
 from hfchat.providers import AUTO, chat_providers
 from hfchat.tokens import env_token
 
@@ -43,6 +45,15 @@ class AppOptions:
     timeout: int = DEFAULT_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
     local_concurrency: int = DEFAULT_LOCAL_SLOTS
+    public: bool = False
+    local_models: tuple[str, ...] = ()
+    max_local_params: int | None = None
+    rate_limit: Rate | None = None
+    max_queue: int = 64
+
+    @property
+    def local_policy(self) -> LocalPolicy:
+        return LocalPolicy.of(self.public, self.local_models, self.max_local_params)
 
 
 def _bool(value: str) -> bool:
@@ -59,6 +70,24 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def _param_count(value: str) -> int:
+    try:
+        return parse_param_count(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(value: str) -> Rate | None:
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _models(value: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in value.split(",") if m.strip())
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -149,6 +178,41 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help=f"local generations at once per device (default {DEFAULT_LOCAL_SLOTS}); "
         "the others wait their turn, first come first served",
     )
+    p.add_argument(
+        "--public",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=default("public", "false"),
+        help="treat this as a public deployment even on a loopback host (e.g. behind a reverse proxy); "
+        "a Space (SPACE_ID), --share or a non-loopback --host already count as public",
+    )
+    p.add_argument(
+        "--local-models",
+        type=_models,
+        default=default("local_models", ""),
+        help="comma-separated repo IDs or folders that may be loaded locally; on a public deployment "
+        "local models are off unless this or --max-local-params is set",
+    )
+    p.add_argument(
+        "--max-local-params",
+        type=_param_count,
+        default=default("max_local_params", None),
+        help="largest local model allowed, in parameters (2B, 500M or an integer), read from the Hub's "
+        "safetensors metadata before any download",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=default("rate_limit", "off"),
+        help="messages each visitor session may send, e.g. 10/min, 2/s, 100/h (default off)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=_positive,
+        default=default("max_queue", 64),
+        help="requests waiting in the queue at most; more are told the app is busy (default 64)",
+    )
     return p
 
 
@@ -187,4 +251,9 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         timeout=args.timeout,
         concurrency=args.concurrency,
         local_concurrency=args.local_concurrency,
+        public=is_public(args.host, args.share, env, forced=args.public),
+        local_models=args.local_models,
+        max_local_params=args.max_local_params,
+        rate_limit=args.rate_limit,
+        max_queue=args.max_queue,
     )

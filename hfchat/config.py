@@ -149,14 +149,14 @@ def _check_repo_id(model: str) -> None:
         raise ValueError(f"model: {model!r} is not a valid Hugging Face repo ID ({exc})") from None
 
 
-def _looks_like_path(model: str) -> bool:
+def looks_like_path(model: str) -> bool:
     return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().is_dir()
 
 
 def _check_local_model(model: str) -> None:
     if not model:
         raise ValueError("model: enter a repo ID (owner/name) or the path of a local model folder")
-    if _looks_like_path(model):
+    if looks_like_path(model):
         folder = Path(model).expanduser()
         if not (folder / "config.json").is_file():
             raise ValueError(f"model: the folder {model!r} does not exist or has no config.json")

@@ -113,6 +113,20 @@ class InputError(HFChatError):
     title = "Cannot send this message"
 
 
+class LocalModelNotAllowedError(HFChatError):
+    title = "Local model not allowed here"
+
+
+class TooManyMessagesError(HFChatError):
+    """A visitor went over the per-session rate limit (--rate-limit)."""
+
+    title = "Busy, try again"
+
+    def __init__(self, message: str, hint: str = "", *, retry_after: float) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
 def _status_of(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)

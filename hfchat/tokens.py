@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 
@@ -35,3 +36,17 @@ def fingerprint(token: str | None) -> str:
     if not token:
         return "anonymous"
     return hmac.new(_KEY, token.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+# Token-shaped strings (hf_ plus a long run of letters and digits), as a second net behind
+# the exact tokens we know: a server may echo a token it was sent in its error body.
+_TOKEN_SHAPED = re.compile(r"hf_[A-Za-z0-9]{20,}")
+REDACTED = "hf_***"
+
+
+def redact(text: str, *tokens: str | None) -> str:
+    """`text` with the given tokens, the environment's token and token-shaped strings masked."""
+    for token in {*tokens, env_token()}:
+        if token and len(token) >= 8:
+            text = text.replace(token, REDACTED)
+    return _TOKEN_SHAPED.sub(REDACTED, text)
