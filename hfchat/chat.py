@@ -62,7 +62,7 @@ class ChatService:
         messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
         chat, hit = self.model_for(settings.spec, token)
         log.info("turn: %s, cache %s", settings.spec.where, "hit" if hit else "miss (built)")
-        yield from module_for(settings.spec.backend).stream(chat, messages, settings, cancel)
+        yield from module_for(settings.spec.backend, settings.spec.task).stream(chat, messages, settings, cancel)
 
     def respond(
         self,

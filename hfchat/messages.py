@@ -149,6 +149,12 @@ def _join(first: Any, second: Any) -> str | list[str | dict[Any, Any]]:
     return [*_as_parts(first), *_as_parts(second)]
 
 
+def _plain_if_no_images(parts: list[Any]) -> str | list[Any]:
+    if any(isinstance(p, Mapping) and p.get("type") == "image_url" for p in parts):
+        return parts
+    return "\n\n".join(text for p in parts if (text := content_text(p)))
+
+
 def _history_images(content: Any) -> list[str]:
     urls = []
     for path in file_paths(content):
@@ -174,7 +180,7 @@ def _keep_latest_images(messages: list[BaseMessage], budget: int) -> list[BaseMe
                         skip -= 1
                         continue
                     parts.append(part)
-                message = HumanMessage(content=parts or "")
+                message = HumanMessage(content=_plain_if_no_images(parts))
         out.append(message)
     return out[::-1]
 

@@ -7,7 +7,8 @@ from tests.fixtures.pytest_fixtures import (
     serve,
     serve_nosystem,
     serve_session,
+    serve_vlm,
     tiny_models,
 )
 
-__all__ = ["hub_recorder", "proxy", "recorder", "serve", "serve_nosystem", "serve_session", "tiny_models"]
+__all__ = ["hub_recorder", "proxy", "recorder", "serve", "serve_nosystem", "serve_session", "serve_vlm", "tiny_models"]

@@ -157,3 +157,26 @@ def test_a_text_only_configuration_refuses_an_image_and_keeps_going(app: App, tm
     assert "text-only" in refused and "image-text-to-text" in refused
     reply = visitor.chat("Hello!")
     assert reply == app.fresh().chat("Hello!"), "the refused turn never reaches the model"
+
+
+def test_an_image_reaches_the_local_vision_model_through_the_api(
+    app: App, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    vlm = {"model": str(tiny_models["vlm"]), "task": "image-text-to-text"}
+    replies = {}
+    for color in ("red", "blue"):
+        picture = tmp_path / f"{color}.png"
+        Image.new("RGB", (40, 30), color).save(picture)
+        replies[color] = app.fresh().chat("What is in this picture?", str(picture), **vlm)
+        assert replies[color] and not replies[color].startswith(("⚠️", "⏳"))
+    assert replies["red"] != replies["blue"], "the reply depends on the picture"
+    follow_ups = set()
+    for color in ("red", "blue"):
+        visitor = app.fresh()
+        visitor.chat("What is in this picture?", str(tmp_path / f"{color}.png"), **vlm)
+        follow_up = visitor.chat("And its color?", **vlm)
+        assert follow_up and not follow_up.startswith("⚠️")
+        follow_ups.add(follow_up)
+    assert len(follow_ups) == 2, "the history's image goes back to the model"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from hfchat.errors import AuthError
+from hfchat.errors import AuthError, InputError
+from hfchat.images import IMAGE_TASK, MAX_IMAGES, to_data_url
 from hfchat.messages import build_messages, content_text, fold_system_prompt, history_to_messages
 
 
@@ -98,3 +101,85 @@ def test_property_messages_alternate_and_end_with_the_question(
     for before, after in itertools.pairwise(body):
         assert type(before) is not type(after), "roles must alternate"
     assert all(isinstance(m.content, str) for m in messages)
+
+
+def image_file(tmp_path: Path, name: str, color: tuple[int, int, int]) -> str:
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.new("RGB", (4, 4), color).save(path)
+    return str(path)
+
+
+def image_urls(message: Any) -> list[str]:
+    return [p["image_url"]["url"] for p in message.content if isinstance(p, dict) and p["type"] == "image_url"]
+
+
+def test_images_become_image_url_parts_on_the_image_task(tmp_path: Path) -> None:
+    red = image_file(tmp_path, "red.png", (255, 0, 0))
+    messages = build_messages({"text": "What is it?", "files": [red]}, [], "Be brief.", IMAGE_TASK)
+    question = messages[-1]
+    assert question.content[-1] == {"type": "text", "text": "What is it?"}
+    assert image_urls(question) == [to_data_url(red)]
+    assert image_urls(question)[0].startswith("data:image/png;base64,")
+    text_only = build_messages({"text": "hi", "files": []}, [], "", IMAGE_TASK)
+    assert text_only[-1].content == "hi", "no images: plain text, which every template reads"
+
+
+def test_a_text_task_refuses_a_new_image_but_reads_the_text_of_old_ones(tmp_path: Path) -> None:
+    red = image_file(tmp_path, "red.png", (255, 0, 0))
+    with pytest.raises(InputError, match="text-only"):
+        build_messages({"text": "What is it?", "files": [red]}, [], "", "text-generation")
+    history = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": red}}, {"type": "text", "text": "look"}]},
+        {"role": "assistant", "content": "a red square"},
+    ]
+    assert [m.content for m in build_messages("and?", history, "", "text-generation")] == [
+        "look",
+        "a red square",
+        "and?",
+    ]
+
+
+def test_history_images_in_both_gradio_shapes_reach_the_model(tmp_path: Path) -> None:
+    red = image_file(tmp_path, "red.png", (255, 0, 0))
+    blue = image_file(tmp_path, "blue.png", (0, 0, 255))
+    history = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": red}}, {"type": "text", "text": "one"}]},
+        {"role": "assistant", "content": "red"},
+        {"role": "user", "content": [{"path": blue}, "two"]},  # the API's own history
+        {"role": "assistant", "content": "blue"},
+    ]
+    messages = build_messages("compare", history, "", IMAGE_TASK)
+    assert [image_urls(m) for m in messages if isinstance(m, HumanMessage)][:2] == [
+        [to_data_url(red)],
+        [to_data_url(blue)],
+    ]
+
+
+def test_only_the_latest_images_are_kept_and_unreadable_old_ones_are_skipped(tmp_path: Path) -> None:
+    files = [image_file(tmp_path, f"{i}.png", (i * 40, 0, 0)) for i in range(MAX_IMAGES + 1)]
+    history: list[dict[str, Any]] = []
+    for i, path in enumerate(files):
+        history += [{"role": "user", "content": [{"path": path}, f"q{i}"]}, {"role": "assistant", "content": f"a{i}"}]
+    history[0]["content"].insert(0, {"path": str(tmp_path / "deleted.png")})
+    new = image_file(tmp_path, "new.png", (0, 255, 0))
+    messages = build_messages({"text": "last", "files": [new]}, history, "", IMAGE_TASK)
+    sent = [url for m in messages if isinstance(m.content, list) for url in image_urls(m)]
+    assert sent == [to_data_url(p) for p in files[-(MAX_IMAGES - 1) :]] + [to_data_url(new)]
+    assert messages[0].content == "q0" and messages[1].content == "a0", "an old turn keeps its text"
+
+
+def test_too_many_new_images_are_refused(tmp_path: Path) -> None:
+    red = image_file(tmp_path, "red.png", (255, 0, 0))
+    with pytest.raises(InputError, match="at most"):
+        build_messages({"text": "x", "files": [red] * (MAX_IMAGES + 1)}, [], "", IMAGE_TASK)
+
+
+def test_folding_the_system_prompt_keeps_images(tmp_path: Path) -> None:
+    red = image_file(tmp_path, "red.png", (255, 0, 0))
+    messages = build_messages({"text": "What?", "files": [red]}, [], "Be brief.", IMAGE_TASK)
+    folded = fold_system_prompt(messages)
+    assert len(folded) == 1
+    assert folded[0].content[0] == {"type": "text", "text": "Be brief."}
+    assert image_urls(folded[0]) == [to_data_url(red)] and folded[0].content[-1]["text"] == "What?"

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar, cast
 from langchain_core.messages import BaseMessage
 
 from hfchat.config import Backend, ChatSettings, ModelSpec
+from hfchat.images import IMAGE_TASK
 
 _COMMON = frozenset(
     {"model", "task", "system_prompt", "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "hf_token"}
@@ -46,8 +47,14 @@ class BackendModule(Protocol):
     ) -> Iterator[str]: ...
 
 
-def module_for(backend: Backend) -> BackendModule:
-    return cast(BackendModule, importlib.import_module(_MODULES[backend]))
+_VISION_MODULE = "hfchat.backends.local_vision"
+"""Local image-text-to-text models run transformers' pipeline directly, not through LangChain."""
+
+
+def module_for(backend: Backend, task: str = "text-generation") -> BackendModule:
+    """The module that builds and streams for this backend (and task, for local models)."""
+    name = _VISION_MODULE if backend is Backend.LOCAL and task == IMAGE_TASK else _MODULES[backend]
+    return cast(BackendModule, importlib.import_module(name))
 
 
 T = TypeVar("T")
@@ -67,4 +74,4 @@ def closing_stream(stream: Iterator[T]) -> Iterator[Iterator[T]]:
 
 def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:
     """A zero-argument build function for the cache; the token stays in the closure."""
-    return lambda: module_for(spec.backend).build(spec, token)
+    return lambda: module_for(spec.backend, spec.task).build(spec, token)

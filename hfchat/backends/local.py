@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -70,6 +70,50 @@ class CancelCriteria(StoppingCriteria):
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
+def stream_generation(
+    generate: Callable[[FailFastStreamer, StoppingCriteriaList], Any],
+    tokenizer: Any,
+    cancel: threading.Event,
+    device: str,
+    seed: int | None,
+) -> Iterator[str]:
+    """Run `generate(streamer, criteria)` in a thread and yield its text as it comes.
+
+    Setting `cancel` (or leaving the loop) ends generate at its next token; an error in
+    the thread reaches the reader at once.
+    """
+    streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    criteria = StoppingCriteriaList([CancelCriteria(cancel)])
+    # Generations on one device take turns, first come first served: a CPU or one GPU
+    # runs two no faster. The place in the queue is taken now, in arrival order.
+    ticket = LOCAL_QUEUES.for_device(device).enqueue()
+
+    def run() -> None:
+        try:
+            if not ticket.wait() or cancel.is_set():
+                return
+            if seed is not None:
+                transformers.set_seed(seed)
+            generate(streamer, criteria)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which re-raises it
+            streamer.fail(exc)
+        finally:
+            ticket.release()
+            streamer.close()
+
+    thread = threading.Thread(target=run, name=GENERATE_THREAD_NAME, daemon=True)
+    thread.start()
+    try:
+        for text in streamer:
+            if text:
+                yield text
+    finally:
+        # No join: Stop must not wait. A generation that holds its turn ends at its next
+        # token (then frees the device); one still queued leaves the queue now.
+        cancel.set()
+        ticket.withdraw()
+
+
 class StoppablePipeline(HuggingFacePipeline):
     """HuggingFacePipeline whose stream can be cancelled and surfaces errors at once."""
 
@@ -84,40 +128,19 @@ class StoppablePipeline(HuggingFacePipeline):
         generate), `pipeline_kwargs` (generate settings) and `seed`."""
         cancel: threading.Event = kwargs.get("cancel") or threading.Event()
         pipeline_kwargs = dict(kwargs.get("pipeline_kwargs") or {})
-        seed: int | None = kwargs.get("seed")
-        streamer = FailFastStreamer(self.pipeline.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        criteria = StoppingCriteriaList([CancelCriteria(cancel)])
-        # Generations on one device take turns, first come first served: a CPU or one GPU
-        # runs two no faster. The place in the queue is taken now, in arrival order.
-        ticket = LOCAL_QUEUES.for_device(str(self.pipeline.device)).enqueue()
 
-        def generate() -> None:
-            try:
-                if not ticket.wait() or cancel.is_set():
-                    return
-                if seed is not None:
-                    transformers.set_seed(seed)
-                self.pipeline(prompt, streamer=streamer, stopping_criteria=criteria, **pipeline_kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader, which re-raises it
-                streamer.fail(exc)
-            finally:
-                ticket.release()
-                streamer.close()
+        def generate(streamer: FailFastStreamer, criteria: StoppingCriteriaList) -> Any:
+            return self.pipeline(prompt, streamer=streamer, stopping_criteria=criteria, **pipeline_kwargs)
 
-        thread = threading.Thread(target=generate, name=GENERATE_THREAD_NAME, daemon=True)
-        thread.start()
-        try:
-            for text in streamer:
-                if text:
-                    chunk = GenerationChunk(text=text)
-                    if run_manager:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-        finally:
-            # No join: Stop must not wait. A generation that holds its turn ends at its next
-            # token (then frees the device); one still queued leaves the queue now.
-            cancel.set()
-            ticket.withdraw()
+        texts = stream_generation(
+            generate, self.pipeline.tokenizer, cancel, str(self.pipeline.device), kwargs.get("seed")
+        )
+        with closing_stream(texts):
+            for text in texts:
+                chunk = GenerationChunk(text=text)
+                if run_manager:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
 
 class LocalChat(FoldingChat):
@@ -136,7 +159,7 @@ def _check_task(task: str) -> None:
         )
 
 
-def _quantization_config(quantization: Quantization) -> Any:
+def quantization_config(quantization: Quantization) -> Any:
     if importlib.util.find_spec("bitsandbytes") is None:
         raise QuantizationUnavailableError(
             "4-bit loading needs the bitsandbytes package, which is not installed.",
@@ -150,7 +173,7 @@ def _quantization_config(quantization: Quantization) -> Any:
     )
 
 
-def _placement(spec: ModelSpec) -> dict[str, Any]:
+def placement(spec: ModelSpec) -> dict[str, Any]:
     """from_model_id's device arguments: an int device, or a device_map for 4-bit."""
     cuda = torch.cuda.is_available()
     if spec.device == "cuda" and not cuda:
@@ -179,8 +202,8 @@ def _prepare_template(tokenizer: Any) -> bool:
     return False
 
 
-def _check_architecture(spec: ModelSpec, token: str | None) -> None:
-    """Refuse an encoder-decoder model for chat before loading its weights."""
+def check_architecture(spec: ModelSpec, token: str | None) -> Any:
+    """Refuse an encoder-decoder model for chat before loading its weights; return its config."""
     config = transformers.AutoConfig.from_pretrained(spec.model, token=token, trust_remote_code=False)
     if spec.task == "text-generation" and getattr(config, "is_encoder_decoder", False):
         raise UnsupportedTaskError(
@@ -189,23 +212,24 @@ def _check_architecture(spec: ModelSpec, token: str | None) -> None:
             "Use a decoder-only chat model (for example HuggingFaceTB/SmolLM2-135M-Instruct), or serve "
             "this model elsewhere and use the Custom endpoint backend.",
         )
+    return config
 
 
 def build(spec: ModelSpec, token: str | None) -> LocalChat:
     _check_task(spec.task)
-    _check_architecture(spec, token)
+    check_architecture(spec, token)
     model_kwargs: dict[str, Any] = {"trust_remote_code": False}
     if token:
         model_kwargs["token"] = token
     if spec.quantization is not None:
-        model_kwargs["quantization_config"] = _quantization_config(spec.quantization)
+        model_kwargs["quantization_config"] = quantization_config(spec.quantization)
     pipeline_kwargs = {"return_full_text": False} if spec.task == "text-generation" else {}
     llm = StoppablePipeline.from_model_id(
         model_id=spec.model,
         task=spec.task,
         model_kwargs=model_kwargs,
         pipeline_kwargs=pipeline_kwargs,
-        **_placement(spec),
+        **placement(spec),
     )
     # from_model_id keeps model_kwargs on the object; the token must not live there.
     llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k != "token"}
