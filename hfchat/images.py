@@ -12,11 +12,11 @@ import binascii
 import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from hfchat.errors import InputError
 
-IMAGE_TASK = "image-text-to-text"
+IMAGE_TASK: Final = "image-text-to-text"
 """The only task whose models read images; with any other task an image is refused."""
 
 MAX_IMAGES = 4
