@@ -90,6 +90,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 file_count="multiple",
                 placeholder="Type a message (attach images with the task image-text-to-text)…",
                 show_label=False,
+                stop_btn=True,  # a custom textbox brings its own buttons; Stop is off by default
             ),
             title="hfchat",
             description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
