@@ -33,6 +33,8 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         timeout=options.timeout,
         policy=options.local_policy,
         limiter=RateLimiter(options.rate_limit),
+        retry=options.retry,
+        limits=options.limits,
     )
     chat_fn = make_chat_fn(service, options)
     # Gradio hands its request (the session hash the rate limit counts) to a parameter

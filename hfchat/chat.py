@@ -16,11 +16,27 @@ from typing import Any
 
 from hfchat.backends import builder, module_for
 from hfchat.cache import ModelCache
-from hfchat.config import DEFAULT_TIMEOUT_S, Backend, ChatSettings, GenerationSettings, ModelSpec, build_settings
+from hfchat.config import (
+    DEFAULT_TIMEOUT_S,
+    Backend,
+    ChatSettings,
+    GenerationSettings,
+    InputLimits,
+    ModelSpec,
+    RetryPolicy,
+    build_settings,
+)
 from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, GenerationError, HFChatError, translate
 from hfchat.images import file_paths
 from hfchat.limits import RateLimiter
-from hfchat.messages import LOADING_MARK, build_messages, check_attachments, content_text
+from hfchat.messages import (
+    LOADING_MARK,
+    build_messages,
+    check_attachments,
+    content_text,
+    fit_history,
+    trim_notice,
+)
 from hfchat.policy import LocalPolicy
 from hfchat.tokens import fingerprint, redact, resolve_token
 
@@ -36,6 +52,8 @@ class ChatService:
     timeout: int = DEFAULT_TIMEOUT_S
     policy: LocalPolicy = field(default_factory=LocalPolicy)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: InputLimits = field(default_factory=InputLimits)
 
     def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache.
@@ -78,7 +96,7 @@ class ChatService:
         `session` (Gradio's session hash) is what the per-session rate limit counts.
         """
         token = resolve_token(session_token)
-        reply = ""
+        reply = notice = ""
         settings: ChatSettings | None = None
         cancel = threading.Event()
         try:
@@ -87,14 +105,20 @@ class ChatService:
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
             self.limiter.admit(session)
-            settings = build_settings(**values, token_fingerprint=fingerprint(token), timeout=self.timeout)
+            self.limits.check_text("message", content_text(message))
+            self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
+            settings = build_settings(
+                **values, token_fingerprint=fingerprint(token), timeout=self.timeout, retry=self.retry
+            )
             check_attachments(message, settings.spec.task)
+            history, dropped = fit_history(history, self.limits.max_history_chars)
+            notice = trim_notice(dropped, self.limits.max_history_chars)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
-                yield f"{LOADING_MARK} Loading `{settings.spec.model}` (first use of this configuration)…"
+                yield f"{notice}{LOADING_MARK} Loading `{settings.spec.model}` (first use of this configuration)…"
             started = time.perf_counter()
             for delta in self.stream(settings, message, history, token, cancel):
                 reply += delta
-                yield reply
+                yield notice + reply
             if not reply.strip():
                 raise EmptyReplyError(
                     "The model finished without producing any text.",
@@ -108,7 +132,7 @@ class ChatService:
             trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
             log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
             shown = redact(error.markdown(), token)
-            yield f"{reply}\n\n{shown}" if reply else shown
+            yield f"{notice}{reply}\n\n{shown}" if reply else notice + shown
         finally:
             cancel.set()
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hfchat.config import COMPUTE_DTYPES, DEFAULT_TIMEOUT_S, DEVICES, QUANT_TYPES, TASKS, Backend
+from hfchat.config import (
+    COMPUTE_DTYPES,
+    DEFAULT_TIMEOUT_S,
+    DEVICES,
+    QUANT_TYPES,
+    TASKS,
+    Backend,
+    InputLimits,
+    RetryPolicy,
+)
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
 from hfchat.limits import Rate, parse_rate
 from hfchat.policy import LocalPolicy, is_public, parse_param_count
@@ -55,6 +64,9 @@ class AppOptions:
     def local_policy(self) -> LocalPolicy:
         return LocalPolicy.of(self.public, self.local_models, self.max_local_params)
 
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: InputLimits = field(default_factory=InputLimits)
+
 
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
@@ -88,6 +100,20 @@ def _rate(value: str) -> Rate | None:
 
 def _models(value: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in value.split(",") if m.strip())
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 300:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be between 0 and 300 seconds, got {value}")
+    return number
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -213,6 +239,37 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=default("max_queue", 64),
         help="requests waiting in the queue at most; more are told the app is busy (default 64)",
     )
+    retry, limits = RetryPolicy(), InputLimits()
+    p.add_argument(
+        "--retries",
+        type=_count,
+        default=default("retries", retry.retries),
+        help="retries of a 429 (rate limited) or 503 (loading) answer before the first token; 0 = none",
+    )
+    p.add_argument(
+        "--retry-backoff",
+        type=_seconds,
+        default=default("retry_backoff", retry.backoff),
+        help="seconds before the first retry, doubled for each next one",
+    )
+    p.add_argument(
+        "--retry-max-wait",
+        type=_seconds,
+        default=default("retry_max_wait", retry.max_wait),
+        help="longest wait before a retry; a longer Retry-After is shown to the user instead of waited for",
+    )
+    p.add_argument(
+        "--max-message-chars",
+        type=_positive,
+        default=default("max_message_chars", limits.max_message_chars),
+        help="longest message (and system prompt) accepted, in characters",
+    )
+    p.add_argument(
+        "--max-history-chars",
+        type=_count,
+        default=default("max_history_chars", limits.max_history_chars),
+        help="longest history sent to the model, in characters; older turns are dropped with a notice",
+    )
     return p
 
 
@@ -256,4 +313,6 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         max_local_params=args.max_local_params,
         rate_limit=args.rate_limit,
         max_queue=args.max_queue,
+        retry=RetryPolicy(retries=args.retries, backoff=args.retry_backoff, max_wait=args.retry_max_wait),
+        limits=InputLimits(max_message_chars=args.max_message_chars, max_history_chars=args.max_history_chars),
     )

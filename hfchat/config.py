@@ -105,6 +105,47 @@ class ModelSpec(BaseModel):
         return f"The local model {self.model}"
 
 
+class RetryPolicy(BaseModel):
+    """How a remote call that fails with 429 or 503 before its first token is tried again.
+
+    Waits grow from `backoff` (doubling each time) up to `max_wait`; a server's Retry-After
+    is honoured when it is within `max_wait`, and a longer one is not waited for at all:
+    the user sees the rate-limit message at once instead of a silent stall.
+    """
+
+    model_config = _FROZEN
+    retries: int = Field(2, ge=0, le=10, strict=True)
+    backoff: float = Field(1.0, ge=0, le=60)
+    max_wait: float = Field(8.0, ge=0, le=300)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before retry number `attempt` (0-based), or None to give up."""
+        if attempt >= self.retries:
+            return None
+        if retry_after is not None:
+            return retry_after if 0 <= retry_after <= self.max_wait else None
+        return min(self.backoff * 2**attempt, self.max_wait)
+
+
+class InputLimits(BaseModel):
+    """Caps on what a visitor may send, so a request is refused or trimmed here instead of
+    being rejected by the backend after a long wait."""
+
+    model_config = _FROZEN
+    max_message_chars: int = Field(16_000, ge=1, strict=True)
+    max_history_chars: int = Field(64_000, ge=0, strict=True)
+
+    def check_text(self, field: str, text: str) -> None:
+        """Refuse a message or system prompt over `max_message_chars`, naming the field."""
+        if len(text) > self.max_message_chars:
+            raise ConfigError(
+                f"{field}: {len(text):,} characters, over this app's limit of {self.max_message_chars:,}.",
+                "Shorten it or split it over several messages (the operator sets the limit with "
+                "--max-message-chars / HFCHAT_MAX_MESSAGE_CHARS).",
+                field=field,
+            )
+
+
 class GenerationSettings(BaseModel):
     """Sampling settings, sent with every call; never part of the cache key."""
 
@@ -135,6 +176,7 @@ class ChatSettings(BaseModel):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     system_prompt: str = ""
     served_model: str | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
 def _check_repo_id(model: str) -> None:
@@ -235,6 +277,7 @@ def build_settings(
     device: str,
     token_fingerprint: str,
     timeout: int = DEFAULT_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
 ) -> ChatSettings:
     """Validate raw UI or API values into ChatSettings; raise ConfigError naming the field.
 
@@ -279,6 +322,7 @@ def build_settings(
         },
         "system_prompt": system_prompt or "",
         "served_model": ((served_model or "").strip() or None) if kind is Backend.ENDPOINT else None,
+        "retry": retry or RetryPolicy(),
     }
     try:
         return ChatSettings.model_validate(raw)

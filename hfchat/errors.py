@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import httpx
 import jinja2
+from safetensors import SafetensorError
 
 ERROR_MARK = "⚠️"
 """Prefix of every error reply in the chat; history conversion skips such replies."""
@@ -91,6 +92,10 @@ class OutOfMemoryError(HFChatError):
     title = "Out of memory"
 
 
+class CorruptModelError(HFChatError):
+    title = "Corrupt model files"
+
+
 class ChatTemplateError(HFChatError):
     title = "Chat template error"
 
@@ -127,13 +132,15 @@ class TooManyMessagesError(HFChatError):
         self.retry_after = retry_after
 
 
-def _status_of(exc: BaseException) -> int | None:
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an error that carries a response, else None."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     return status if isinstance(status, int) else None
 
 
-def _retry_after(exc: BaseException) -> float | None:
+def retry_after_of(exc: BaseException) -> float | None:
+    """The response's Retry-After in seconds (an HTTP-date form counts as absent)."""
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
@@ -243,9 +250,9 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
             "The model is not in the local cache and the Hugging Face Hub cannot be reached.",
             "Connect to the internet once to download it, or give the path of a local model folder.",
         )
-    status = _status_of(exc)
+    status = status_of(exc)
     if status is not None:
-        return from_http_status(status, where, _server_detail(exc), _retry_after(exc))
+        return from_http_status(status, where, _server_detail(exc), retry_after_of(exc))
     if name in ("InferenceTimeoutError",) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
         return EndpointTimeoutError(
             f"{where} did not answer in time.",
@@ -253,8 +260,8 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
         )
     if isinstance(exc, httpx.RemoteProtocolError):
         return ConnectionFailedError(
-            f"{where} closed the connection in the middle of the reply.",
-            "The server may have crashed or restarted: check it, then send again.",
+            f"The reply was cut off: {where} closed the connection in the middle of it.",
+            "The server may have crashed or restarted: check it, then send again (the text above is what arrived).",
         )
     if isinstance(exc, (httpx.ConnectError, ConnectionError)):
         dns = "resolve" in text.lower() or "name or service" in text.lower() or "nodename" in text.lower()
@@ -276,6 +283,18 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
         return QuantizationUnavailableError(
             f"bitsandbytes cannot load this model in 4-bit here: {text[:200]}",
             "Install it with `pip install bitsandbytes` (a CUDA GPU or bitsandbytes>=0.49 for CPU), or turn 4-bit off.",
+        )
+    if isinstance(exc, SafetensorError):
+        return CorruptModelError(
+            f"The model's weights file cannot be read; it is truncated or corrupt ({text[:200]}).",
+            "Download the model again (delete its folder, or its entry in the Hugging Face cache), "
+            "or pick another model.",
+        )
+    if "probability tensor contains" in text:
+        return GenerationError(
+            f"{where} produced invalid numbers (NaN or infinity) while sampling: {text[:200]}",
+            "Turn do_sample off, load it in float32 or bfloat16 instead of float16, or use another model; "
+            "its weights may be broken.",
         )
     if name == "TemplateError" or name.endswith("TemplateError"):
         return ChatTemplateError(
@@ -307,5 +326,6 @@ RECOVERABLE: tuple[type[BaseException], ...] = (
     TypeError,
     httpx.HTTPError,
     jinja2.TemplateError,
+    SafetensorError,
 )
 """Errors a chat turn turns into a message; anything else is a bug and propagates."""

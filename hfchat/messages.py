@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 LOADING_MARK = "⏳"
 """Prefix of the notice shown while a model loads; like errors, it never reaches the model."""
 
+NOTICE_MARK = "✂️"
+"""Prefix of the notice that older turns were left out; it never reaches the model either."""
+
 _ERROR_LINE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} \*\*")
 
 
@@ -43,7 +46,10 @@ def content_text(content: Any) -> str:
 
 
 def strip_error(text: str) -> str:
-    """A reply without the app's notices: an error appended to it, or a lone loading notice."""
+    """A reply without the app's notices: a trimmed-history notice before it, an error
+    appended to it, or a lone loading notice."""
+    if text.startswith(NOTICE_MARK):
+        text = text.partition("\n\n")[2]
     if text.startswith(LOADING_MARK):
         return ""
     match = _ERROR_LINE.search(text)
@@ -86,6 +92,28 @@ def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = Fal
             else:
                 out.append(AIMessage(content=reply))
     return out
+
+
+def fit_history(history: Sequence[Mapping[str, Any]], max_chars: int) -> tuple[list[Mapping[str, Any]], int]:
+    """The most recent part of the history whose text fits in `max_chars`, and how many
+    of the oldest messages were left out (the caller's list is not changed)."""
+    sizes = [len(strip_error(content_text(item.get("content")))) for item in history]
+    total, start = sum(sizes), 0
+    while total > max_chars and start < len(history):
+        total -= sizes[start]
+        start += 1
+    return list(history[start:]), start
+
+
+def trim_notice(dropped: int, max_chars: int) -> str:
+    """The line shown above a reply whose oldest turns were not sent ("" when none were)."""
+    if not dropped:
+        return ""
+    return (
+        f"{NOTICE_MARK} *The {dropped} oldest message{'s' if dropped > 1 else ''} of this conversation "
+        f"{'were' if dropped > 1 else 'was'} not sent: the history limit is {max_chars:,} characters "
+        "(--max-history-chars). Clear the conversation to start afresh.*\n\n"
+    )
 
 
 def build_messages(

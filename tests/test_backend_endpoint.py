@@ -7,13 +7,15 @@ What reached the server is asserted on the wire: the stack's silent drops (tempe
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
+from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from hfchat.backends import endpoint, module_for, remote
-from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec
+from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
 from tests.fixtures.servers import (
     Recorder,
     RecordingProxy,
@@ -169,3 +171,93 @@ def test_server_template_refusing_the_system_role_still_chats(serve_nosystem: Tr
         proxy.clear()
         assert "".join(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
         assert len(chat_bodies(proxy)) == 1, "no failed attempt once the fold is known"
+
+
+# Retries: 429 and 503 before the first token, with backoff; counted on the wire and timed.
+
+QUESTION = [HumanMessage("Hello there")]
+
+
+def timed_run(settings: ChatSettings, cancel: threading.Event | None = None) -> tuple[str | BaseException, float]:
+    """The reply (or the error raised), and how long the call took."""
+    backend = module_for(settings.spec.backend)
+    chat = backend.build(settings.spec, None)
+    started = time.monotonic()
+    try:
+        result: str | BaseException = "".join(backend.stream(chat, QUESTION, settings, cancel or threading.Event()))
+    except HfHubHTTPError as exc:
+        result = exc
+    return result, time.monotonic() - started
+
+
+def retrying(url: str, **policy: Any) -> ChatSettings:
+    return endpoint_settings(url, max_new_tokens=6).model_copy(update={"retry": RetryPolicy(**policy)})
+
+
+def test_429_waits_for_retry_after_then_succeeds(proxy: RecordingProxy) -> None:
+    # backoff 5 s: had Retry-After been ignored, two waits would take 15 s.
+    proxy.fail_next(429, headers={"Retry-After": "1"}, times=2, path="/v1/chat/completions")
+    reply, elapsed = timed_run(retrying(proxy.url, retries=2, backoff=5, max_wait=2))
+    assert isinstance(reply, str) and reply
+    assert len(chat_bodies(proxy)) == 3, "two refused attempts, then the one that streamed"
+    assert 2.0 <= elapsed < 8, elapsed
+
+
+def test_503_backs_off_exponentially_then_succeeds(proxy: RecordingProxy) -> None:
+    proxy.fail_next(503, body='{"error": "Model is loading"}', times=2, path="/v1/chat/completions")
+    reply, elapsed = timed_run(retrying(proxy.url, retries=3, backoff=0.3, max_wait=5))
+    assert isinstance(reply, str) and reply
+    assert len(chat_bodies(proxy)) == 3
+    assert elapsed >= 0.3 + 0.6, "waits of 0.3 s then 0.6 s"
+
+
+def test_retries_are_bounded(proxy: RecordingProxy) -> None:
+    proxy.fail_next(503, times=None, path="/v1/chat/completions")
+    error, elapsed = timed_run(retrying(proxy.url, retries=2, backoff=0.1, max_wait=0.15))
+    assert isinstance(error, HfHubHTTPError) and error.response.status_code == 503
+    assert len(chat_bodies(proxy)) == 3, "the first attempt and two retries, no more"
+    assert 0.1 + 0.15 <= elapsed < 10, "the second wait is capped at max_wait"
+
+
+def test_a_retry_after_beyond_the_cap_is_shown_not_waited_for(proxy: RecordingProxy) -> None:
+    from hfchat.errors import RateLimitError, translate
+
+    proxy.fail_next(429, headers={"Retry-After": "120"}, times=None, path="/v1/chat/completions")
+    error, elapsed = timed_run(retrying(proxy.url, retries=3, backoff=0.1, max_wait=2))
+    assert isinstance(error, HfHubHTTPError)
+    assert len(chat_bodies(proxy)) == 1 and elapsed < 2
+    shown = translate(error, "The endpoint")
+    assert isinstance(shown, RateLimitError) and "Try again in 120 s" in shown.hint
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422, 500, 502])
+def test_other_errors_are_never_retried(proxy: RecordingProxy, status: int) -> None:
+    proxy.fail_next(status, headers={"Retry-After": "0"}, times=None, path="/v1/chat/completions")
+    error, _ = timed_run(retrying(proxy.url, retries=3, backoff=0.05))
+    assert isinstance(error, HfHubHTTPError) and error.response.status_code == status
+    assert len(chat_bodies(proxy)) == 1
+
+
+def test_a_started_stream_is_never_retried(proxy: RecordingProxy) -> None:
+    import httpx
+
+    proxy.cut_stream_after(3, times=None, path="/v1/chat/completions")
+    settings = retrying(proxy.url, retries=3, backoff=0.05).model_copy(
+        update={"generation": GenerationSettings(max_new_tokens=40)}
+    )
+    backend = module_for(settings.spec.backend)
+    chat = backend.build(settings.spec, None)
+    got: list[str] = []
+    with pytest.raises(httpx.HTTPError):
+        got.extend(backend.stream(chat, QUESTION, settings, threading.Event()))
+    assert got, "tokens arrived before the cut"
+    assert len(chat_bodies(proxy)) == 1
+
+
+def test_stop_during_a_retry_wait_ends_the_turn_at_once(proxy: RecordingProxy) -> None:
+    proxy.fail_next(503, times=None, path="/v1/chat/completions")
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    error, elapsed = timed_run(retrying(proxy.url, retries=5, backoff=30, max_wait=30), cancel)
+    assert isinstance(error, HfHubHTTPError)
+    assert elapsed < 10 and len(chat_bodies(proxy)) == 1

@@ -94,3 +94,20 @@ def test_concurrency_limits_are_chosen_per_backend_and_configurable() -> None:
     assert (options.concurrency, options.local_concurrency) == (64, 2)
     with pytest.raises(SystemExit):
         parse_options(["--local-concurrency", "0"], {})
+
+
+def test_retry_and_limit_flags_and_variables() -> None:
+    env = {"HFCHAT_RETRIES": "4", "HFCHAT_RETRY_MAX_WAIT": "2.5", "HFCHAT_MAX_MESSAGE_CHARS": "100"}
+    options = parse_options(["--retry-backoff", "0.2", "--max-history-chars", "0"], env)
+    assert (options.retry.retries, options.retry.backoff, options.retry.max_wait) == (4, 0.2, 2.5)
+    assert (options.limits.max_message_chars, options.limits.max_history_chars) == (100, 0)
+    assert parse_options(["--retries", "0"], env).retry.retries == 0
+
+
+@pytest.mark.parametrize(
+    "argv", [["--retries", "-1"], ["--retry-max-wait", "nan"], ["--retry-backoff", "1e9"], ["--max-message-chars", "0"]]
+)
+def test_bad_retry_and_limit_flags_are_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_options(argv, {})
+    assert argv[0] in capsys.readouterr().err

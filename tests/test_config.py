@@ -180,3 +180,34 @@ def test_endpoint_credentials_never_shown() -> None:
     assert display_url("https://user:secret@host.example:8443/v1?key=abc") == "https://host.example:8443/v1"
     spec = build_settings(**values(backend="endpoint", endpoint_url="http://u:secret@127.0.0.1:8000")).spec
     assert "secret" not in spec.where
+
+
+def test_retry_policy_backs_off_exponentially_and_honours_retry_after() -> None:
+    from hfchat.config import RetryPolicy
+
+    policy = RetryPolicy(retries=4, backoff=0.5, max_wait=3)
+    assert [policy.delay(n, None) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, None]
+    assert policy.delay(0, 2) == 2, "Retry-After within the cap is what we wait"
+    assert policy.delay(0, 3.5) is None, "beyond the cap: give up and show it"
+    assert RetryPolicy(retries=0).delay(0, None) is None
+
+
+@given(
+    retries=st.integers(0, 10),
+    backoff=st.floats(0, 60),
+    max_wait=st.floats(0, 300),
+    attempt=st.integers(0, 20),
+    retry_after=st.one_of(st.none(), st.floats(allow_nan=False, min_value=-10, max_value=1e6)),
+)
+def test_property_retry_waits_are_bounded(
+    retries: int, backoff: float, max_wait: float, attempt: int, retry_after: float | None
+) -> None:
+    from hfchat.config import RetryPolicy
+
+    wait = RetryPolicy(retries=retries, backoff=backoff, max_wait=max_wait).delay(attempt, retry_after)
+    if attempt >= retries:
+        assert wait is None
+    if wait is not None:
+        assert 0 <= wait <= max_wait
+        if retry_after is not None:
+            assert wait == retry_after

@@ -165,6 +165,14 @@ def quantization_config(quantization: Quantization) -> Any:
             "4-bit loading needs the bitsandbytes package, which is not installed.",
             "Install it with `pip install bitsandbytes`, or turn 4-bit loading off.",
         )
+    try:
+        importlib.import_module("bitsandbytes")
+    except (ImportError, OSError, RuntimeError) as exc:  # a broken install: missing library, CUDA mismatch
+        raise QuantizationUnavailableError(
+            f"bitsandbytes is installed but cannot be loaded here: {type(exc).__name__}: {str(exc)[:200]}",
+            "Reinstall it (`pip install -U bitsandbytes`; on a CPU it needs bitsandbytes>=0.49, on a GPU a "
+            "build matching your CUDA), or turn 4-bit loading off.",
+        ) from exc
     return transformers.BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=quantization.quant_type,

@@ -17,12 +17,16 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from hfchat.backends import closing_stream
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import Backend, ChatSettings
+from hfchat.errors import retry_after_of, status_of
 
 log = logging.getLogger(__name__)
 
 # A server whose chat template refuses the system role answers with one of these
 # (TGI 422, vLLM 400, transformers serve a bare 500).
 _TEMPLATE_FAILURE_STATUSES = (400, 422, 500)
+
+RETRY_STATUSES = (429, 503)
+"""Rate limited, or the model is still loading: waiting can fix these, nothing else."""
 
 
 def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
@@ -56,6 +60,30 @@ def _deltas(chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSe
                 yield text
 
 
+def _first(
+    chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+) -> tuple[str | None, Iterator[str]]:
+    """Open the stream and read its first delta, retrying 429 and 503 as `settings.retry` says.
+
+    This is the only place that retries: once a delta has been read the stream is handed
+    on and never retried, so a reply is never duplicated or restarted.
+    """
+    attempt = 0
+    while True:
+        deltas = _deltas(chat, messages, settings)
+        try:
+            return next(deltas, None), deltas
+        except HfHubHTTPError as exc:
+            status = status_of(exc)
+            wait = settings.retry.delay(attempt, retry_after_of(exc)) if status in RETRY_STATUSES else None
+            if wait is None:
+                raise
+            attempt += 1
+            log.info("HTTP %s before the first token; retry %d in %.2f s", status, attempt, wait)
+            if cancel.wait(wait):
+                raise  # Stop pressed while waiting: no point in retrying
+
+
 def _may_refuse_system(exc: HfHubHTTPError, chat: FoldingChat, messages: Sequence[BaseMessage]) -> bool:
     status = exc.response.status_code if exc.response is not None else None
     has_system = any(isinstance(m, SystemMessage) for m in messages)
@@ -67,20 +95,19 @@ def stream(
 ) -> Iterator[str]:
     """Text deltas of the reply; leaving the loop closes the HTTP stream, which stops the server.
 
+    429 and 503 before the first token are retried with backoff (see `_first`).
     If the server fails before the first token and the turn has a system prompt, it is
     tried once more with the system prompt folded into the first user turn; if that works,
     the cached client keeps folding. Otherwise the original error is raised.
     """
-    deltas = _deltas(chat, messages, settings)
     try:
-        first = next(deltas, None)
+        first, deltas = _first(chat, messages, settings, cancel)
     except HfHubHTTPError as exc:
         if not _may_refuse_system(exc, chat, messages):
             raise
         retry = chat.model_copy(update={"fold_system": True})
-        deltas = _deltas(retry, messages, settings)
         try:
-            first = next(deltas, None)
+            first, deltas = _first(retry, messages, settings, cancel)
         except HfHubHTTPError:
             raise exc from None
         log.info("the server refused the system role; folding it into the first user turn from now on")

@@ -1,0 +1,311 @@
+"""The fault matrix: one row per real fault, each driven through the running app with
+gradio_client and checked for the same four things:
+
+1. the chat shows a clear message that says what to do;
+2. the app still answers (the server, not just the handler, is up);
+3. the history is unchanged: the next request carries the earlier turns exactly, and never
+   the error notice;
+4. the next message in the same session succeeds once the fault is gone.
+
+Endpoint faults come from a recording proxy in front of a real `transformers serve` (or from
+killing it); local faults from damaged copies of a tiny model on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.abc import MetaPathFinder
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from app import build_app
+from hfchat.cache import ModelCache
+from hfchat.chat import ChatService
+from hfchat.cli import parse_options
+from hfchat.errors import ERROR_MARK
+from tests.fixtures.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
+
+APP_FLAGS = ["--device", "cpu", "--max-new-tokens", "8", "--timeout", "3"]
+APP_FLAGS += ["--retries", "2", "--retry-backoff", "0.1", "--retry-max-wait", "1"]
+
+
+class RunningApp:
+    """The app launched in this process on a free port, as `python app.py` would."""
+
+    def __init__(self, flags: list[str]) -> None:
+        options = parse_options(flags, {})
+        self.service = ChatService(
+            cache=ModelCache(options.cache_size), timeout=options.timeout, retry=options.retry, limits=options.limits
+        )
+        self.demo = build_app(options, self.service)
+        port = free_port()
+        self.demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def answers(self) -> bool:
+        """The server still serves its page config: the app did not go down with the fault."""
+        return httpx.get(self.url + "config", timeout=30).status_code == 200
+
+    def session(self) -> Client:
+        """A new visitor with an empty history (gradio_client keeps it between calls, like a tab)."""
+        return Client(self.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[RunningApp]:
+    running = RunningApp(APP_FLAGS)
+    try:
+        yield running
+    finally:
+        running.demo.close()
+
+
+def say(session: Client, message: str, **settings: Any) -> str:
+    return str(session.predict(message=message, api_name="/chat", **settings))
+
+
+@dataclass
+class Env:
+    """What a row may use to inject its fault; `heal` undoes what cannot undo itself."""
+
+    serve: TransformersServe
+    proxy: RecordingProxy
+    recorder: Recorder
+    models: dict[str, Path]
+    tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def endpoint(self) -> dict[str, Any]:
+        return {"backend": "endpoint", "endpoint_url": self.proxy.url}
+
+    def local(self, model: Path | str, **settings: Any) -> dict[str, Any]:
+        return {"backend": "local", "model": str(model), "device": "cpu", **settings}
+
+    def damaged_copy(self, name: str, damage: Callable[[Path], None]) -> Path:
+        """A copy of the tiny chat model whose weights file `damage` changes."""
+        folder = self.tmp_path / name
+        shutil.copytree(self.models["chat"], folder)
+        damage(folder / "model.safetensors")
+        return folder
+
+    def heal(self) -> None:
+        self.proxy.reset()
+        self.monkeypatch.undo()
+        if not self.serve.alive:
+            self.serve.restart()
+
+
+def _truncate(weights: Path) -> None:
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+
+
+def _garble_header(weights: Path) -> None:
+    data = bytearray(weights.read_bytes())
+    data[8:24] = b"\x00garbage\xff\xfe\x00\x01!!!!"
+    weights.write_bytes(bytes(data))
+
+
+def _nan_weights(weights: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {name: torch.full_like(t, float("nan")) for name, t in load_file(weights).items()}
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+
+class _HideBitsandbytes(MetaPathFinder):
+    """bitsandbytes looks uninstalled, as on a machine without it."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "bitsandbytes" or name.startswith("bitsandbytes."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+
+def _forget_bitsandbytes(env: Env) -> None:
+    for name in [m for m in sys.modules if m.startswith("bitsandbytes")]:
+        env.monkeypatch.delitem(sys.modules, name)
+
+
+def _no_bitsandbytes(env: Env) -> dict[str, Any]:
+    env.monkeypatch.setattr(sys, "meta_path", [_HideBitsandbytes(), *sys.meta_path])
+    _forget_bitsandbytes(env)
+    return env.local(env.models["chat"], load_in_4bit=True)
+
+
+def _broken_bitsandbytes(env: Env) -> dict[str, Any]:
+    """An install whose native library is missing: the package is found, importing it fails."""
+    broken = env.tmp_path / "broken-site" / "bitsandbytes"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(
+        'raise OSError("libbitsandbytes_cpu.so: cannot open shared object file: No such file or directory")\n'
+    )
+    env.monkeypatch.syspath_prepend(str(broken.parent))
+    _forget_bitsandbytes(env)
+    return env.local(env.models["chat"], load_in_4bit=True)
+
+
+def _http(status: int, **headers: str) -> Callable[[Env], dict[str, Any]]:
+    def inject(env: Env) -> dict[str, Any]:
+        env.proxy.fail_next(
+            status=status, body='{"error": "injected"}', headers=headers, times=None, path="/v1/chat/completions"
+        )
+        return env.endpoint
+
+    return inject
+
+
+def _kill_server(env: Env) -> dict[str, Any]:
+    env.serve.stop()
+    return env.endpoint
+
+
+def _read_timeout(env: Env) -> dict[str, Any]:
+    env.proxy.delay(10, times=1, path="/v1/chat/completions")
+    return env.endpoint
+
+
+def _cut_stream(env: Env) -> dict[str, Any]:
+    env.proxy.cut_stream_after(3, path="/v1/chat/completions")
+    return {**env.endpoint, "max_new_tokens": 40}
+
+
+def _cuda_without_gpu(env: Env) -> dict[str, Any]:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    return env.local(env.models["chat"], device="cuda")
+
+
+def _empty_reply(env: Env) -> dict[str, Any]:
+    env.recorder.route("GET", "/v1/models", (404, {}, b""))
+    env.recorder.route("POST", "/v1/chat/completions", chat_route_handler(""))
+    return {"backend": "endpoint", "endpoint_url": env.recorder.url}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One row: how to inject the fault, and words the message must contain (what happened
+    and what to do). `partial`: the reply had started, so its text stays before the notice."""
+
+    name: str
+    inject: Callable[[Env], dict[str, Any]]
+    shown: tuple[str, ...]
+    partial: bool = False
+
+
+MATRIX = [
+    Fault("401 bad token", _http(401), ("Not authorized", "token")),
+    Fault("403 gated repo", _http(403), ("Access denied", "request access")),
+    Fault("404 unknown model", _http(404), ("Model not found", "Check the repo ID")),
+    Fault("422 rejected parameter", _http(422), ("rejected the request", "Lower max_new_tokens")),
+    Fault("400 bad request", _http(400), ("rejected the request (400)",)),
+    Fault("429 rate limited", _http(429, **{"Retry-After": "60"}), ("Rate limited", "Try again in 60 s")),
+    Fault("500 server error", _http(500), ("HTTP 500", "send again")),
+    Fault("503 model loading", _http(503), ("503", "still be loading", "Wait a minute")),
+    Fault("server killed", _kill_server, ("Server error", "send again")),
+    Fault("read timeout", _read_timeout, ("Timed out", "wait a moment")),
+    Fault("server dies mid-stream", _cut_stream, ("cut off", "send again"), partial=True),
+    Fault(
+        "connection refused",
+        lambda env: {"backend": "endpoint", "endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        ("refused the connection", "Check the endpoint URL"),
+    ),
+    Fault(
+        "DNS failure",
+        lambda env: {"backend": "endpoint", "endpoint_url": "http://no-such-host.invalid:8000"},
+        ("does not resolve", "Check the endpoint URL"),
+    ),
+    Fault("empty reply", _empty_reply, ("Empty reply", "max_new_tokens")),
+    Fault(
+        "missing local folder",
+        lambda env: env.local(env.tmp_path / "no-such-model"),
+        ("Invalid setting", "does not exist", "model"),
+    ),
+    Fault(
+        "truncated safetensors",
+        lambda env: env.local(env.damaged_copy("truncated", _truncate)),
+        ("Corrupt model files", "Download the model again"),
+    ),
+    Fault(
+        "garbled safetensors header",
+        lambda env: env.local(env.damaged_copy("garbled", _garble_header)),
+        ("Corrupt model files", "Download the model again"),
+    ),
+    Fault(
+        "exception in the generate thread",
+        lambda env: env.local(env.damaged_copy("nan", _nan_weights), do_sample=True),
+        ("Generation failed", "NaN", "Turn do_sample off"),
+    ),
+    Fault("4-bit, bitsandbytes missing", _no_bitsandbytes, ("4-bit", "pip install bitsandbytes")),
+    Fault("4-bit, bitsandbytes broken", _broken_bitsandbytes, ("4-bit", "cannot be loaded", "turn 4-bit")),
+    Fault("CUDA without a GPU", _cuda_without_gpu, ("CUDA", "'cpu'")),
+]
+
+
+@pytest.fixture
+def env(
+    serve: TransformersServe,
+    proxy: RecordingProxy,
+    recorder: Recorder,
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+) -> Iterator[Env]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        environment = Env(serve, proxy, recorder, tiny_models, tmp_path, monkeypatch)
+        try:
+            yield environment
+        finally:
+            environment.heal()
+
+
+def chat_requests(proxy: RecordingProxy) -> list[dict[str, Any]]:
+    return [r.json for r in proxy.requests if r.path.endswith("/chat/completions")]
+
+
+def assert_survives(fault: Fault, app: RunningApp, env: Env) -> str:
+    """Run one fault row in a fresh session and check the four things; return what was shown."""
+    session = app.session()
+    first = say(session, "Hi", **env.endpoint)
+    assert first and ERROR_MARK not in first, "a healthy turn before the fault"
+    shown = say(session, "Tell me more", **fault.inject(env))
+
+    # 1. a clear message that says what to do
+    assert ERROR_MARK in shown and "Traceback" not in shown, shown
+    for words in fault.shown:
+        assert words in shown, f"{fault.name}: {words!r} missing from {shown!r}"
+    partial = shown.split(f"\n\n{ERROR_MARK}")[0]
+    if fault.partial:
+        assert partial and not shown.startswith(ERROR_MARK), "the partial reply is kept above the notice"
+    else:
+        assert shown.startswith(ERROR_MARK)
+
+    # 2. the app is still up
+    assert app.answers()
+
+    # 3 and 4. once healed, the next message works, and carries the earlier turns unchanged
+    env.heal()
+    env.proxy.clear()
+    after = say(session, "Again", **env.endpoint)
+    assert after and ERROR_MARK not in after, f"{fault.name}: the next message failed: {after}"
+    sent = [(m["role"], m["content"]) for m in chat_requests(env.proxy)[-1]["messages"]]
+    expected = [("user", "Hi"), ("assistant", first.strip())]
+    if fault.partial:
+        expected += [("user", "Tell me more"), ("assistant", partial.strip())]
+    assert sent == [*expected, ("user", "Again")], "the history is unchanged and no notice reaches the model"
+    return shown
+
+
+@pytest.mark.parametrize("fault", MATRIX, ids=[f.name for f in MATRIX])
+def test_fault_matrix(fault: Fault, app: RunningApp, env: Env) -> None:
+    assert_survives(fault, app, env)
