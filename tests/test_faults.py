@@ -26,8 +26,6 @@ import pytest
 from gradio_client import Client
 
 from app import build_app
-from hfchat.cache import ModelCache
-from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.errors import ERROR_MARK
 from tests.fixtures.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
@@ -40,11 +38,7 @@ class RunningApp:
     """The app launched in this process on a free port, as `python app.py` would."""
 
     def __init__(self, flags: list[str]) -> None:
-        options = parse_options(flags, {})
-        self.service = ChatService(
-            cache=ModelCache(options.cache_size), timeout=options.timeout, retry=options.retry, limits=options.limits
-        )
-        self.demo = build_app(options, self.service)
+        self.demo = build_app(parse_options(flags, {}))
         port = free_port()
         self.demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
         self.url = f"http://127.0.0.1:{port}/"
@@ -68,7 +62,7 @@ def app() -> Iterator[RunningApp]:
 
 
 def say(session: Client, message: str, **settings: Any) -> str:
-    return str(session.predict(message=message, api_name="/chat", **settings))
+    return str(session.predict(message={"text": message, "files": []}, api_name="/chat", **settings))
 
 
 @dataclass
