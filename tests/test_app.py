@@ -85,7 +85,8 @@ def test_errors_show_in_the_chat_and_the_next_message_works(app: App, proxy: Rec
     bad = app.chat("Hi", backend="providers", model="not a repo/../x")
     assert bad.startswith("⚠️ **Invalid setting.**") and "model" in bad
     assert "Traceback" not in bad
-    proxy.fail_next(status=503, body='{"error": "Model is loading"}', path="/v1/chat/completions")
+    # Still loading after every retry (a single 503 is retried away: see test_backend_endpoint).
+    proxy.fail_next(status=503, body='{"error": "Model is loading"}', times=None, path="/v1/chat/completions")
     loading = app.chat("Hi", backend="endpoint", endpoint_url=proxy.url, max_new_tokens=4)
     assert "503" in loading and "loading" in loading
     refused = app.chat("Hi", backend="endpoint", endpoint_url=f"http://127.0.0.1:{free_port()}", max_new_tokens=4)
