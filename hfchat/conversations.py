@@ -1,0 +1,173 @@
+"""Saved conversations: a list kept in the browser, each with an id, a title and its messages.
+
+Gradio's own `save_history` keeps a bare list of message lists, addressed by position and
+titled from the first message, so it has no room for a title of one's own, and its
+positions shift on every insert and delete. Here each conversation carries a stable id and
+its title; the messages are the chat window's Gradio message dicts, unchanged, so edit,
+retry and undo keep working on a conversation loaded back. Plain data in, plain data out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hfchat.errors import ConfigError
+from hfchat.messages import content_text
+from hfchat.presets import ControlValues
+
+TITLE_MAX = 80
+"""Longest title kept; a longer one is cut."""
+
+AUTO_TITLE_CHARS = 40
+"""A new conversation is titled with the start of its first message, like Gradio's own list."""
+
+MAX_CONVERSATIONS = 100
+"""How many conversations a browser keeps; past that the oldest is dropped (local storage is small)."""
+
+UNTITLED = "New conversation"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Conversation(BaseModel):
+    """One saved conversation; `settings` are the sidebar's values at its latest turn."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    id: str = Field(min_length=1, max_length=64)
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    messages: tuple[dict[str, Any], ...]
+    settings: ControlValues | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _chat_messages(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for i, message in enumerate(value):
+            if message.get("role") not in ("user", "assistant"):
+                raise ValueError(f"message {i} has no user or assistant role")
+        return value
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The conversations after a change, and which one the chat window shows (None: a new one)."""
+
+    conversations: list[Conversation]
+    current: str | None
+
+
+def _has_files(content: Any) -> bool:
+    """Whether a message's content, in any shape Gradio uses, carries files."""
+    if isinstance(content, Mapping):
+        return bool(content.get("files")) or content.get("type", "text") != "text" or "file" in content
+    if isinstance(content, Sequence) and not isinstance(content, str):
+        return any(_has_files(part) for part in content)
+    return False
+
+
+def default_title(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The start of the first question (📎 when it has files), or "New conversation"."""
+    for message in messages:
+        if message.get("role") == "user":
+            content = message.get("content")
+            text = " ".join(content_text(content).split())
+            if len(text) > AUTO_TITLE_CHARS:
+                text = text[:AUTO_TITLE_CHARS].rstrip() + "…"
+            title = f"📎 {text}" if _has_files(content) else text
+            return title.strip() or UNTITLED
+    return UNTITLED
+
+
+def load(stored: Any) -> list[Conversation]:
+    """The conversations kept in the browser; entries that don't read back (edited by hand,
+    or from an older layout) are skipped rather than losing the rest."""
+    conversations: list[Conversation] = []
+    seen: set[str] = set()
+    for item in stored if isinstance(stored, list) else []:
+        try:
+            conversation = Conversation.model_validate(item)
+        except ValidationError:
+            continue
+        if conversation.id not in seen:
+            seen.add(conversation.id)
+            conversations.append(conversation)
+    return conversations[:MAX_CONVERSATIONS]
+
+
+def dump(conversations: Sequence[Conversation]) -> list[dict[str, Any]]:
+    """Plain JSON for the browser's local storage."""
+    return [c.model_dump(mode="json") for c in conversations]
+
+
+def find(conversations: Sequence[Conversation], conversation_id: str | None) -> Conversation | None:
+    return next((c for c in conversations if c.id == conversation_id), None)
+
+
+def commit(
+    conversations: Sequence[Conversation],
+    current: str | None,
+    messages: Sequence[Mapping[str, Any]],
+    settings: ControlValues | None,
+    make_id: Callable[[], str] = new_id,
+) -> Saved | None:
+    """Save what the chat window shows into the current conversation; None when nothing changed.
+
+    A first message starts a new conversation at the top of the list. A conversation
+    emptied (the chat's clear button, or undo of its only turn) is removed, like Gradio's own.
+    """
+    messages = [dict(m) for m in messages]
+    existing = find(conversations, current)
+    if not messages:
+        if existing is None:
+            return None
+        return Saved([c for c in conversations if c.id != current], None)
+    if existing is None:
+        created = Conversation(id=make_id(), title=default_title(messages), messages=tuple(messages), settings=settings)
+        return Saved([created, *conversations][:MAX_CONVERSATIONS], created.id)
+    if list(existing.messages) == messages:
+        return None
+    updated = existing.model_copy(update={"messages": tuple(messages), "settings": settings or existing.settings})
+    return Saved([updated if c.id == current else c for c in conversations], current)
+
+
+def add(conversations: Sequence[Conversation], conversation: Conversation) -> Saved:
+    """An imported conversation, at the top, under a fresh id."""
+    added = conversation.model_copy(update={"id": new_id()})
+    return Saved([added, *conversations][:MAX_CONVERSATIONS], added.id)
+
+
+def check_title(title: str) -> str:
+    title = " ".join((title or "").split())
+    if not title:
+        raise ConfigError("title: enter a title for the conversation.", "Type a title, then press Rename.")
+    if len(title) > TITLE_MAX:
+        raise ConfigError(f"title: at most {TITLE_MAX} characters, got {len(title)}.", "Use a shorter title.")
+    return title
+
+
+def rename(conversations: Sequence[Conversation], conversation_id: str | None, title: str) -> list[Conversation]:
+    title = check_title(title)
+    if find(conversations, conversation_id) is None:
+        raise ConfigError(
+            "title: this conversation is not saved yet.", "Send a message first, or pick a conversation from the list."
+        )
+    return [c.model_copy(update={"title": title}) if c.id == conversation_id else c for c in conversations]
+
+
+def delete(conversations: Sequence[Conversation], conversation_id: str | None) -> list[Conversation]:
+    if find(conversations, conversation_id) is None:
+        raise ConfigError(
+            "conversation: there is no saved conversation to delete.", "Pick a conversation from the list first."
+        )
+    return [c for c in conversations if c.id != conversation_id]
+
+
+def choices(conversations: Sequence[Conversation]) -> list[tuple[str, str]]:
+    """(title, id) pairs for a list widget, newest first."""
+    return [(c.title, c.id) for c in conversations]

@@ -1,0 +1,257 @@
+"""Conversation export (JSON and Markdown) and import of a JSON export.
+
+The JSON file is a versioned, validated schema (`format`, `version`); import refuses
+anything else with a message that says what is wrong, so a bad file never touches the
+history. What goes in:
+
+- the title, the time of export, and the sidebar settings of the latest turn, never the
+  token (`ControlValues` has no token field, and an endpoint URL loses any user:password
+  and query string);
+- every message as shown: questions, answers, error notices, and the "Thinking" blocks
+  and speed figures where the chat showed them. A message with a metadata title (Gradio's
+  collapsible block) keeps it, so thinking comes back as a labelled block and is never
+  sent to the model again (see `hfchat.messages`);
+- attached files by name and type only: their bytes stay out of the file, so an import
+  shows a "not included" note where a file was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import PurePath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hfchat.conversations import TITLE_MAX, Conversation, new_id
+from hfchat.errors import HFChatError
+from hfchat.presets import ControlValues
+
+FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
+VERSION: Literal[1] = 1
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+"""Larger files are refused: a conversation this big would not fit the browser's storage."""
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+
+
+class ImportFileError(HFChatError):
+    title = "Cannot import this file"
+
+
+class ExportedFile(BaseModel):
+    """A file attached to a message: its name and type, never its bytes or server path."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=255)
+    mime_type: str | None = None
+
+
+class MessageMeta(BaseModel):
+    """Gradio's message metadata: a `title` makes a collapsible block ("Thinking", tool logs)."""
+
+    model_config = _STRICT
+    title: str | None = None
+    id: int | str | None = None
+    parent_id: int | str | None = None
+    log: str | None = None
+    duration: float | None = Field(None, ge=0)
+    status: Literal["pending", "done"] | None = None
+
+
+class ExportedMessage(BaseModel):
+    model_config = _STRICT
+    role: Literal["user", "assistant"]
+    text: str = ""
+    files: tuple[ExportedFile, ...] = ()
+    metadata: MessageMeta | None = None
+
+
+class ConversationExport(BaseModel):
+    """Version 1 of the export file."""
+
+    model_config = _STRICT
+    format: Literal["hfchat.conversation"] = FORMAT
+    version: Literal[1] = VERSION
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    exported_at: datetime
+    settings: ControlValues | None = None
+    messages: tuple[ExportedMessage, ...] = Field(min_length=1)
+
+
+def _file_name(part: Mapping[str, Any]) -> ExportedFile:
+    file = part.get("file") if isinstance(part.get("file"), Mapping) else part
+    assert isinstance(file, Mapping)
+    name = file.get("orig_name") or PurePath(str(file.get("path") or file.get("url") or "file")).name
+    return ExportedFile(name=str(name)[:255] or "file", mime_type=file.get("mime_type"))
+
+
+def _parts(content: Any) -> tuple[list[str], list[ExportedFile]]:
+    """Text and files of a message's content in any shape Gradio uses."""
+    if content is None:
+        return [], []
+    if isinstance(content, str):
+        return [content], []
+    if isinstance(content, Mapping):
+        if isinstance(content.get("files"), list):  # a multimodal box value: {"text", "files"}
+            box_text, _ = _parts(content.get("text"))
+            return box_text, [_file_name(f if isinstance(f, Mapping) else {"path": f}) for f in content["files"]]
+        if content.get("type", "text") == "text" and isinstance(content.get("text"), str):
+            return [content["text"]], []
+        return [], [_file_name(content)]
+    texts: list[str] = []
+    files: list[ExportedFile] = []
+    for part in content if isinstance(content, Sequence) else [content]:
+        more_texts, more_files = _parts(part)
+        texts += more_texts
+        files += more_files
+    return texts, files
+
+
+def _meta(metadata: Any) -> MessageMeta | None:
+    if not isinstance(metadata, Mapping):
+        return None
+    known = {k: v for k, v in metadata.items() if k in MessageMeta.model_fields and v is not None}
+    return MessageMeta.model_validate(known) if known else None
+
+
+def build_export(
+    title: str,
+    messages: Sequence[Mapping[str, Any]],
+    settings: ControlValues | None,
+    now: datetime | None = None,
+) -> ConversationExport:
+    """The export of a conversation as the chat window holds it (Gradio message dicts)."""
+    exported = []
+    for message in messages:
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            continue
+        texts, files = _parts(message.get("content"))
+        exported.append(
+            ExportedMessage(
+                role=role, text="\n\n".join(texts), files=tuple(files), metadata=_meta(message.get("metadata"))
+            )
+        )
+    if not exported:
+        raise HFChatError("There is nothing to export yet.", "Send a message first, or pick a saved conversation.")
+    return ConversationExport(
+        title=" ".join(title.split())[:TITLE_MAX] or "Conversation",
+        exported_at=now or datetime.now(timezone.utc),
+        settings=settings,
+        messages=tuple(exported),
+    )
+
+
+def to_json(export: ConversationExport) -> str:
+    return json.dumps(export.model_dump(mode="json", exclude_none=True), ensure_ascii=False, indent=2) + "\n"
+
+
+_SETTING_ORDER = ("backend", "model", "provider", "endpoint_url", "served_model", "task", "system_prompt")
+
+
+def _settings_lines(settings: ControlValues) -> list[str]:
+    from hfchat.backends import CONTROLS
+
+    shown = CONTROLS[settings.backend] | {"backend"}
+    values = settings.model_dump(mode="json")
+    names = [n for n in _SETTING_ORDER if n in shown] + [n for n in values if n in shown and n not in _SETTING_ORDER]
+    lines = ["| Setting | Value |", "|---|---|"]
+    for name in names:
+        value = values[name]
+        if name == "system_prompt" and not value:
+            continue
+        cell = str(value).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{name}` | {cell} |")
+    return lines
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
+
+
+def to_markdown(export: ConversationExport) -> str:
+    """A readable transcript: settings table, then each turn under a heading; thinking and
+    other titled blocks are quoted under their title, with their duration."""
+    out = [f"# {export.title}", "", f"Exported from hfchat on {export.exported_at:%Y-%m-%d %H:%M} UTC.", ""]
+    if export.settings is not None:
+        out += ["## Settings", "", *_settings_lines(export.settings), ""]
+    out += ["## Conversation", ""]
+    for message in export.messages:
+        meta = message.metadata
+        if meta is not None and meta.title:
+            label = f"**{meta.title}**" + (f" ({meta.duration:.1f} s)" if meta.duration is not None else "")
+            if meta.log:
+                label += f" — {meta.log}"
+            out += [f"> {label}", ">", _quote(message.text), ""]
+            continue
+        out += ["### You" if message.role == "user" else "### Assistant", ""]
+        if message.text:
+            out += [message.text, ""]
+        for file in message.files:
+            out += [f"📎 *{file.name}*" + (f" ({file.mime_type})" if file.mime_type else "") + " (not included)", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        msg = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            msg = "unknown field (a token is never part of an export)"
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def parse_export(data: bytes | str) -> ConversationExport:
+    """Read a JSON export; anything else raises ImportFileError saying what is wrong."""
+    hint = "Choose a .json file exported by hfchat (Export JSON)."
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFileError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", hint)
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImportFileError(f"The file is not valid JSON ({exc}).", hint) from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ImportFileError(
+            'The file is not an hfchat conversation export (no "format": "hfchat.conversation").', hint
+        )
+    if raw.get("version") != VERSION:
+        raise ImportFileError(
+            f"The file has export version {raw.get('version')!r}; this hfchat reads version {VERSION}.",
+            "Export it again with this version of hfchat.",
+        )
+    try:
+        return ConversationExport.model_validate(raw)
+    except ValidationError as exc:
+        raise ImportFileError(f"The export is damaged: {_validation_message(exc)}.", hint) from None
+
+
+def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
+    """Gradio message dicts for the chat window; a file that was attached becomes a note."""
+    messages = []
+    for message in export.messages:
+        text = message.text
+        notes = [f"📎 {f.name} (not included in the export)" for f in message.files]
+        text = "\n\n".join([t for t in [text, *notes] if t])
+        item: dict[str, Any] = {"role": message.role, "content": text}
+        if message.metadata is not None:
+            item["metadata"] = message.metadata.model_dump(exclude_none=True)
+        messages.append(item)
+    return messages
+
+
+def to_conversation(export: ConversationExport) -> Conversation:
+    """A conversation to add to the saved list (it gets a fresh id when added)."""
+    return Conversation(
+        id=new_id(), title=export.title, messages=tuple(to_chat_messages(export)), settings=export.settings
+    )
+
+
+def file_stem(title: str) -> str:
+    """A safe file name from a title."""
+    stem = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in title).strip().replace(" ", "-")
+    return (stem or "conversation")[:60]

@@ -1,0 +1,127 @@
+"""Saved conversations as plain data: commit, titles, rename, delete, storage round trip."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from hfchat import conversations as convos
+from hfchat.errors import ConfigError
+from hfchat.presets import ControlValues
+
+
+def turn(question: str, answer: str) -> list[dict]:
+    return [
+        {"role": "user", "content": [{"type": "text", "text": question}], "metadata": None, "options": None},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}], "metadata": None, "options": None},
+    ]
+
+
+def ids() -> itertools.count:
+    return itertools.count(1)
+
+
+def make_id_from(counter: itertools.count):
+    return lambda: f"c{next(counter)}"
+
+
+def test_first_message_creates_a_titled_conversation_at_the_top() -> None:
+    make_id = make_id_from(ids())
+    first = convos.commit([], None, turn("What is the capital of France?", "Paris."), None, make_id)
+    assert first is not None and first.current == "c1"
+    second = convos.commit(first.conversations, None, turn("hi", "hello"), None, make_id)
+    assert second is not None
+    assert convos.choices(second.conversations) == [("hi", "c2"), ("What is the capital of France?", "c1")]
+
+
+def test_later_turns_update_in_place_and_keep_a_renamed_title() -> None:
+    saved = convos.commit([], None, turn("q1", "a1"), ControlValues(model="a/a"), make_id_from(ids()))
+    assert saved is not None
+    renamed = convos.rename(saved.conversations, saved.current, "  My   trip ")
+    longer = turn("q1", "a1") + turn("q2", "a2")
+    updated = convos.commit(renamed, saved.current, longer, ControlValues(model="b/b"), make_id_from(ids()))
+    assert updated is not None and updated.current == saved.current
+    (only,) = updated.conversations
+    assert only.title == "My trip" and len(only.messages) == 4 and only.settings == ControlValues(model="b/b")
+
+
+def test_unchanged_messages_are_not_saved_again() -> None:
+    """Loading a conversation syncs the chat state; that must not rewrite it (or its settings)."""
+    saved = convos.commit([], None, turn("q", "a"), ControlValues(model="a/a"), make_id_from(ids()))
+    assert saved is not None
+    assert convos.commit(saved.conversations, saved.current, turn("q", "a"), ControlValues(model="x/x")) is None
+    assert convos.commit(saved.conversations, None, [], None) is None
+
+
+def test_undo_and_retry_shapes_are_saved_as_shown() -> None:
+    """Retry and edit first cut the history, then add the new reply; both states are saved."""
+    saved = convos.commit([], None, turn("q", "a1") + turn("q2", "b"), None, make_id_from(ids()))
+    assert saved is not None
+    cut = convos.commit(saved.conversations, saved.current, turn("q", "a1")[:1], None)
+    assert cut is not None and len(cut.conversations[0].messages) == 1
+    redone = convos.commit(cut.conversations, cut.current, turn("q", "a2"), None)
+    assert redone is not None and redone.conversations[0].messages[1]["content"][0]["text"] == "a2"
+
+
+def test_clearing_the_chat_removes_the_conversation() -> None:
+    make_id = make_id_from(ids())
+    a = convos.commit([], None, turn("a", "1"), None, make_id)
+    assert a is not None
+    b = convos.commit(a.conversations, None, turn("b", "2"), None, make_id)
+    assert b is not None
+    cleared = convos.commit(b.conversations, "c1", [], None)
+    assert cleared is not None and cleared.current is None
+    assert [c.id for c in cleared.conversations] == ["c2"]
+
+
+def test_delete_and_rename_errors_are_clear() -> None:
+    saved = convos.commit([], None, turn("q", "a"), None, make_id_from(ids()))
+    assert saved is not None
+    assert convos.delete(saved.conversations, saved.current) == []
+    with pytest.raises(ConfigError, match="no saved conversation"):
+        convos.delete(saved.conversations, None)
+    with pytest.raises(ConfigError, match="not saved yet"):
+        convos.rename(saved.conversations, "nope", "x")
+    with pytest.raises(ConfigError, match="enter a title"):
+        convos.rename(saved.conversations, saved.current, "   ")
+    with pytest.raises(ConfigError, match="at most 80"):
+        convos.rename(saved.conversations, saved.current, "x" * 81)
+
+
+@pytest.mark.parametrize(
+    ("messages", "title"),
+    [
+        (turn("  a   long\n" + "x" * 50, "x"), "a long " + "x" * 33 + "…"),
+        ([{"role": "user", "content": {"text": "look", "files": ["/tmp/cat.png"]}}], "📎 look"),
+        (
+            [{"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/cat.png"}}]}],
+            "📎",
+        ),
+        ([{"role": "assistant", "content": "hello first"}], "New conversation"),
+        (turn("", "x"), "New conversation"),
+    ],
+)
+def test_default_titles(messages: list[dict], title: str) -> None:
+    assert convos.default_title(messages) == title
+
+
+def test_storage_round_trip_skips_what_does_not_read_back() -> None:
+    saved = convos.commit([], None, turn("q", "a"), ControlValues(model="a/a"), make_id_from(ids()))
+    assert saved is not None
+    stored = convos.dump(saved.conversations)
+    junk = [{"id": "x", "title": "", "messages": []}, {"id": "y", "title": "t", "messages": [{"role": "tool"}]}, 3]
+    loaded = convos.load([*junk, *stored, *stored])
+    assert loaded == saved.conversations
+    assert convos.load(None) == [] and convos.load({"not": "a list"}) == []
+
+
+def test_the_list_is_bounded_by_dropping_the_oldest() -> None:
+    make_id = make_id_from(ids())
+    conversations: list[convos.Conversation] = []
+    for i in range(convos.MAX_CONVERSATIONS + 1):
+        saved = convos.commit(conversations, None, turn(f"q{i}", "a"), None, make_id)
+        assert saved is not None
+        conversations = saved.conversations
+    assert len(conversations) == convos.MAX_CONVERSATIONS
+    assert conversations[0].title == f"q{convos.MAX_CONVERSATIONS}" and conversations[-1].title == "q1"
