@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import html
 import inspect
 import logging
+import tempfile
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from hfchat import conversations as convos
 from hfchat.backends import ALL_CONTROLS, CONTROLS
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
+from hfchat.errors import HFChatError
+from hfchat.export import build_export, file_stem, parse_export, to_conversation, to_json, to_markdown
 from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.limits import RateLimiter
+from hfchat.presets import (
+    CONTROL_NAMES,
+    ControlValues,
+    delete_preset,
+    dump_user_presets,
+    find_preset,
+    load_user_presets,
+    preset_names,
+    save_preset,
+    values_from_controls,
+)
 from hfchat.providers import chat_providers
 
 log = logging.getLogger("hfchat.app")
+
+BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
+"""Gradio encrypts BrowserState with a key it also sends to the page, so it hides nothing from
+the browser's user; a fixed one keeps saved conversations readable after the server restarts
+(Gradio's default, a random key per start, would lose them). Tokens are never stored there."""
 
 
 def _slider(name: str, value: float, step: float, info: str = "") -> gr.Slider:
@@ -43,6 +67,8 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     g = GenerationSettings()
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
+            saved = conversation_panel()
+            presets = preset_panel()
             controls: dict[str, Any] = {
                 "backend": gr.Radio(
                     [(b.label, b.value) for b in Backend], value=options.backend.value, label="Backend"
@@ -80,7 +106,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 ),
             }
         params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p != "request"]
-        gr.ChatInterface(
+        chat = SavedChatInterface(
             chat_fn,
             additional_inputs=[controls[name] for name in params],
             api_name="chat",
@@ -109,7 +135,300 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             return {component: gr.update(visible=name in wanted) for name, component in toggled.items()}
 
         controls["backend"].change(show_for, controls["backend"], list(toggled.values()), api_name=False)
+        wire_conversations(demo, saved, chat, controls)
+        wire_presets(demo, presets, controls)
     return demo
+
+
+def _shown(exc: HFChatError) -> gr.Error:
+    """A refused action as a notice; nothing else changes (the error's text is escaped: the
+    modal renders HTML and a file's contents may end up in the message)."""
+    return gr.Error(html.escape(str(exc)), title=type(exc).title, print_exception=False)
+
+
+def _sync_state(chat: gr.ChatInterface) -> dict[str, Any]:
+    """After the chat window is set from outside, the chat function's history follows it,
+    as Gradio's own conversation list does."""
+    return dict(
+        fn=lambda shown: shown, inputs=chat.chatbot, outputs=chat.chatbot_state, queue=False, api_visibility="private"
+    )
+
+
+class SavedChatInterface(gr.ChatInterface):
+    """ChatInterface whose saved-conversation list holds titled conversations with stable ids.
+
+    Gradio already saves the history at the right moments (after a turn, retry, undo, edit,
+    and deletes it on clear) through `_save_conversation` and `_delete_conversation`, into
+    its `saved_conversations` BrowserState with `conversation_id` as the current one. Only
+    those two steps are replaced, so the list's entries carry an id and a title
+    (`hfchat.conversations`); `save_history` stays off so Gradio's own untitled list is not
+    drawn, and `conversation_panel` draws ours.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, save_history=False, **kwargs)
+        self.saved_conversations.storage_key = "hfchat-conversations"
+        self.saved_conversations.secret = BROWSER_STORAGE_SECRET
+
+    def _save_conversation(self, index: Any, conversation: Any, saved_conversations: Any) -> tuple[Any, Any]:
+        result = convos.commit(convos.load(saved_conversations), index, conversation or [], None)
+        if result is None:
+            return index, saved_conversations
+        return result.current, convos.dump(result.conversations)
+
+    def _delete_conversation(self, index: Any, saved_conversations: Any) -> tuple[Any, Any]:
+        return self._save_conversation(index, [], saved_conversations)
+
+
+@dataclass(frozen=True)
+class ConversationPanel:
+    turn_settings: gr.State
+    listing: gr.Radio
+    new: gr.Button
+    title: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
+    export: gr.Button
+    upload: gr.UploadButton
+    files: gr.File
+
+
+def conversation_panel() -> ConversationPanel:
+    """The saved-conversations list and its buttons (created in the sidebar, wired later)."""
+    with gr.Accordion("Conversations", open=True):
+        new = gr.Button("New conversation", variant="primary", size="sm")
+        listing = gr.Radio([], label="Saved in this browser", elem_id="conversation-list")
+        title = gr.Textbox(label="Title", placeholder="title of this conversation", elem_id="conversation-title")
+        with gr.Row():
+            rename = gr.Button("Rename", size="sm")
+            delete = gr.Button("Delete", size="sm", variant="stop")
+        with gr.Row():
+            export = gr.Button("Export", size="sm")
+            upload = gr.UploadButton("Import JSON", file_types=[".json"], file_count="single", size="sm")
+        files = gr.File(
+            label="Exported files", file_count="multiple", interactive=False, visible=False, elem_id="export-files"
+        )
+    return ConversationPanel(
+        turn_settings=gr.State(None),
+        listing=listing,
+        new=new,
+        title=title,
+        rename=rename,
+        delete=delete,
+        export=export,
+        upload=upload,
+        files=files,
+    )
+
+
+def _values_or_none(data: dict[Any, Any], controls: dict[str, Any]) -> ControlValues | None:
+    try:
+        return values_from_controls({name: data[controls[name]] for name in CONTROL_NAMES})
+    except HFChatError:
+        return None  # the turn reports the bad field itself; the conversation is saved without settings
+
+
+def wire_conversations(
+    demo: gr.Blocks, panel: ConversationPanel, chat: SavedChatInterface, controls: dict[str, Any]
+) -> None:
+    """The list, new, switch, rename, delete, export and import; saving is the chat's own."""
+    p = panel
+    store, current = chat.saved_conversations, chat.conversation_id
+    settings_inputs = {controls[name] for name in CONTROL_NAMES}
+    export_dir = Path(tempfile.mkdtemp(prefix="hfchat-export-"))
+
+    def refresh(data: dict[Any, Any]) -> dict[Any, Any]:
+        """After every save: the list, the title, and the settings of the turn just saved."""
+        conversations = convos.load(data[store])
+        shown = convos.find(conversations, data[current])
+        out: dict[Any, Any] = {
+            p.listing: gr.Radio(choices=convos.choices(conversations), value=shown.id if shown else None),
+            p.title: shown.title if shown else "",
+        }
+        turn = data[p.turn_settings]
+        if shown is not None and turn is not None:
+            settings = ControlValues.model_validate(turn)
+            if shown.settings != settings:
+                updated = shown.model_copy(update={"settings": settings})
+                out[store] = convos.dump([updated if c.id == shown.id else c for c in conversations])
+            out[p.turn_settings] = None
+        return out
+
+    gr.on(
+        [demo.load, store.change],
+        refresh,
+        inputs={store, current, p.turn_settings},
+        outputs=[p.listing, p.title, store, p.turn_settings],
+        queue=False,
+        api_visibility="private",
+    )
+
+    def remember_turn(data: dict[Any, Any]) -> dict[Any, Any]:
+        """The sidebar as it was when a reply was asked for: saved with the conversation."""
+        values = _values_or_none(data, controls)
+        return {p.turn_settings: values.model_dump(mode="json") if values else None}
+
+    for trigger in (chat.textbox.submit, chat.chatbot.retry, chat.chatbot.edit):
+        trigger(remember_turn, inputs=settings_inputs, outputs=[p.turn_settings], queue=False, api_visibility="private")
+
+    def show(conversation: convos.Conversation | None) -> dict[Any, Any]:
+        """Put a conversation (or a new empty one) in the chat window."""
+        return {
+            current: conversation.id if conversation else None,
+            p.turn_settings: None,
+            chat.chatbot: list(conversation.messages) if conversation else [],
+            p.title: conversation.title if conversation else "",
+            p.listing: gr.Radio(value=conversation.id if conversation else None),
+        }
+
+    shown = [current, p.turn_settings, chat.chatbot, p.title, p.listing]
+    p.new.click(lambda: show(None), outputs=shown, queue=False, api_visibility="private").then(**_sync_state(chat))
+    p.listing.input(
+        lambda data: show(convos.find(convos.load(data[store]), data[p.listing])),
+        inputs={store, p.listing},
+        outputs=shown,
+        queue=False,
+        api_visibility="private",
+    ).then(**_sync_state(chat))
+
+    def rename(data: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            renamed = convos.rename(convos.load(data[store]), data[current], data[p.title])
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        return {store: convos.dump(renamed)}
+
+    for trigger in (p.rename.click, p.title.submit):
+        trigger(rename, inputs={store, current, p.title}, outputs=[store], api_visibility="private")
+
+    def delete(data: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            remaining = convos.delete(convos.load(data[store]), data[current])
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        return {store: convos.dump(remaining), **show(None)}
+
+    p.delete.click(delete, inputs={store, current}, outputs=[store, *shown], api_visibility="private").then(
+        **_sync_state(chat)
+    )
+
+    def export(data: dict[Any, Any]) -> dict[Any, Any]:
+        conversation = convos.find(convos.load(data[store]), data[current])
+        messages = data[chat.chatbot_state] or []
+        title = conversation.title if conversation else convos.default_title(messages)
+        settings = conversation.settings if conversation and conversation.settings else _values_or_none(data, controls)
+        try:
+            exported = build_export(title, messages, settings)
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        folder = export_dir / uuid.uuid4().hex
+        folder.mkdir()
+        stem = file_stem(exported.title)
+        json_file, md_file = folder / f"{stem}.json", folder / f"{stem}.md"
+        json_file.write_text(to_json(exported), encoding="utf-8")
+        md_file.write_text(to_markdown(exported), encoding="utf-8")
+        return {p.files: gr.File(value=[str(json_file), str(md_file)], visible=True)}
+
+    p.export.click(
+        export,
+        inputs={store, current, chat.chatbot_state, *settings_inputs},
+        outputs=[p.files],
+        api_visibility="private",
+    )
+
+    def import_file(data: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            exported = parse_export(Path(data[p.upload]).read_bytes())
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        added = convos.add(convos.load(data[store]), to_conversation(exported))
+        conversation = convos.find(added.conversations, added.current)
+        applied = exported.settings.as_controls() if exported.settings else {}
+        return {
+            store: convos.dump(added.conversations),
+            **show(conversation),
+            **{controls[name]: value for name, value in applied.items()},
+        }
+
+    p.upload.upload(
+        import_file,
+        inputs={store, p.upload},
+        outputs=[store, *shown, *(controls[name] for name in CONTROL_NAMES)],
+        api_visibility="private",
+    ).then(**_sync_state(chat))
+
+
+@dataclass(frozen=True)
+class PresetPanel:
+    store: gr.BrowserState
+    choice: gr.Dropdown
+    apply: gr.Button
+    name: gr.Textbox
+    save: gr.Button
+    delete: gr.Button
+
+
+def preset_panel() -> PresetPanel:
+    """Built-in and saved presets (created in the sidebar, wired later)."""
+    with gr.Accordion("Presets", open=False):
+        choice = gr.Dropdown(preset_names([]), value=None, label="Preset", elem_id="preset-choice")
+        with gr.Row():
+            apply = gr.Button("Apply preset", size="sm", variant="primary")
+            delete = gr.Button("Delete preset", size="sm")
+        name = gr.Textbox(label="Save the current settings as", placeholder="preset name", elem_id="preset-name")
+        save = gr.Button("Save preset", size="sm")
+    store = gr.BrowserState([], storage_key="hfchat-presets", secret=BROWSER_STORAGE_SECRET)
+    return PresetPanel(store=store, choice=choice, apply=apply, name=name, save=save, delete=delete)
+
+
+def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) -> None:
+    """Apply a preset to the sidebar; save or delete the user's own (kept in this browser)."""
+    p = panel
+    targets = [controls[name] for name in CONTROL_NAMES]
+
+    def names(stored: Any, chosen: str | None = None) -> dict[Any, Any]:
+        return {p.choice: gr.Dropdown(choices=preset_names(load_user_presets(stored)), value=chosen)}
+
+    gr.on(
+        [demo.load, p.store.change],
+        lambda data: names(data[p.store], data[p.choice]),
+        inputs={p.store, p.choice},
+        outputs=[p.choice],
+        queue=False,
+        api_visibility="private",
+    )
+
+    def apply(data: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            preset = find_preset(data[p.choice] or "", load_user_presets(data[p.store]))
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        return {controls[name]: value for name, value in preset.values.as_controls().items()}
+
+    p.apply.click(apply, inputs={p.choice, p.store}, outputs=targets, api_visibility="private")
+
+    def save(data: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            values = values_from_controls({name: data[controls[name]] for name in CONTROL_NAMES})
+            saved = save_preset(data[p.name], values, load_user_presets(data[p.store]))
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        stored = dump_user_presets(saved)
+        return {p.store: stored, **names(stored, data[p.name].strip()), p.name: ""}
+
+    p.save.click(
+        save, inputs={p.name, p.store, *targets}, outputs=[p.store, p.choice, p.name], api_visibility="private"
+    )
+
+    def delete(data: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            remaining = delete_preset(data[p.choice] or "", load_user_presets(data[p.store]))
+        except HFChatError as exc:
+            raise _shown(exc) from None
+        stored = dump_user_presets(remaining)
+        return {p.store: stored, **names(stored)}
+
+    p.delete.click(delete, inputs={p.choice, p.store}, outputs=[p.store, p.choice], api_visibility="private")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
