@@ -391,8 +391,8 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
 
     gr.on(
         [demo.load, p.store.change],
-        lambda data: names(data[p.store], data[p.choice]),
-        inputs={p.store, p.choice},
+        lambda data: {p.choice: gr.Dropdown(choices=preset_names(load_user_presets(data[p.store])))},
+        inputs={p.store},
         outputs=[p.choice],
         queue=False,
         api_visibility="private",

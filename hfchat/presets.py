@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hfchat.config import RANGES, Backend, GenerationSettings, display_url
+from hfchat.config import RANGES, TASKS, Backend, GenerationSettings, display_url
 from hfchat.errors import ConfigError
 from hfchat.providers import AUTO, chat_providers
 
@@ -47,7 +47,7 @@ class ControlValues(BaseModel):
     provider: str = AUTO
     endpoint_url: str = ""
     served_model: str = ""
-    task: Literal["text-generation", "text2text-generation"] = "text-generation"
+    task: str = "text-generation"
     system_prompt: str = ""
     max_new_tokens: int = _ranged("max_new_tokens", 512)
     do_sample: bool = _G.do_sample
@@ -62,6 +62,13 @@ class ControlValues(BaseModel):
     compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     double_quant: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        if value not in TASKS:
+            raise ValueError(f"unknown task {value!r}; choose one of: {', '.join(TASKS)}")
+        return value
 
     @field_validator("provider")
     @classmethod

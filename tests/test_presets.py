@@ -30,7 +30,7 @@ from tests.fixtures import SENTINEL_TOKEN
 def test_presets_cover_every_control_but_the_token() -> None:
     chat = make_chat_fn(ChatService(), parse_options([], {}))
     params = list(inspect.signature(chat).parameters)[2:]
-    assert set(CONTROL_NAMES) == set(params) - {"hf_token"}, "a new sidebar control needs a ControlValues field"
+    assert set(CONTROL_NAMES) == set(params) - {"hf_token", "request"}, "a new control needs a ControlValues field"
 
 
 def test_builtins_are_the_seed_models_and_a_cpu_one() -> None:
@@ -111,6 +111,7 @@ def test_builtins_cannot_be_deleted_and_the_store_is_bounded() -> None:
         ({"provider": "nowhere"}, "unknown provider 'nowhere'"),
         ({"max_new_tokens": 1.5}, "max_new_tokens"),
         ({"quant_type": "int3"}, "quant_type"),
+        ({"task": "summarization"}, "unknown task 'summarization'"),
     ],
 )
 def test_invalid_values_are_refused_with_the_field_named(raw: dict, words: str) -> None:
