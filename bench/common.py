@@ -1,0 +1,238 @@
+"""What every benchmark shares: settings, side-by-side runs, statistics, result files, the app.
+
+Figures are ratios of two things measured in the same run, interleaved (A, B, then B, A),
+because these machines are shared and noisy; each is reported as the median of the runs
+with its min and max.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How big and how long: `quick` is the smoke test's tiny mode, not a measurement."""
+
+    quick: bool = False
+    runs: int = 5
+    out: Path = RESULTS
+    models: Path = ROOT / "bench" / ".models"
+
+    @property
+    def size(self) -> str:
+        return "tiny" if self.quick else "bench"
+
+
+@dataclass(frozen=True)
+class Stats:
+    median: float
+    min: float
+    max: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        if not values:
+            raise ValueError("no values to summarise")
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+    def show(self, unit: str = "", digits: int = 3) -> str:
+        u = f" {unit}" if unit else ""
+        if self.min == self.max:
+            return f"{_num(self.median, digits)}{u}"
+        return f"{_num(self.median, digits)}{u} ({_num(self.min, digits)}–{_num(self.max, digits)})"
+
+
+def _num(value: float, digits: int) -> str:
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: A and B side by side, their ratio, and the goal."""
+
+    bench: str
+    measure: str
+    a: Stats | None = None
+    b: Stats | None = None
+    unit: str = ""
+    ratio: Stats | None = None
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+    device: str = "cpu"
+
+    def cells(self) -> list[str]:
+        met = {True: "yes", False: "**no**", None: "–"}[self.met]
+        return [
+            self.bench,
+            self.measure,
+            self.a.show(self.unit) if self.a else "",
+            self.b.show(self.unit) if self.b else "",
+            self.ratio.show("×") if self.ratio else "",
+            self.goal,
+            met,
+            self.note,
+        ]
+
+
+HEADER = ["Benchmark", "Measure", "A", "B", "Ratio A/B: median (min–max)", "Goal", "Met", "Note"]
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row.cells()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from, so a table is never read without its machine."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+    }
+
+
+def write_results(name: str, rows: Sequence[Row], cfg: BenchConfig, extra: Mapping[str, Any] | None = None) -> Path:
+    """`<out>/<name>.json` and `<out>/<name>.md`; returns the Markdown path."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "name": name,
+        "quick": cfg.quick,
+        "runs": cfg.runs,
+        "machine": machine(),
+        "rows": [asdict(r) for r in rows],
+        **(extra or {}),
+    }
+    (cfg.out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    md = cfg.out / f"{name}.md"
+    md.write_text(markdown_table(rows))
+    return md
+
+
+def interleaved(runs: int, a: Callable[[], Any], b: Callable[[], Any]) -> tuple[list[Any], list[Any]]:
+    """Run A and B `runs` times each, alternating which goes first so drift hits both alike."""
+    out_a: list[Any] = []
+    out_b: list[Any] = []
+    for i in range(runs):
+        if i % 2 == 0:
+            out_a.append(a())
+            out_b.append(b())
+        else:
+            out_b.append(b())
+            out_a.append(a())
+    return out_a, out_b
+
+
+def ratios(a: Sequence[float], b: Sequence[float]) -> Stats:
+    """Per-run ratios A_i / B_i: each pair ran side by side."""
+    return Stats.of([x / y for x, y in zip(a, b, strict=True)])
+
+
+def wait_http_200(url: str, timeout: float = 180.0, proc: subprocess.Popen[bytes] | None = None) -> float:
+    """Poll until GET `url` answers 200; returns when (perf_counter) it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return time.perf_counter()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The environment the app and its competitors start with: offline, no telemetry, no token."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")}
+    env.update({"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+class AppURL(str):
+    """The app's URL, carrying the pid of its process (for CPU accounting)."""
+
+    pid: int
+
+
+@contextlib.contextmanager
+def app_process(args: Sequence[str], port: int, env: Mapping[str, str] | None = None) -> Iterator[AppURL]:
+    """`python app.py ARGS --port PORT` as a subprocess; yields its URL once it answers 200."""
+    log = Path(tempfile.mkdtemp(prefix="hfchat-bench-")) / "app.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", *args, "--port", str(port)],
+            cwd=ROOT,
+            env=dict(env or base_env()),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = AppURL(f"http://127.0.0.1:{port}/")
+    url.pid = proc.pid
+    try:
+        try:
+            wait_http_200(url, proc=proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield url
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
+def reply_text(output: Any) -> str:
+    """The reply text in what `/chat` yields: a string, or a list of messages (with metadata)."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, Mapping):
+        return reply_text(output.get("content", ""))
+    if isinstance(output, Sequence):
+        return "".join(reply_text(part) for part in output)
+    content = getattr(output, "content", None)
+    return reply_text(content) if content is not None else ""
+
+
+@dataclass
+class Notes:
+    """Free-text remarks collected during a run (skips, caveats), saved with the results."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        print(f"  note: {line}", flush=True)
+        self.lines.append(line)
