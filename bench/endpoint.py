@@ -84,5 +84,5 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
         Row(bench, "time to first token", Stats.of(ttft_a), Stats.of(ttft_b), "s", ttft_ratio, "≤ 1.05×",
             ttft_ratio.median <= 1.05, detail),
         Row(bench, "total time", Stats.of(tot_a), Stats.of(tot_b), "s", total_ratio, "≤ 1.05×",
-            total_ratio.median <= 1.05, f"app adds {overhead_ms.show('ms', 2)} per turn"),
+            total_ratio.median <= 1.05, f"app adds {overhead_ms.show('ms')} per turn"),
     ]  # fmt: skip
