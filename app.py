@@ -135,8 +135,10 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             return {component: gr.update(visible=name in wanted) for name, component in toggled.items()}
 
         controls["backend"].change(show_for, controls["backend"], list(toggled.values()), api_name=False)
-        wire_conversations(demo, saved, chat, controls)
-        wire_presets(demo, presets, controls)
+        # Presets and exports hold every control but the token (those this build has).
+        settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
+        wire_conversations(demo, saved, chat, settable)
+        wire_presets(demo, presets, settable)
     return demo
 
 
@@ -223,7 +225,7 @@ def conversation_panel() -> ConversationPanel:
 
 def _values_or_none(data: dict[Any, Any], controls: dict[str, Any]) -> ControlValues | None:
     try:
-        return values_from_controls({name: data[controls[name]] for name in CONTROL_NAMES})
+        return values_from_controls({name: data[control] for name, control in controls.items()})
     except HFChatError:
         return None  # the turn reports the bad field itself; the conversation is saved without settings
 
@@ -234,7 +236,7 @@ def wire_conversations(
     """The list, new, switch, rename, delete, export and import; saving is the chat's own."""
     p = panel
     store, current = chat.saved_conversations, chat.conversation_id
-    settings_inputs = {controls[name] for name in CONTROL_NAMES}
+    settings_inputs = set(controls.values())
     export_dir = Path(tempfile.mkdtemp(prefix="hfchat-export-"))
 
     def refresh(data: dict[Any, Any]) -> dict[Any, Any]:
@@ -347,13 +349,13 @@ def wire_conversations(
         return {
             store: convos.dump(added.conversations),
             **show(conversation),
-            **{controls[name]: value for name, value in applied.items()},
+            **{controls[name]: value for name, value in applied.items() if name in controls},
         }
 
     p.upload.upload(
         import_file,
         inputs={store, p.upload},
-        outputs=[store, *shown, *(controls[name] for name in CONTROL_NAMES)],
+        outputs=[store, *shown, *controls.values()],
         api_visibility="private",
     ).then(**_sync_state(chat))
 
@@ -384,7 +386,7 @@ def preset_panel() -> PresetPanel:
 def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) -> None:
     """Apply a preset to the sidebar; save or delete the user's own (kept in this browser)."""
     p = panel
-    targets = [controls[name] for name in CONTROL_NAMES]
+    targets = list(controls.values())
 
     def names(stored: Any, chosen: str | None = None) -> dict[Any, Any]:
         return {p.choice: gr.Dropdown(choices=preset_names(load_user_presets(stored)), value=chosen)}
@@ -403,13 +405,13 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
             preset = find_preset(data[p.choice] or "", load_user_presets(data[p.store]))
         except HFChatError as exc:
             raise _shown(exc) from None
-        return {controls[name]: value for name, value in preset.values.as_controls().items()}
+        return {controls[name]: value for name, value in preset.values.as_controls().items() if name in controls}
 
     p.apply.click(apply, inputs={p.choice, p.store}, outputs=targets, api_visibility="private")
 
     def save(data: dict[Any, Any]) -> dict[Any, Any]:
         try:
-            values = values_from_controls({name: data[controls[name]] for name in CONTROL_NAMES})
+            values = values_from_controls({name: data[control] for name, control in controls.items()})
             saved = save_preset(data[p.name], values, load_user_presets(data[p.store]))
         except HFChatError as exc:
             raise _shown(exc) from None

@@ -173,22 +173,27 @@ def _quote(text: str) -> str:
 
 
 def to_markdown(export: ConversationExport) -> str:
-    """A readable transcript: settings table, then each turn under a heading; thinking and
-    other titled blocks are quoted under their title, with their duration."""
+    """A readable transcript: the settings table, then each turn under a heading. Thinking
+    and other titled blocks are quoted under their title with their duration; a status line
+    without a title (the speed footer) is set in italics under the answer."""
     out = [f"# {export.title}", "", f"Exported from hfchat on {export.exported_at:%Y-%m-%d %H:%M} UTC.", ""]
     if export.settings is not None:
         out += ["## Settings", "", *_settings_lines(export.settings), ""]
     out += ["## Conversation", ""]
+    speaker = None
     for message in export.messages:
+        if message.role != speaker:
+            speaker = message.role
+            out += ["### You" if message.role == "user" else "### Assistant", ""]
         meta = message.metadata
         if meta is not None and meta.title:
             label = f"**{meta.title}**" + (f" ({meta.duration:.1f} s)" if meta.duration is not None else "")
             if meta.log:
                 label += f" — {meta.log}"
             out += [f"> {label}", ">", _quote(message.text), ""]
-            continue
-        out += ["### You" if message.role == "user" else "### Assistant", ""]
-        if message.text:
+        elif meta is not None and message.text:
+            out += [f"*{message.text.strip()}*", ""]
+        elif message.text:
             out += [message.text, ""]
         for file in message.files:
             out += [f"📎 *{file.name}*" + (f" ({file.mime_type})" if file.mime_type else "") + " (not included)", ""]

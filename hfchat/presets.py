@@ -62,6 +62,7 @@ class ControlValues(BaseModel):
     compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     double_quant: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    show_speed: bool = True
 
     @field_validator("task")
     @classmethod

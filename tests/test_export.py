@@ -49,7 +49,11 @@ HISTORY = [
         "options": None,
     },
     {"role": "assistant", "content": [{"type": "text", "text": "**4**"}], "metadata": None, "options": None},
-    {"role": "assistant", "content": "0.4 s to first token · 12.5 tokens/s · 9 tokens", "metadata": None},
+    {
+        "role": "assistant",
+        "content": "tiny · Local · cached · 0.40 s to first token · 12.5 tok/s · 9 out (tokenizer)",
+        "metadata": {"id": "hfchat-speed"},
+    },
     {
         "role": "user",
         "content": [
@@ -78,7 +82,12 @@ def test_json_round_trip_keeps_every_message_and_the_settings() -> None:
     assert raw["settings"]["served_model"] == "tiny" and raw["settings"]["max_new_tokens"] == 64
     assert [m["role"] for m in raw["messages"]] == ["user", "assistant", "assistant", "assistant", "user", "assistant"]
     assert raw["messages"][1]["metadata"] == {"title": "Thinking", "duration": 1.25, "status": "done"}
-    assert raw["messages"][3]["text"].endswith("9 tokens"), "the speed figures shown are kept"
+    assert raw["messages"][3] == {
+        "role": "assistant",
+        "text": "tiny · Local · cached · 0.40 s to first token · 12.5 tok/s · 9 out (tokenizer)",
+        "files": [],
+        "metadata": {"id": "hfchat-speed"},
+    }, "the speed figures shown are kept, marked as the footer"
     assert raw["messages"][4]["files"] == [{"name": "cat.png", "mime_type": "image/png"}]
 
 
@@ -97,9 +106,10 @@ def test_markdown_is_a_readable_transcript() -> None:
     assert "| `backend` | endpoint |" in md and "| `served_model` | tiny |" in md
     assert "| `top_k` |" not in md, "only the settings that reach the chosen backend"
     assert "### You\n\nWhat is 2+2?" in md
-    assert "> **Thinking** (1.2 s)\n>\n> The user asks a sum.\n> It is 4." in md
-    assert "### Assistant\n\n**4**" in md
-    assert "12.5 tokens/s" in md
+    assert (
+        "### Assistant\n\n> **Thinking** (1.2 s)\n>\n> The user asks a sum.\n> It is 4.\n\n**4**\n\n"
+        "*tiny · Local · cached · 0.40 s to first token · 12.5 tok/s · 9 out (tokenizer)*\n\n### You"
+    ) in md
     assert "📎 *cat.png* (image/png) (not included)" in md
 
 
@@ -112,6 +122,7 @@ def test_import_continues_the_conversation_and_thoughts_stay_out_of_the_prompt()
         "metadata": {"title": "Thinking", "duration": 1.25, "status": "done"},
     }
     assert messages[4]["content"] == "And this?\n\n📎 cat.png (not included in the export)"
+    assert messages[3]["metadata"] == {"id": "hfchat-speed"}
     prompt = [m.content for m in history_to_messages(messages)]
     assert "The user asks a sum.\nIt is 4." not in prompt
     assert prompt[0] == "What is 2+2?" and prompt[-1] == "A cat."
