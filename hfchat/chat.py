@@ -114,7 +114,7 @@ class ChatService:
             history, dropped = fit_history(history, self.limits.max_history_chars)
             notice = trim_notice(dropped, self.limits.max_history_chars)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
-                yield f"{notice}{LOADING_MARK} Loading `{settings.spec.model}` (first use of this configuration)…"
+                yield f"{notice}{loading_notice(settings.spec)}"
             started = time.perf_counter()
             for delta in self.stream(settings, message, history, token, cancel):
                 reply += delta
@@ -135,6 +135,12 @@ class ChatService:
             yield f"{notice}{reply}\n\n{shown}" if reply else notice + shown
         finally:
             cancel.set()
+
+
+def loading_notice(spec: ModelSpec) -> str:
+    """Shown while a local model loads; says when it loads in 4-bit, so the UI shows the mode."""
+    mode = f" in {spec.quantization.label}" if spec.quantization else ""
+    return f"{LOADING_MARK} Loading `{spec.model}`{mode} (first use of this configuration)…"
 
 
 def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[str]]:

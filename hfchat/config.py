@@ -66,6 +66,11 @@ class Quantization(BaseModel):
     compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     double_quant: bool = True
 
+    @property
+    def label(self) -> str:
+        """How the UI and logs name this loading mode, e.g. "4-bit nf4"."""
+        return f"4-bit {self.quant_type}"
+
 
 class ModelSpec(BaseModel):
     """What identifies a built ChatHuggingFace: the cache key. Never holds the token."""

@@ -10,6 +10,7 @@ only imported when the local backend is used.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -26,6 +27,8 @@ from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import LOCAL_QUEUES
+
+log = logging.getLogger(__name__)
 
 GENERATE_THREAD_NAME = "hfchat-generate"
 
@@ -242,6 +245,9 @@ def build(spec: ModelSpec, token: str | None) -> LocalChat:
     # from_model_id keeps model_kwargs on the object; the token must not live there.
     llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k != "token"}
     tokenizer = llm.pipeline.tokenizer
+    if spec.quantization is not None:
+        loaded = bool(getattr(llm.pipeline.model, "is_loaded_in_4bit", False))
+        log.info("loaded %s in %s: is_loaded_in_4bit=%s", spec.model, spec.quantization.label, loaded)
     return LocalChat(llm=llm, tokenizer=tokenizer, fold_system=_prepare_template(tokenizer))
 
 
