@@ -181,3 +181,23 @@ def test_an_image_reaches_the_local_vision_model_through_the_api(
         assert follow_up and not follow_up.startswith("⚠️")
         follow_ups.add(follow_up)
     assert len(follow_ups) == 2, "the history's image goes back to the model"
+
+
+def test_a_path_on_the_server_that_was_not_uploaded_is_never_read(app: App, tmp_path: Path) -> None:
+    """Gradio refuses file paths a visitor did not upload, before our code sees them."""
+    from PIL import Image
+
+    secret = tmp_path / "server-side.png"
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(secret)
+    call = app.url + "gradio_api/call/chat"
+
+    params = httpx.get(app.url + "gradio_api/info", timeout=30).json()["named_endpoints"]["/chat"]["parameters"]
+    defaults = [p.get("parameter_default") for p in params[1:]]
+
+    def send(message: dict[str, Any]) -> str:
+        event = httpx.post(call, json={"data": [message, *defaults]}, timeout=30).json()["event_id"]
+        return httpx.get(f"{call}/{event}", timeout=120).text
+
+    assert "event: complete" in send({"text": "Hello!", "files": []}), "the same call without the file works"
+    forged = send({"text": "x", "files": [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]})
+    assert "event: error" in forged and "event: complete" not in forged  # the reason is hidden without show_error

@@ -25,7 +25,15 @@ from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, 
 from hfchat.errors import UnsupportedTaskError
 from hfchat.images import IMAGE_TASK
 from hfchat.messages import build_messages
-from tests.fixtures.servers import RecordingProxy, TransformersServe
+from tests.fixtures import SENTINEL_TOKEN
+from tests.fixtures.servers import (
+    Recorder,
+    RecordingProxy,
+    TransformersServe,
+    chat_route_handler,
+    json_response,
+    provider_mapping_response,
+)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +160,21 @@ def test_endpoint_gets_image_url_data_parts_and_answers_like_the_local_pipeline(
     assert content[0]["image_url"]["url"] == question(pictures["red"])[-1].content[0]["image_url"]["url"]
     assert content[0]["image_url"]["url"].startswith("data:image/png;base64,")
     assert content[1] == {"type": "text", "text": "What is in this picture?"}
+
+
+def test_inference_providers_get_the_same_image_parts(hub_recorder: Recorder, pictures: dict[str, str]) -> None:
+    """The provider route can't be reached from here; a loopback recorder stands in for it."""
+    hub_recorder.route(
+        "GET", "/api/models/org/vlm", json_response(provider_mapping_response("org/vlm", "together", "together/vlm"))
+    )
+    hub_recorder.route("POST", "/together/v1/chat/completions", chat_route_handler("A red square."))
+    spec = ModelSpec(backend=Backend.PROVIDERS, model="org/vlm", provider="together", task=IMAGE_TASK)
+    backend = module_for(Backend.PROVIDERS, IMAGE_TASK)
+    chat = backend.build(spec, SENTINEL_TOKEN)
+    messages = question(pictures["red"])
+    text = "".join(backend.stream(chat, messages, ChatSettings(spec=spec), threading.Event()))
+    assert text == "A red square."
+    body = next(r.json for r in hub_recorder.requests if r.path == "/together/v1/chat/completions")
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert body["messages"][1]["content"] == messages[-1].content
+    assert body["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
