@@ -69,7 +69,11 @@ def launch() -> Iterator[Callable[..., Running]]:
 
 
 def text_of(result: Any) -> str:
-    """The reply text from what /chat returns, whatever shape the reply takes."""
+    """The reply text from what /chat returns: a string, a message dict or a list of them."""
+    if isinstance(result, dict) and "content" in result:
+        return content_text(result["content"])
+    if isinstance(result, list) and all(isinstance(m, dict) and "content" in m for m in result):
+        return "\n\n".join(text_of(m) for m in result)
     return content_text(result)
 
 
