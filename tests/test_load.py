@@ -39,7 +39,7 @@ def test_concurrent_sessions_lose_nothing_and_never_cross(tmp_path: Path, tiny_m
 
 
 def test_local_turns_leave_no_generate_threads_and_memory_flat(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
-    report = run_load(tmp_path, tiny_models, "memory", "--turns", "40")
+    report = run_load(tmp_path, tiny_models, "memory", "--turns", "30")
     assert report["generate_threads_at_end"] == 0
-    assert report["errors"] == 0 and report["stopped_turns"] == 5 and report["evictions"] >= 2
+    assert report["errors"] == 0 and report["stopped_turns"] == 4 and report["evictions"] >= 2
     assert report["growth_pct"] <= 5.0, report["samples"]
