@@ -55,7 +55,7 @@ def launch() -> Iterator[Callable[..., Running]]:
     def start(*flags: str, service: ChatService | None = None) -> Running:
         options = parse_options(list(flags), {})
         service = service or ChatService(
-            cache=ModelCache(options.cache_size), limiter=RateLimiter(options.rate_limit), timeout=10
+            cache=ModelCache(options.cache_size), limiter=RateLimiter(options.rate_limit), timeout=options.timeout
         )
         demo = queued(build_app(options, service), options)
         port = free_port()
