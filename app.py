@@ -238,6 +238,7 @@ def wire_conversations(
     store, current = chat.saved_conversations, chat.conversation_id
     settings_inputs = set(controls.values())
     export_dir = Path(tempfile.mkdtemp(prefix="hfchat-export-"))
+    upload_root = Path(gr.utils.get_upload_folder())
 
     def refresh(data: dict[Any, Any]) -> dict[Any, Any]:
         """After every save: the list, the title, and the settings of the turn just saved."""
@@ -278,7 +279,7 @@ def wire_conversations(
         return {
             current: conversation.id if conversation else None,
             p.turn_settings: None,
-            chat.chatbot: list(conversation.messages) if conversation else [],
+            chat.chatbot: convos.keep_available_files(conversation.messages, upload_root) if conversation else [],
             p.title: conversation.title if conversation else "",
             p.listing: gr.Radio(value=conversation.id if conversation else None),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -166,6 +167,40 @@ def delete(conversations: Sequence[Conversation], conversation_id: str | None) -
             "conversation: there is no saved conversation to delete.", "Pick a conversation from the list first."
         )
     return [c for c in conversations if c.id != conversation_id]
+
+
+def _file_path(part: Mapping[str, Any]) -> str | None:
+    file = part.get("file") if isinstance(part.get("file"), Mapping) else part
+    path = file.get("path") if isinstance(file, Mapping) else None
+    return path if isinstance(path, str) else None
+
+
+def _available(path: str, root: Path) -> bool:
+    resolved = Path(path).resolve()
+    return resolved.is_relative_to(root.resolve()) and resolved.is_file()
+
+
+def keep_available_files(messages: Sequence[Mapping[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """Messages to show again, with only the attached files that still sit in the app's upload
+    folder; any other file part becomes a note.
+
+    The list comes back from the browser, which can put any path in it, and the chat window
+    would serve whatever path it is given from the working or temp directory: only files the
+    app itself received are shown again (and ones gone since a restart don't break the chat).
+    """
+    shown = []
+    for message in messages:
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [content]
+        kept: list[Any] = []
+        for part in parts:
+            path = _file_path(part) if isinstance(part, Mapping) and part.get("type", "file") == "file" else None
+            if path is None or _available(path, root):
+                kept.append(part)
+            else:
+                kept.append({"type": "text", "text": f"📎 {PurePath(path).name} (no longer available)"})
+        shown.append({**message, "content": kept if isinstance(content, list) else kept[0]})
+    return shown
 
 
 def choices(conversations: Sequence[Conversation]) -> list[tuple[str, str]]:

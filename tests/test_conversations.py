@@ -125,3 +125,29 @@ def test_the_list_is_bounded_by_dropping_the_oldest() -> None:
         conversations = saved.conversations
     assert len(conversations) == convos.MAX_CONVERSATIONS
     assert conversations[0].title == f"q{convos.MAX_CONVERSATIONS}" and conversations[-1].title == "q1"
+
+
+def test_only_files_the_app_received_are_shown_again(tmp_path) -> None:
+    """A stored conversation comes from the browser: a path elsewhere (or a file gone since a
+    restart) must not reach the chat window, which would serve it."""
+    uploads = tmp_path / "gradio"
+    uploads.mkdir()
+    cat = uploads / "cat.png"
+    cat.write_bytes(b"png")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    messages = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": str(cat)}}, {"type": "text", "text": "hi"}]},
+        {"role": "user", "content": [{"type": "file", "file": {"path": str(secret)}}]},
+        {"role": "user", "content": [{"type": "file", "file": {"path": str(uploads / ".." / "secret.txt")}}]},
+        {"role": "user", "content": {"path": str(uploads / "gone.png")}},
+        {"role": "user", "content": [{"type": "file", "file": {"path": "http://169.254.169.254/latest"}}]},
+        {"role": "assistant", "content": "plain text"},
+    ]
+    shown = convos.keep_available_files(messages, uploads)
+    assert shown[0] == messages[0]
+    assert shown[1]["content"] == [{"type": "text", "text": "📎 secret.txt (no longer available)"}]
+    assert shown[2]["content"] == [{"type": "text", "text": "📎 secret.txt (no longer available)"}]
+    assert shown[3]["content"] == {"type": "text", "text": "📎 gone.png (no longer available)"}
+    assert shown[4]["content"][0]["type"] == "text"
+    assert shown[5] == messages[5]
