@@ -35,6 +35,7 @@ from hfchat.messages import (
     check_attachments,
     content_text,
     fit_history,
+    image_count,
     trim_notice,
 )
 from hfchat.policy import LocalPolicy
@@ -79,7 +80,8 @@ class ChatService:
         """Text deltas of the reply (no UI notices); raises the stack's own errors."""
         messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
         chat, hit = self.model_for(settings.spec, token)
-        log.info("turn: %s, cache %s", settings.spec.where, "hit" if hit else "miss (built)")
+        images = sum(image_count(m.content) for m in messages)
+        log.info("turn: %s, cache %s, %d image(s)", settings.spec.where, "hit" if hit else "miss (built)", images)
         yield from module_for(settings.spec.backend, settings.spec.task).stream(chat, messages, settings, cancel)
 
     def respond(

@@ -173,7 +173,7 @@ def _as_parts(content: str | list[str | dict[Any, Any]]) -> list[str | dict[Any,
 def _join(first: Any, second: Any) -> str | list[str | dict[Any, Any]]:
     """Two user turns in a row as one (strict templates demand alternating roles)."""
     if isinstance(first, str) and isinstance(second, str):
-        return f"{first}\n\n{second}"
+        return "\n\n".join(text for text in (first, second) if text)  # an image-only bubble has no text
     return [*_as_parts(first), *_as_parts(second)]
 
 

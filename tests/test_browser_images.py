@@ -27,7 +27,7 @@ def red_png(tmp_path: Path) -> str:
 def attach(ui: ChatUI, path: str) -> None:
     """Upload through the chat box's file input and wait for its thumbnail (upload done)."""
     before = ui.page.locator("img.thumbnail-image").count()
-    ui.page.locator('input[type="file"]').first.set_input_files(path)
+    ui.page.locator('input[type="file"]:not(.sidebar input)').set_input_files(path)  # not Import JSON's
     wait_until(lambda: ui.page.locator("img.thumbnail-image").count() > before, 60, "the upload's thumbnail")
 
 
@@ -49,7 +49,10 @@ def test_an_uploaded_image_gets_a_reply_from_the_local_vision_model(
     ui.send("And what color is it?")
     follow_up = ui.wait_reply(count=2)
     assert follow_up and not follow_up.startswith("⚠️"), "the history, image included, goes back to the model"
-    assert "turn done" in app.log_text()
+    turns = [line for line in app.log_text().splitlines() if "hfchat.chat: turn:" in line]
+    assert [line.rsplit(", ", 1)[-1] for line in turns] == ["1 image(s)", "1 image(s)"], (
+        "the follow-up sends the picture from the browser's history"
+    )
     assert browser_page.console_errors == [] and browser_page.foreign_requests == []
 
 

@@ -183,3 +183,15 @@ def test_folding_the_system_prompt_keeps_images(tmp_path: Path) -> None:
     assert len(folded) == 1
     assert folded[0].content[0] == {"type": "text", "text": "Be brief."}
     assert image_urls(folded[0]) == [to_data_url(red)] and folded[0].content[-1]["text"] == "What?"
+
+
+def test_the_browser_shows_an_image_and_its_text_as_two_user_bubbles(tmp_path: Path) -> None:
+    red = image_file(tmp_path, "red.png", (255, 0, 0))
+    history = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": red}}]},
+        {"role": "user", "content": [{"type": "text", "text": "What is it?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "red"}]},
+    ]
+    as_image = build_messages("more?", history, "", IMAGE_TASK)
+    assert image_urls(as_image[0]) == [to_data_url(red)] and as_image[0].content[-1]["text"] == "What is it?"
+    assert build_messages("more?", history, "", "text-generation")[0].content == "What is it?"
