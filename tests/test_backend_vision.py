@@ -178,3 +178,14 @@ def test_inference_providers_get_the_same_image_parts(hub_recorder: Recorder, pi
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["messages"][1]["content"] == messages[-1].content
     assert body["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_an_image_without_text_is_a_message(tiny_models: dict[str, Path], pictures: dict[str, str]) -> None:
+    options = parse_options(
+        ["--backend", "local", "--model", str(tiny_models["vlm"]), "--task", IMAGE_TASK, "--device", "cpu"], {}
+    )
+    chat_fn = make_chat_fn(ChatService(cache=ModelCache(1)), options)
+    shown = list(chat_fn({"text": "", "files": [pictures["red"]]}, [], max_new_tokens=6))[-1]
+    assert shown and not shown.startswith(("⚠️", "⏳"))
+    empty = list(chat_fn({"text": "  ", "files": []}, [], max_new_tokens=6))[-1]
+    assert "Type a message" in empty
