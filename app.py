@@ -36,6 +36,7 @@ from hfchat.presets import (
     values_from_controls,
 )
 from hfchat.providers import chat_providers
+from hfchat.space import public_token_warning
 
 log = logging.getLogger("hfchat.app")
 
@@ -64,9 +65,13 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     # Gradio hands its request (the session hash the rate limit counts) to a parameter
     # annotated gr.Request; hfchat.chat stays gradio-free, so the annotation is set here.
     chat_fn.__annotations__["request"] = gr.Request
+    # Likewise the signed-in visitor's token (None when not signed in, or not on a Space).
+    chat_fn.__annotations__["oauth_token"] = gr.OAuthToken | None
     g = GenerationSettings()
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
+            if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
+                gr.LoginButton()
             saved = conversation_panel()
             presets = preset_panel()
             controls: dict[str, Any] = {
@@ -105,7 +110,8 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                     placeholder="hf_…, overrides HF_TOKEN",
                 ),
             }
-        params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p != "request"]
+        injected = {"request", "oauth_token"}  # filled by Gradio, not by a control
+        params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p not in injected]
         chat = SavedChatInterface(
             chat_fn,
             additional_inputs=[controls[name] for name in params],
@@ -441,7 +447,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("%s", options.local_policy.describe())
     if options.public and options.rate_limit is None:
         log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
-    queued(build_app(options), options).launch(server_name=options.host, server_port=options.port, share=options.share)
+    if warning := public_token_warning(options.public, options.auth is not None):
+        log.warning("%s", warning)
+    queued(build_app(options), options).launch(
+        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth
+    )
 
 
 def queued(demo: gr.Blocks, options: AppOptions) -> gr.Blocks:

@@ -91,13 +91,14 @@ class ChatService:
         values: Mapping[str, Any],
         session_token: str | None,
         session: str | None = None,
+        oauth_token: str | None = None,
     ) -> Iterator[str]:
         """The reply so far, for the chat window: a loading notice, then the streamed text,
         or a readable error (appended to any partial reply, which is kept).
 
         `session` (Gradio's session hash) is what the per-session rate limit counts.
         """
-        token = resolve_token(session_token)
+        token = resolve_token(session_token, oauth_token)
         reply = notice = ""
         settings: ChatSettings | None = None
         cancel = threading.Event()
@@ -179,6 +180,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         double_quant: bool = True,
         device: str = d.device,
         request: Any = None,
+        oauth_token: Any = None,
     ) -> Iterator[str]:
         values = dict(
             backend=backend,
@@ -203,6 +205,8 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
             device=device,
         )
         session = getattr(request, "session_hash", None)
-        yield from service.respond(message, history, values, hf_token, session)
+        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; app.py sets the hint.
+        signed_in = getattr(oauth_token, "token", None)
+        yield from service.respond(message, history, values, hf_token, session, signed_in)
 
     return chat

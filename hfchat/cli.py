@@ -21,6 +21,7 @@ from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
 from hfchat.limits import Rate, parse_rate
 from hfchat.policy import LocalPolicy, is_public, parse_param_count
 from hfchat.providers import AUTO, chat_providers
+from hfchat.space import oauth_enabled
 from hfchat.tokens import env_token
 
 DEFAULT_REMOTE_MODEL = "deepseek-ai/DeepSeek-R1-0528"
@@ -59,6 +60,8 @@ class AppOptions:
     max_local_params: int | None = None
     rate_limit: Rate | None = None
     max_queue: int = 64
+    auth: tuple[str, str] | None = None
+    oauth: bool = False
 
     @property
     def local_policy(self) -> LocalPolicy:
@@ -82,6 +85,18 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def _auth(value: str) -> tuple[str, str] | None:
+    """`user:password` for Gradio's login page; empty means no login. The value is never echoed."""
+    if not value.strip():
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user.strip() or not password:
+        raise argparse.ArgumentTypeError(
+            "expected user:password, with a user name and a password separated by ':' (e.g. --auth alice:pass)"
+        )
+    return user.strip(), password
 
 
 def _param_count(value: str) -> int:
@@ -234,6 +249,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="messages each visitor session may send, e.g. 10/min, 2/s, 100/h (default off)",
     )
     p.add_argument(
+        "--auth",
+        type=_auth,
+        default=default("auth", ""),
+        metavar="USER:PASSWORD",
+        help="require this login before the app opens (protects a --share link or a public host)",
+    )
+    p.add_argument(
         "--max-queue",
         type=_positive,
         default=default("max_queue", 64),
@@ -313,6 +335,8 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         max_local_params=args.max_local_params,
         rate_limit=args.rate_limit,
         max_queue=args.max_queue,
+        auth=args.auth,
+        oauth=oauth_enabled(env),
         retry=RetryPolicy(retries=args.retries, backoff=args.retry_backoff, max_wait=args.retry_max_wait),
         limits=InputLimits(max_message_chars=args.max_message_chars, max_history_chars=args.max_history_chars),
     )

@@ -25,10 +25,13 @@ def env_token(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def resolve_token(session_token: str | None) -> str | None:
-    """A visitor's own token wins over the server's environment token."""
-    session_token = (session_token or "").strip()
-    return session_token or env_token()
+def resolve_token(session_token: str | None, oauth_token: str | None = None) -> str | None:
+    """Whose token pays for a call, in this order: the visitor's sidebar box, the visitor's
+    Hugging Face sign-in (OAuth on a Space), then the server's environment token."""
+    for candidate in (session_token, oauth_token):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return env_token()
 
 
 def fingerprint(token: str | None) -> str:

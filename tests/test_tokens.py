@@ -29,3 +29,14 @@ def test_redact_masks_given_env_and_token_shaped_strings(monkeypatch: pytest.Mon
     assert SENTINEL_TOKEN not in out and env_value not in out and shaped not in out
     assert out.count(REDACTED) == 3
     assert redact("nothing secret here", None) == "nothing secret here"
+
+
+def test_token_precedence_box_then_sign_in_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    box, signed_in, env = SENTINEL_TOKEN + "-box", SENTINEL_TOKEN + "-oauth", SENTINEL_TOKEN + "-env"
+    monkeypatch.delenv("HUGGINGFACEHUB_API_TOKEN", raising=False)
+    monkeypatch.setenv("HF_TOKEN", env)
+    assert resolve_token(box, signed_in) == box
+    assert resolve_token("", signed_in) == signed_in
+    assert resolve_token(" ", None) == env
+    monkeypatch.delenv("HF_TOKEN")
+    assert resolve_token(None, None) is None

@@ -27,6 +27,7 @@ from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import LOCAL_QUEUES
+from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ def model_of(chat: LocalChat) -> Any:
     return chat.llm.pipeline.model
 
 
-def stream(
+def _stream(
     chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
 ) -> Iterator[str]:
     """Text deltas of the reply; setting `cancel` ends the generate thread at the next token."""
@@ -275,3 +276,7 @@ def stream(
         for chunk in chunks:
             if isinstance(chunk.content, str) and chunk.content:
                 yield chunk.content
+
+
+stream = on_gpu(_stream)
+"""Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""

@@ -27,6 +27,7 @@ from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import UnsupportedTaskError
 from hfchat.images import IMAGE_TASK, decode_data_url
 from hfchat.messages import fold_system_prompt
+from hfchat.space import on_gpu
 
 __all__ = ["VisionChat", "build", "call_kwargs", "model_of", "stream", "to_pipeline_chat"]
 
@@ -121,7 +122,7 @@ def model_of(chat: VisionChat) -> Any:
     return chat.pipeline.model
 
 
-def stream(
+def _stream(
     chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
 ) -> Iterator[str]:
     """Text deltas of the reply; setting `cancel` ends the generate thread at the next token."""
@@ -134,3 +135,7 @@ def stream(
 
     tokenizer = chat.pipeline.processor.tokenizer
     yield from stream_generation(generate, tokenizer, cancel, str(chat.pipeline.device), kwargs["seed"])
+
+
+stream = on_gpu(_stream)
+"""Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
