@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -46,10 +46,22 @@ the browser's user; a fixed one keeps saved conversations readable after the ser
 (Gradio's default, a random key per start, would lose them). Tokens are never stored there."""
 
 
+C = TypeVar("C", bound=gr.components.Component)
+
+
+def _as_sent(component: C) -> C:
+    """Hand the component's value to hfchat's validation as sent, so an API call with a value
+    out of range, NaN or a string is refused naming the field: Gradio's own check names
+    neither the field nor the fix, and a string crashes it. (An instance attribute, because
+    subclassing a Gradio component writes a .pyi file next to this one.)"""
+    component.preprocess = lambda payload: payload  # type: ignore[method-assign]
+    return component
+
+
 def _slider(name: str, value: float, step: float, info: str = "") -> gr.Slider:
     """A slider labelled with its API name, over the range the config validates."""
     low, high = RANGES[name]
-    return gr.Slider(low, high, value=value, step=step, label=name, info=info or None)
+    return _as_sent(gr.Slider(low, high, value=value, step=step, label=name, info=info or None))
 
 
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
@@ -95,7 +107,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 "top_k": _slider("top_k", g.top_k, 1, "used when do_sample is on; 0 = off"),
                 "repetition_penalty": _slider("repetition_penalty", g.repetition_penalty, 0.01, "1.0 = off"),
                 "frequency_penalty": _slider("frequency_penalty", g.frequency_penalty, 0.05, "OpenAI scale, 0 = off"),
-                "seed": gr.Number(-1, precision=0, label="seed", info="-1 = random"),
+                "seed": _as_sent(gr.Number(-1, precision=0, label="seed", info="-1 = random")),
                 "load_in_4bit": gr.Checkbox(options.load_in_4bit, label="Load in 4-bit (bitsandbytes)"),
                 "quant_type": gr.Radio(list(QUANT_TYPES), value=options.quant_type, label="4-bit type"),
                 "compute_dtype": gr.Dropdown(

@@ -111,7 +111,11 @@ class ChatService:
             self.limits.check_text("message", content_text(message))
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
             settings = build_settings(
-                **values, token_fingerprint=fingerprint(token), timeout=self.timeout, retry=self.retry
+                **values,
+                token_fingerprint=fingerprint(token),
+                timeout=self.timeout,
+                retry=self.retry,
+                local_dirs=self.limits.local_dirs,
             )
             check_attachments(message, settings.spec.task)
             history, dropped = fit_history(history, self.limits.max_history_chars)

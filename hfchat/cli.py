@@ -292,6 +292,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=default("max_history_chars", limits.max_history_chars),
         help="longest history sent to the model, in characters; older turns are dropped with a notice",
     )
+    p.add_argument(
+        "--local-dirs",
+        type=_models,
+        default=default("local_dirs", ""),
+        help="comma-separated folders under which local model folders may be loaded (default: anywhere); "
+        "a path outside them is refused before the disk is touched",
+    )
     return p
 
 
@@ -338,5 +345,9 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         auth=args.auth,
         oauth=oauth_enabled(env),
         retry=RetryPolicy(retries=args.retries, backoff=args.retry_backoff, max_wait=args.retry_max_wait),
-        limits=InputLimits(max_message_chars=args.max_message_chars, max_history_chars=args.max_history_chars),
+        limits=InputLimits(
+            max_message_chars=args.max_message_chars,
+            max_history_chars=args.max_history_chars,
+            local_dirs=args.local_dirs,
+        ),
     )

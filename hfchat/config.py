@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+import unicodedata
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -134,11 +136,13 @@ class RetryPolicy(BaseModel):
 
 class InputLimits(BaseModel):
     """Caps on what a visitor may send, so a request is refused or trimmed here instead of
-    being rejected by the backend after a long wait."""
+    being rejected by the backend after a long wait, and where local folders may be."""
 
     model_config = _FROZEN
     max_message_chars: int = Field(16_000, ge=1, strict=True)
     max_history_chars: int = Field(64_000, ge=0, strict=True)
+    local_dirs: tuple[str, ...] = ()
+    """Folders under which local models may be loaded (see `check_local_dir`); empty: any."""
 
     def check_text(self, field: str, text: str) -> None:
         """Refuse a message or system prompt over `max_message_chars`, naming the field."""
@@ -190,14 +194,52 @@ def _check_repo_id(model: str) -> None:
 
     if not model:
         raise ValueError("model: enter a repo ID such as deepseek-ai/DeepSeek-R1-0528")
+    if not model.isascii():  # validate_repo_id's \w lets a Cyrillic 'о' pass for an 'o'
+        odd = next(c for c in model if not c.isascii())
+        raise ValueError(
+            f"model: {model!r} contains {odd!r} ({unicodedata.name(odd, f'U+{ord(odd):04X}')}); repo IDs are "
+            "plain ASCII letters, digits, '-', '_' and '.': retype it rather than pasting it"
+        )
     try:
         validate_repo_id(model)
     except HFValidationError as exc:
         raise ValueError(f"model: {model!r} is not a valid Hugging Face repo ID ({exc})") from None
 
 
+_PATH_PREFIXES = ("/", "./", "../", "~")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_local_dir(model: str, roots: Sequence[str]) -> None:
+    """Refuse a local folder outside the operator's roots (--local-dirs).
+
+    A path is judged by its text first, so one outside the roots is refused before anything
+    on disk is touched; only then are symlinks resolved, so a link cannot lead out either.
+    """
+    if not roots or not model:
+        return
+    shown = ", ".join(roots)
+    refusal = ConfigError(
+        f"model: {model!r} is outside the folders this app loads local models from ({shown}).",
+        "Give a folder under one of those, or a Hub repo ID (the operator sets them with --local-dirs).",
+        field="model",
+    )
+    explicit = model.startswith(_PATH_PREFIXES)
+    if explicit:
+        where = os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(model)))
+        if not any(_within(where, os.path.abspath(os.path.expanduser(r))) for r in roots):
+            raise refusal
+    if explicit or Path(model).expanduser().is_dir():
+        real = os.path.realpath(os.path.expanduser(model))
+        if not any(_within(real, os.path.realpath(os.path.expanduser(r))) for r in roots):
+            raise refusal
+
+
 def looks_like_path(model: str) -> bool:
-    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().is_dir()
+    return model.startswith(_PATH_PREFIXES) or Path(model).expanduser().is_dir()
 
 
 def _check_local_model(model: str) -> None:
@@ -283,17 +325,21 @@ def build_settings(
     token_fingerprint: str,
     timeout: int = DEFAULT_TIMEOUT_S,
     retry: RetryPolicy | None = None,
+    local_dirs: Sequence[str] = (),
 ) -> ChatSettings:
     """Validate raw UI or API values into ChatSettings; raise ConfigError naming the field.
 
     Fields that don't apply to the chosen backend are dropped, so a hidden control can
-    never change the cache key or reach a backend that would misread it.
+    never change the cache key or reach a backend that would misread it. A local folder
+    outside `local_dirs` (when given) is refused before the disk is touched.
     """
     try:
         kind = Backend(backend)
     except ValueError:
         choices = ", ".join(b.value for b in Backend)
         raise ConfigError(f"backend: unknown backend {backend!r}; choose one of: {choices}", field="backend") from None
+    if kind is Backend.LOCAL:
+        check_local_dir(str(model or "").strip(), local_dirs)
     whole: dict[str, Any] = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed}
     for name, value in whole.items():
         _require_finite(name, value)

@@ -48,6 +48,10 @@ class AuthError(HFChatError):
     title = "Not authorized (401)"
 
 
+class MissingTokenError(HFChatError):
+    title = "Token needed"
+
+
 class AccessError(HFChatError):
     title = "Access denied (403)"
 
@@ -240,6 +244,12 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
         return OfflineModeError(
             "HF_HUB_OFFLINE=1 is set, so huggingface_hub refuses to reach the Hugging Face Hub.",
             "Unset HF_HUB_OFFLINE to use the Hub, use a local model folder, or a custom endpoint URL.",
+        )
+    if "provide an api_key" in text or "hf auth login" in text:
+        return MissingTokenError(
+            f"{where} needs a Hugging Face token, and none is set.",
+            "Paste a token into the sidebar's token box, or start the app with HF_TOKEN set. Create one at "
+            "https://huggingface.co/settings/tokens (it needs 'Make calls to Inference Providers').",
         )
     if name == "GatedRepoError":
         return from_http_status(403, where, _server_detail(exc))

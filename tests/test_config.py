@@ -97,6 +97,10 @@ def test_key_holds_quantization_device_and_token_fingerprint() -> None:
         ({"model": "../../etc"}, "model"),
         ({"model": "https://huggingface.co/org/model"}, "model"),
         ({"model": "a" * 97}, "model"),
+        ({"model": "deepseek-ai/DeepSeek-R1-0528".replace("e", "\u0435")}, "model"),  # Cyrillic е
+        ({"model": "org/mode\u217c"}, "model"),  # Roman numeral ⅼ
+        ({"model": "org/model\u200b"}, "model"),  # zero-width space
+        ({"backend": "local", "model": "Οrg/model"}, "model"),  # Greek capital omicron
         ({"provider": "nebius-typo"}, "provider"),
         ({"backend": "gpu"}, "backend"),
         ({"backend": "endpoint", "endpoint_url": ""}, "endpoint_url"),
@@ -211,3 +215,27 @@ def test_property_retry_waits_are_bounded(
         assert 0 <= wait <= max_wait
         if retry_after is not None:
             assert wait == retry_after
+
+
+def test_local_folders_outside_the_roots_are_refused_by_their_text(tmp_path: Any) -> None:
+    from hfchat.config import check_local_dir
+
+    root, outside = tmp_path / "models", tmp_path / "elsewhere"
+    for folder in (root / "good", outside):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    roots = (str(root),)
+    check_local_dir(str(root / "good"), roots)
+    check_local_dir("org/model", roots)  # a repo ID is not a folder
+    for bad in (str(outside), f"{root}/../elsewhere", f"{root}-sibling/x", "/etc", "~/x", "../../etc"):
+        with pytest.raises(ConfigError) as info:
+            check_local_dir(bad, roots)
+        assert info.value.field == "model" and "--local-dirs" in info.value.hint
+    (root / "link").symlink_to(outside)
+    with pytest.raises(ConfigError):
+        check_local_dir(str(root / "link"), roots)
+    check_local_dir(str(outside), ())  # no roots configured: any folder
+    settings = build_settings(**values(backend="local", model=str(root / "good"), device="cpu"), local_dirs=roots)
+    assert settings.spec.model == str(root / "good")
+    with pytest.raises(ConfigError):
+        build_settings(**values(backend="local", model=str(outside), device="cpu"), local_dirs=roots)

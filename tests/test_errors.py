@@ -78,3 +78,11 @@ def test_memory_and_quantization() -> None:
 def test_missing_model_folder() -> None:
     error = translate(OSError("nope is not a local folder and is not a valid model identifier"))
     assert isinstance(error, ModelNotFoundError)
+
+
+def test_inference_providers_without_a_token_says_where_to_put_one() -> None:
+    from hfchat.errors import MissingTokenError
+
+    exc = ValueError("You must provide an api_key to work with auto API or log in with `hf auth login`.")
+    error = translate(exc, "Inference Providers (auto)")
+    assert isinstance(error, MissingTokenError) and "token box" in error.hint

@@ -53,8 +53,9 @@ class RunningApp:
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[RunningApp]:
-    running = RunningApp(APP_FLAGS)
+def app(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    roots = f"{tiny_models['chat'].parent},{tmp_path_factory.getbasetemp()}"
+    running = RunningApp([*APP_FLAGS, "--local-dirs", roots])
     try:
         yield running
     finally:
@@ -303,3 +304,91 @@ def assert_survives(fault: Fault, app: RunningApp, env: Env) -> str:
 @pytest.mark.parametrize("fault", MATRIX, ids=[f.name for f in MATRIX])
 def test_fault_matrix(fault: Fault, app: RunningApp, env: Env) -> None:
     assert_survives(fault, app, env)
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"backend": "providers", "model": "../../etc"}, "not a valid Hugging Face repo ID"),
+        ({"backend": "local", "model": "../../etc"}, "outside the folders"),
+        ({"backend": "providers", "model": "https://huggingface.co/org/model"}, "not a valid Hugging Face repo ID"),
+        ({"backend": "local", "model": "https://huggingface.co/org/model"}, "not a valid Hugging Face repo ID"),
+        ({"backend": "providers", "model": "org/" + "m" * 97}, "not a valid Hugging Face repo ID"),
+        ({"backend": "providers", "model": ""}, "enter a repo ID"),
+        ({"backend": "local", "model": "  "}, "enter a repo ID"),
+        ({"backend": "providers", "model": "deepseek-ai/DeepSeek-R1-0528".replace("e", "\u0435")}, "CYRILLIC"),
+        ({"backend": "local", "model": "HuggingFaceTB/SmolLM2-135M-Instruct".replace("o", "\u03bf")}, "GREEK"),
+    ],
+    ids=["traversal", "traversal-local", "url", "url-local", "too-long", "empty", "blank-local", "cyrillic", "greek"],
+)
+def test_bad_repo_ids_are_refused_before_any_hub_request(
+    app: RunningApp, hub_recorder: Recorder, settings: dict[str, Any], words: str
+) -> None:
+    shown = say(app.session(), "Hi", **settings)
+    assert shown.startswith("⚠️ **Invalid setting.**") and "model" in shown and words in shown, shown
+    # gradio_client (the test's visitor, not the app) announces itself to the Hub once.
+    sent = [r.target for r in hub_recorder.requests if r.path != "/api/telemetry/py_client/initiated"]
+    assert sent == [], "refused before any network access"
+
+
+def test_a_readable_folder_outside_the_allowed_roots_is_refused_unread(
+    app: RunningApp, tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    outside = Path(tempfile.mkdtemp(prefix="hfchat-outside-")) / "model"
+    try:
+        shutil.copytree(tiny_models["chat"], outside)
+        opened: list[str] = []
+
+        def audit(event: str, args: tuple[Any, ...]) -> None:
+            if event in ("open", "os.listdir", "os.scandir") and str(outside) in str(args[0] if args else ""):
+                opened.append(event)
+
+        sys.addaudithook(audit)  # hooks can't be removed; this one only records
+        shown = say(app.session(), "Hi", **{"backend": "local", "model": str(outside), "device": "cpu"})
+        assert "outside the folders" in shown and "--local-dirs" in shown
+        assert opened == [], "nothing under the refused folder was opened"
+        link = tiny_models["chat"].parent / "hfchat-test-link"
+        link.symlink_to(outside)
+        try:
+            shown = say(app.session(), "Hi", **{"backend": "local", "model": str(link), "device": "cpu"})
+            assert "outside the folders" in shown, "a symlink inside a root cannot lead out of it"
+        finally:
+            link.unlink()
+        inside = say(app.session(), "Hi", **{"backend": "local", "model": str(tiny_models["chat"]), "device": "cpu"})
+        assert inside and "⚠️" not in inside
+    finally:
+        shutil.rmtree(outside.parent)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 5),
+        ("temperature", -0.5),
+        ("temperature", "hot"),
+        ("top_p", 0),
+        ("top_k", 1.5),
+        ("top_k", -1),
+        ("max_new_tokens", -3),
+        ("max_new_tokens", 10**9),
+        ("max_new_tokens", "many"),
+        ("repetition_penalty", 0),
+        ("frequency_penalty", 9),
+        ("seed", -7),
+        ("seed", "x"),
+        ("do_sample", "perhaps"),
+    ],
+)
+def test_bad_numbers_through_the_api_are_refused_naming_the_field(
+    app: RunningApp, proxy: RecordingProxy, field: str, value: Any
+) -> None:
+    session = app.session()
+    shown = say(session, "Hi", backend="endpoint", endpoint_url=proxy.url, **{field: value})
+    assert shown.startswith("⚠️ **Invalid setting.**") and f"{field}:" in shown, shown
+    assert chat_requests(proxy) == [], "nothing reached the server"
+    assert ERROR_MARK not in say(session, "Hi", backend="endpoint", endpoint_url=proxy.url)
