@@ -1,5 +1,7 @@
 """Shared test setup: the offline harness fixtures (tiny models, real servers)."""
 
+from hypothesis import settings
+
 from tests.fixtures.pytest_fixtures import (
     browser_page,
     chromium,
@@ -29,3 +31,9 @@ __all__ = [
     "serve_vlm",
     "tiny_models",
 ]
+
+# The shared CI machine's timing is noisy: a first example that imports a module can take
+# seconds. Hypothesis' per-example deadline would report that as a failure; the suite's
+# own timeouts still bound every test.
+settings.register_profile("hfchat", deadline=None)
+settings.load_profile("hfchat")

@@ -239,3 +239,66 @@ def test_local_folders_outside_the_roots_are_refused_by_their_text(tmp_path: Any
     assert settings.spec.model == str(root / "good")
     with pytest.raises(ConfigError):
         build_settings(**values(backend="local", model=str(outside), device="cpu"), local_dirs=roots)
+
+
+NUMERIC = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "frequency_penalty", "seed")
+junk = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**40), 2**40),
+    st.text(max_size=5),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(raw=st.fixed_dictionaries({}, optional={name: junk for name in NUMERIC}), do_sample=st.booleans())
+def test_property_any_numeric_input_is_valid_or_refused_naming_its_field(raw: dict[str, Any], do_sample: bool) -> None:
+    try:
+        settings = build_settings(**values(**raw, do_sample=do_sample))
+    except ConfigError as exc:
+        assert exc.field in raw, f"the refusal names a field that was sent: {exc.field} {exc.message}"
+        assert exc.message.startswith(f"{exc.field}:")
+        return
+    gen = settings.generation
+    for name in NUMERIC:
+        value = getattr(gen, name)
+        if name == "seed" and value is None:
+            continue  # -1 (or None) means random
+        low, high = RANGES[name]
+        assert math.isfinite(value) and low <= value <= high, (name, value)
+        if name in ("max_new_tokens", "top_k", "seed"):
+            assert isinstance(value, int) and not isinstance(value, bool)
+
+
+segments = st.lists(st.sampled_from(["a", "b", "..", ".", "models", "x y", "é"]), max_size=6)
+
+
+@given(parts=segments, absolute=st.booleans())
+def test_property_local_dirs_accept_exactly_the_paths_under_a_root(parts: list[str], absolute: bool) -> None:
+    import os
+
+    from hfchat.config import check_local_dir
+
+    root = "/nonexistent-hfchat-root/models"
+    model = "/".join([root, *parts]) if absolute else "/".join(["..", *parts])
+    inside = os.path.normpath(os.path.join(os.getcwd(), model)) + "/"
+    try:
+        check_local_dir(model, (root,))
+    except ConfigError as exc:
+        assert exc.field == "model"
+        assert not inside.startswith(root + "/")
+        return
+    assert inside.startswith(root + "/"), f"{model} was let through"
+
+
+@given(text=st.text(max_size=60), limit=st.integers(1, 50))
+def test_property_message_limit_is_exact(text: str, limit: int) -> None:
+    from hfchat.config import InputLimits
+
+    try:
+        InputLimits(max_message_chars=limit).check_text("message", text)
+    except ConfigError as exc:
+        assert len(text) > limit and exc.field == "message"
+        return
+    assert len(text) <= limit

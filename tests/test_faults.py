@@ -8,7 +8,9 @@ gradio_client and checked for the same four things:
 4. the next message in the same session succeeds once the fault is gone.
 
 Endpoint faults come from a recording proxy in front of a real `transformers serve` (or from
-killing it); local faults from damaged copies of a tiny model on disk.
+killing it); local faults from damaged copies of a tiny model on disk. The whole matrix runs
+against the app launched in this process (so a row can break an import); a representative
+set runs again against `python app.py` as its own process, whose survival is then checked.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gradio_client import Client
 from app import build_app
 from hfchat.cli import parse_options
 from hfchat.errors import ERROR_MARK
+from tests.fixtures.browser import AppProcess
 from tests.fixtures.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
 
 APP_FLAGS = ["--device", "cpu", "--max-new-tokens", "8", "--timeout", "3"]
@@ -35,31 +38,43 @@ APP_FLAGS += ["--retries", "2", "--retry-backoff", "0.1", "--retry-max-wait", "1
 
 
 class RunningApp:
-    """The app launched in this process on a free port, as `python app.py` would."""
+    """An app under test: its URL, and whether its process is still running."""
 
-    def __init__(self, flags: list[str]) -> None:
-        self.demo = build_app(parse_options(flags, {}))
-        port = free_port()
-        self.demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-        self.url = f"http://127.0.0.1:{port}/"
+    def __init__(self, url: str, alive: Callable[[], bool]) -> None:
+        self.url = url
+        self.alive = alive
 
     def answers(self) -> bool:
-        """The server still serves its page config: the app did not go down with the fault."""
-        return httpx.get(self.url + "config", timeout=30).status_code == 200
+        """The process runs and the server still serves its page config."""
+        return self.alive() and httpx.get(self.url + "config", timeout=30).status_code == 200
 
     def session(self) -> Client:
         """A new visitor with an empty history (gradio_client keeps it between calls, like a tab)."""
         return Client(self.url, verbose=False)
 
 
+def allowed_roots(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return ["--local-dirs", f"{tiny_models['chat'].parent},{tmp_path_factory.getbasetemp()}"]
+
+
 @pytest.fixture(scope="module")
 def app(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    roots = f"{tiny_models['chat'].parent},{tmp_path_factory.getbasetemp()}"
-    running = RunningApp([*APP_FLAGS, "--local-dirs", roots])
+    """The app in this process, so rows can break imports (bitsandbytes) with monkeypatch."""
+    demo = build_app(parse_options([*APP_FLAGS, *allowed_roots(tiny_models, tmp_path_factory)], {}))
+    port = free_port()
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
-        yield running
+        yield RunningApp(f"http://127.0.0.1:{port}/", lambda: True)
     finally:
-        running.demo.close()
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_process(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """`python app.py` as its own process: a fault that killed it would show."""
+    flags = [*APP_FLAGS, *allowed_roots(tiny_models, tmp_path_factory), "--max-local-params", "200K"]
+    with AppProcess(*flags) as process:
+        yield RunningApp(process.url, lambda: process.alive)
 
 
 def say(session: Client, message: str, **settings: Any) -> str:
@@ -174,6 +189,15 @@ def _cut_stream(env: Env) -> dict[str, Any]:
     return {**env.endpoint, "max_new_tokens": 40}
 
 
+def _grow(weights: Path) -> None:
+    """300K more parameters in the header and the data: too big for --max-local-params 200K."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {**load_file(weights), "extra.weight": torch.zeros(300_000)}
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+
 def _cuda_without_gpu(env: Env) -> dict[str, Any]:
     import torch
 
@@ -248,6 +272,19 @@ MATRIX = [
 ]
 
 
+OVER_THE_SIZE_LIMIT = Fault(
+    "model over --max-local-params",
+    lambda env: env.local(env.damaged_copy("big", _grow)),
+    ("over this deployment's limit", "--max-local-params", "Pick a smaller model"),
+)
+IN_A_PROCESS = [
+    *(f for f in MATRIX if f.name in {"503 model loading", "server killed", "server dies mid-stream"}),
+    *(f for f in MATRIX if f.name in {"truncated safetensors", "exception in the generate thread"}),
+    OVER_THE_SIZE_LIMIT,
+]
+"""A representative set run against `python app.py` itself: the process must survive each."""
+
+
 @pytest.fixture
 def env(
     serve: TransformersServe,
@@ -304,6 +341,11 @@ def assert_survives(fault: Fault, app: RunningApp, env: Env) -> str:
 @pytest.mark.parametrize("fault", MATRIX, ids=[f.name for f in MATRIX])
 def test_fault_matrix(fault: Fault, app: RunningApp, env: Env) -> None:
     assert_survives(fault, app, env)
+
+
+@pytest.mark.parametrize("fault", IN_A_PROCESS, ids=[f.name for f in IN_A_PROCESS])
+def test_fault_matrix_against_the_app_process(fault: Fault, app_process: RunningApp, env: Env) -> None:
+    assert_survives(fault, app_process, env)
 
 
 # ------------------------------------------------------------------------------ bad input

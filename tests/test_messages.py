@@ -13,7 +13,15 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from hfchat.errors import AuthError, InputError
 from hfchat.images import IMAGE_TASK, MAX_IMAGES, to_data_url
-from hfchat.messages import build_messages, content_text, fold_system_prompt, history_to_messages
+from hfchat.messages import (
+    build_messages,
+    content_text,
+    fit_history,
+    fold_system_prompt,
+    history_to_messages,
+    strip_error,
+    trim_notice,
+)
 
 
 def blocks(text: str) -> list[dict[str, str]]:
@@ -195,3 +203,100 @@ def test_the_browser_shows_an_image_and_its_text_as_two_user_bubbles(tmp_path: P
     as_image = build_messages("more?", history, "", IMAGE_TASK)
     assert image_urls(as_image[0]) == [to_data_url(red)] and as_image[0].content[-1]["text"] == "What is it?"
     assert build_messages("more?", history, "", "text-generation")[0].content == "What is it?"
+
+
+# Properties over every content shape Gradio 6 uses, notices included.
+
+MARKS = ("⚠️", "⏳", "✂️")
+plain = st.text(min_size=1, max_size=30).filter(lambda t: t.strip() and not t.lstrip().startswith(MARKS))
+text_block = plain.map(lambda t: {"type": "text", "text": t})
+file_block = st.sampled_from(
+    [{"type": "file", "file": {"path": "/tmp/a.png"}}, {"path": "/tmp/b.png", "mime_type": "image/png"}]
+)
+multimodal_box = plain.map(lambda t: {"text": t, "files": []})
+gradio_content = st.one_of(
+    plain,
+    st.lists(text_block, min_size=1, max_size=3),
+    st.lists(st.one_of(text_block, file_block, plain), min_size=1, max_size=4).filter(
+        lambda parts: any(not isinstance(p, dict) or p.get("type") == "text" for p in parts)
+    ),
+    multimodal_box,
+)
+
+
+def notice_reply(text: str) -> Any:
+    """A reply as the app shows it: after a trim notice, cut by an error, a lone notice."""
+    return st.sampled_from(
+        [
+            text,
+            trim_notice(2, 100) + text,
+            f"{text}\n\n{AuthError('cut', 'retry').markdown()}",
+            AuthError("failed", "fix").markdown(),
+            "⏳ Loading `m`…",
+        ]
+    )
+
+
+text_message = st.one_of(plain, st.lists(text_block, min_size=1, max_size=3), multimodal_box)
+
+history_item = st.one_of(
+    st.fixed_dictionaries({"role": st.just("user"), "content": gradio_content}),
+    st.fixed_dictionaries(
+        {"role": st.just("assistant"), "content": st.one_of(gradio_content, plain.flatmap(notice_reply))}
+    ),
+    st.fixed_dictionaries({"role": st.just("assistant"), "content": plain, "metadata": st.just({"title": "Thinking"})}),
+)
+
+
+@given(history=st.lists(history_item, max_size=14), message=text_message, system=st.text(max_size=10))
+def test_property_any_gradio_history_becomes_alternating_text_without_notices(
+    history: list[dict[str, Any]], message: Any, system: str
+) -> None:
+    messages = build_messages(message, history, system)
+    body = messages[1:] if isinstance(messages[0], SystemMessage) else messages
+    assert isinstance(body[0], HumanMessage) and isinstance(body[-1], HumanMessage)
+    assert body[-1].content == content_text(message)
+    for before, after in itertools.pairwise(body):
+        assert type(before) is not type(after), "roles must alternate"
+    for m in messages:
+        assert isinstance(m.content, str), "text tasks send plain strings"
+        assert not any(mark in m.content for mark in MARKS), "no notice ever reaches the model"
+
+
+@given(texts=st.lists(st.text(max_size=10), max_size=5))
+def test_property_blocks_read_as_their_joined_text(texts: list[str]) -> None:
+    blocks_ = [{"type": "text", "text": t} for t in texts]
+    expected = "\n".join(t for t in texts if t)
+    assert content_text(blocks_) == expected
+    assert content_text([*blocks_, {"type": "file", "file": {"path": "x"}}]) == expected, "files add no text"
+    assert content_text({"text": expected, "files": ["/tmp/x.png"]}) == expected
+
+
+@given(history=st.lists(history_item, max_size=12), limit=st.integers(0, 200))
+def test_property_fit_history_keeps_the_longest_recent_suffix_that_fits(
+    history: list[dict[str, Any]], limit: int
+) -> None:
+    kept, dropped = fit_history(history, limit)
+    assert kept == history[dropped:] and dropped + len(kept) == len(history)
+
+    def size(items: list[dict[str, Any]]) -> int:
+        return sum(len(strip_error(content_text(i.get("content")))) for i in items)
+
+    assert size(kept) <= limit
+    if dropped:
+        assert size(history[dropped - 1 :]) > limit, "nothing was dropped that would have fit"
+
+
+@given(text=plain, dropped=st.integers(1, 1000), limit=st.integers(0, 10**6))
+def test_property_notices_strip_back_to_the_reply(text: str, dropped: int, limit: int) -> None:
+    assert strip_error(trim_notice(dropped, limit) + text) == text.strip()
+    assert strip_error(f"{text}\n\n{AuthError('x', 'y').markdown()}") == text.strip()
+    assert trim_notice(0, limit) == ""
+
+
+@given(text=plain, file=file_block)
+def test_property_a_file_in_a_new_text_only_message_is_refused(text: str, file: dict[str, Any]) -> None:
+    from hfchat.errors import InputError
+
+    with pytest.raises(InputError):
+        build_messages([{"type": "text", "text": text}, file], [], "")
