@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -279,7 +280,7 @@ def test_property_fit_history_keeps_the_longest_recent_suffix_that_fits(
     kept, dropped = fit_history(history, limit)
     assert kept == history[dropped:] and dropped + len(kept) == len(history)
 
-    def size(items: list[dict[str, Any]]) -> int:
+    def size(items: Sequence[Mapping[str, Any]]) -> int:
         return sum(len(strip_error(content_text(i.get("content")))) for i in items)
 
     assert size(kept) <= limit
