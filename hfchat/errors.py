@@ -189,7 +189,8 @@ def from_http_status(status: int, where: str, detail: str = "", retry_after: flo
     if status == 401:
         return AuthError(
             f"{where} refused the token.{said}",
-            "Set a valid token in the sidebar's token box, or in HF_TOKEN, then send again. "
+            "Sign in with Hugging Face (on a Space), or set a valid token in the sidebar's token box "
+            "or in HF_TOKEN, then send again. "
             "Create one at https://huggingface.co/settings/tokens (it needs 'Make calls to Inference Providers').",
         )
     if status == 403:
