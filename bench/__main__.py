@@ -30,6 +30,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="torch CPU threads, here and in the servers (default 1: on a shared 2-core machine "
         "2 threads made generate about 4× slower)",
     )
+    p.add_argument(
+        "--readme", action="store_true", help="also put the summary table into README.md's Performance section"
+    )
     args = p.parse_args(argv)
     unknown = set(args.only.split(",")) - set(NAMES)
     if unknown:
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         all_rows.extend(rows)
     md = write_results("summary", all_rows, cfg, {"notes": notes.lines})
     print(f"wrote {md} and {md.with_suffix('.json')}")
+    if args.readme:
+        from bench.common import ROOT, update_readme
+
+        update_readme(ROOT / "README.md", all_rows, notes.lines)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

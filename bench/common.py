@@ -236,3 +236,19 @@ class Notes:
     def add(self, line: str) -> None:
         print(f"  note: {line}", flush=True)
         self.lines.append(line)
+
+
+README_START, README_END = "<!-- bench table -->", "<!-- /bench table -->"
+
+
+def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str]) -> None:
+    """Replace the table between the Performance section's markers with this run's."""
+    text = readme.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    m = machine()
+    head = f"Run of {m['utc']} UTC: {m['cpus']} CPUs, load average {m['load_avg'][0]:.1f} at the end, no GPU rows"
+    if any(r.device != "cpu" for r in rows):
+        head = head.replace(", no GPU rows", "")
+    extra = "".join(f"- {line}\n" for line in notes)
+    text = text[:start] + f"\n{head}.\n\n{markdown_table(rows)}{extra}" + text[end:]
+    readme.write_text(text)

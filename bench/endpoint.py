@@ -4,6 +4,7 @@ one real `transformers serve`. Both are timed with `hfchat.speed.SpeedMeter`."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from bench.common import BenchConfig, Notes, Row, Stats, app_process, base_env, interleaved, ratios, reply_text
@@ -52,6 +53,27 @@ def _direct_turn(client: Any, model: str, max_new_tokens: int) -> tuple[SpeedMet
     return meter, "".join(parts)
 
 
+class CpuMeter:
+    """CPU-seconds a process spends during each turn: shows whether the server did the same
+    work on both sides, and what the app process itself spent."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+
+    def seconds(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+
+def _with_cpu(turn: Any, server: CpuMeter, app: CpuMeter) -> tuple[SpeedMeter, float, float]:
+    """Run one turn; its meter, and the CPU-seconds the server and the app process spent."""
+    s0, a0 = server.seconds(), app.seconds()
+    meter = turn()[0]
+    return meter, server.seconds() - s0, app.seconds() - a0
+
+
 def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
     from gradio_client import Client
     from huggingface_hub import InferenceClient
@@ -70,11 +92,16 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
             _, direct_warm = _direct_turn(direct, serve.model_name, max_new_tokens)
             if app_warm.strip() != direct_warm.strip():
                 notes.add(f"endpoint: app and direct replies differ: {app_warm[:60]!r} vs {direct_warm[:60]!r}")
-            a, b = interleaved(
+            assert serve.proc is not None
+            server_cpu, app_cpu = CpuMeter(serve.proc.pid), CpuMeter(url.pid)
+            a_runs, b_runs = interleaved(
                 cfg.runs,
-                lambda: _app_turn(app, max_new_tokens)[0],
-                lambda: _direct_turn(direct, serve.model_name, max_new_tokens)[0],
+                lambda: _with_cpu(lambda: _app_turn(app, max_new_tokens), server_cpu, app_cpu),
+                lambda: _with_cpu(lambda: _direct_turn(direct, serve.model_name, max_new_tokens), server_cpu, app_cpu),
             )
+    a, b = [r[0] for r in a_runs], [r[0] for r in b_runs]
+    server_a, server_b = [r[1] for r in a_runs], [r[1] for r in b_runs]
+    app_ms = Stats.of([r[2] * 1000 for r in a_runs])
     ttft_a, ttft_b = [m.ttft_s for m in a], [m.ttft_s for m in b]
     tot_a, tot_b = [m.total_s for m in a], [m.total_s for m in b]
     ttft_ratio, total_ratio = ratios(ttft_a, ttft_b), ratios(tot_a, tot_b)
@@ -85,4 +112,9 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
             ttft_ratio.median <= 1.05, detail),
         Row(bench, "total time", Stats.of(tot_a), Stats.of(tot_b), "s", total_ratio, "≤ 1.05×",
             total_ratio.median <= 1.05, f"app adds {overhead_ms.show('ms')} per turn"),
+        Row(bench, "server CPU-seconds per turn", Stats.of(server_a), Stats.of(server_b), "s",
+            ratios(server_a, server_b), "", None, "A via the app, B direct: the work the server did for the turn"),
+        Row(bench, "app process CPU per turn", app_ms, unit="ms", note="Gradio, LangChain and hfchat together, "
+            f"{max_new_tokens} streamed updates; {app_ms.median / 1000 / statistics.median(server_a):.1%} of the "
+            "server's CPU for the turn"),
     ]  # fmt: skip
