@@ -68,7 +68,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     service = service or ChatService(
         cache=ModelCache(options.cache_size),
         timeout=options.timeout,
-        policy=options.local_policy,
+        policy=options.deployment_policy,
         limiter=RateLimiter(options.rate_limit),
         retry=options.retry,
         limits=options.limits,
@@ -456,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_options(argv)
     LOCAL_QUEUES.configure(options.local_concurrency)
-    log.info("%s", options.local_policy.describe())
+    log.info("%s", options.deployment_policy.describe())
     if options.public and options.rate_limit is None:
         log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
     if warning := public_token_warning(options.public, options.auth is not None):

@@ -38,7 +38,7 @@ from hfchat.messages import (
     image_count,
     trim_notice,
 )
-from hfchat.policy import LocalPolicy
+from hfchat.policy import DeploymentPolicy
 from hfchat.tokens import fingerprint, redact, resolve_token
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class ChatService:
     cache: ModelCache[ModelSpec, Any] = field(default_factory=ModelCache)
     build: Callable[[ModelSpec, str | None], Callable[[], Any]] = builder
     timeout: int = DEFAULT_TIMEOUT_S
-    policy: LocalPolicy = field(default_factory=LocalPolicy)
+    policy: DeploymentPolicy = field(default_factory=DeploymentPolicy)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)
@@ -59,7 +59,8 @@ class ChatService:
     def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache.
 
-        The deployment's local-model policy is checked on every build, before any download.
+        The deployment's policy (local models, endpoint URLs) is checked on every build, before
+        any download or request.
         """
         build = self.build(spec, token)
 

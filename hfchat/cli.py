@@ -19,7 +19,7 @@ from hfchat.config import (
 )
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
 from hfchat.limits import Rate, parse_rate
-from hfchat.policy import LocalPolicy, is_public, parse_param_count
+from hfchat.policy import DeploymentPolicy, is_public, parse_param_count
 from hfchat.providers import AUTO, chat_providers
 from hfchat.space import oauth_enabled
 from hfchat.tokens import env_token
@@ -64,8 +64,8 @@ class AppOptions:
     oauth: bool = False
 
     @property
-    def local_policy(self) -> LocalPolicy:
-        return LocalPolicy.of(self.public, self.local_models, self.max_local_params)
+    def deployment_policy(self) -> DeploymentPolicy:
+        return DeploymentPolicy.of(self.public, self.local_models, self.max_local_params, self.endpoint_url)
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)

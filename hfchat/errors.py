@@ -126,6 +126,10 @@ class LocalModelNotAllowedError(HFChatError):
     title = "Local model not allowed here"
 
 
+class EndpointNotAllowedError(HFChatError):
+    title = "Endpoint not allowed here"
+
+
 class TooManyMessagesError(HFChatError):
     """A visitor went over the per-session rate limit (--rate-limit)."""
 

@@ -1,24 +1,31 @@
-"""Which local models a deployment may load: the one place that rule is enforced.
+"""What a deployment may build: the one place those rules are enforced.
 
-On a public deployment (a Space, a share link, a non-loopback host, or `--public`) any
+Local models: on a public deployment (a Space, a share link, a non-loopback host, or `--public`) any
 visitor could otherwise make the server download and load any model on the Hub, so local
 loading is off unless the operator allows model IDs (`--local-models`) or sets a size
 ceiling (`--max-local-params`). The size is read from safetensors metadata before anything
 is downloaded: from the Hub for a repo ID, from the files' headers for a local folder.
+
+Custom endpoints: on a public deployment a visitor's endpoint URL must not reach the
+server's own network (loopback, private, link-local addresses), or the app would become a
+way into it; the operator's own `--endpoint-url` is always allowed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
+import socket
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
-from hfchat.config import Backend, ModelSpec, looks_like_path
-from hfchat.errors import LocalModelNotAllowedError
+from hfchat.config import Backend, ModelSpec, display_url, looks_like_path
+from hfchat.errors import EndpointNotAllowedError, LocalModelNotAllowedError
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -89,17 +96,57 @@ def hub_param_count(repo_id: str, token: str | None) -> int | None:
     return info.safetensors.total if info.safetensors else None
 
 
+def _endpoint_base(url: str) -> str:
+    """scheme://host:port of a URL, the part that decides where requests go."""
+    parts = urlparse(url.strip())
+    return f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}".lower()
+
+
+def internal_address(host: str) -> str | None:
+    """The first loopback, private, link-local or otherwise non-public address `host` resolves
+    to, or None (also when it does not resolve: the request will then fail on its own)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
+
+
 @dataclass(frozen=True)
-class LocalPolicy:
-    """The operator's rule for local models; `check` raises before anything is loaded."""
+class DeploymentPolicy:
+    """The operator's rules for local models and endpoint URLs; `check` raises before
+    anything is loaded or requested."""
 
     public: bool = False
     allowed: frozenset[str] = frozenset()
     max_params: int | None = None
+    operator_endpoint: str = ""
 
     @classmethod
-    def of(cls, public: bool, allowed: Iterable[str] = (), max_params: int | None = None) -> LocalPolicy:
-        return cls(public, frozenset(_key(m) for m in allowed if m.strip()), max_params)
+    def of(
+        cls, public: bool, allowed: Iterable[str] = (), max_params: int | None = None, operator_endpoint: str = ""
+    ) -> DeploymentPolicy:
+        return cls(public, frozenset(_key(m) for m in allowed if m.strip()), max_params, operator_endpoint)
+
+    def check_endpoint(self, spec: ModelSpec) -> None:
+        """On a public deployment, refuse a visitor's endpoint URL that reaches the server's network."""
+        url = spec.endpoint_url or ""
+        if spec.backend is not Backend.ENDPOINT or not self.public:
+            return
+        if self.operator_endpoint and _endpoint_base(url) == _endpoint_base(self.operator_endpoint):
+            return
+        internal = internal_address(urlparse(url).hostname or "")
+        if internal is not None:
+            raise EndpointNotAllowedError(
+                f"This public deployment does not connect to local or private network addresses, and "
+                f"{display_url(url)} is one ({internal}).",
+                "Use an endpoint reachable on the internet (an Inference Endpoint, or your server's public "
+                "URL). The operator's own --endpoint-url (HFCHAT_ENDPOINT_URL) is always allowed.",
+            )
 
     @property
     def restricted(self) -> bool:
@@ -116,7 +163,9 @@ class LocalPolicy:
         return f"local models ({where}): {'; '.join(parts) or 'off'}"
 
     def check(self, spec: ModelSpec, token: str | None) -> None:
-        """Raise LocalModelNotAllowedError unless this deployment may load `spec`'s model."""
+        """Raise unless this deployment may build `spec`: a local model it allows, an endpoint
+        outside the server's network."""
+        self.check_endpoint(spec)
         if spec.backend is not Backend.LOCAL or not self.restricted:
             return
         model = spec.model

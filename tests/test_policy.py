@@ -15,8 +15,15 @@ from hfchat.cli import parse_options
 from hfchat.config import Backend, ModelSpec
 from hfchat.errors import LocalModelNotAllowedError
 from hfchat.messages import content_text
-from hfchat.policy import LocalPolicy, folder_param_count, format_params, is_public, parse_param_count
-from tests.fixtures.servers import Recorder, json_response
+from hfchat.policy import (
+    DeploymentPolicy,
+    folder_param_count,
+    format_params,
+    internal_address,
+    is_public,
+    parse_param_count,
+)
+from tests.fixtures.servers import Recorder, chat_route_handler, json_response
 
 TINY_PARAMS = 125_824  # the tiny models' parameter count, as PyTorch counts it
 
@@ -60,9 +67,9 @@ def test_what_counts_as_a_public_deployment() -> None:
 
 def test_flags_and_variables_configure_the_policy() -> None:
     options = parse_options(["--local-models", "a/b, c/d", "--max-local-params", "2B"], {"SPACE_ID": "me/x"})
-    assert options.local_policy == LocalPolicy(True, frozenset({"a/b", "c/d"}), 2 * 10**9)
+    assert options.deployment_policy == DeploymentPolicy(True, frozenset({"a/b", "c/d"}), 2 * 10**9)
     env = {"SPACE_ID": "me/x", "HFCHAT_LOCAL_MODELS": "e/f", "HFCHAT_MAX_LOCAL_PARAMS": "500M"}
-    assert parse_options([], env).local_policy == LocalPolicy(True, frozenset({"e/f"}), 500 * 10**6)
+    assert parse_options([], env).deployment_policy == DeploymentPolicy(True, frozenset({"e/f"}), 500 * 10**6)
 
 
 def test_bad_ceiling_flag_exits_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,7 +98,7 @@ def local_options(tiny_models: dict[str, Path]) -> Any:
 
 
 def chat_under(options: Any) -> tuple[Any, ChatService]:
-    service = ChatService(cache=ModelCache(1), policy=options.local_policy)
+    service = ChatService(cache=ModelCache(1), policy=options.deployment_policy)
     return make_chat_fn(service, options), service
 
 
@@ -172,12 +179,12 @@ def test_hub_model_under_the_ceiling_goes_on_to_load(
 
 
 def test_the_policy_covers_every_build_not_just_the_chat_box(tiny_models: dict[str, Path]) -> None:
-    service = ChatService(cache=ModelCache(1), policy=LocalPolicy.of(public=True))
+    service = ChatService(cache=ModelCache(1), policy=DeploymentPolicy.of(public=True))
     spec = ModelSpec(backend=Backend.LOCAL, model=str(tiny_models["chat"]), device="cpu")
     with pytest.raises(LocalModelNotAllowedError):
         service.model_for(spec, None)
     endpoint = ModelSpec(backend=Backend.ENDPOINT, endpoint_url="http://127.0.0.1:9")
-    LocalPolicy.of(public=True).check(endpoint, None)  # remote backends are not this policy's business
+    DeploymentPolicy.of(public=True).check(endpoint, None)  # remote backends are not this policy's business
 
 
 def test_no_control_or_api_parameter_offers_remote_code() -> None:
@@ -207,3 +214,44 @@ def test_code_shipped_with_a_model_never_runs(tiny_models: dict[str, Path], tmp_
     assert not marker.exists(), "trust_remote_code stays off"
     if model_type:  # only custom code could run it: refused with a message, not a crash
         assert text.startswith("⚠️")
+
+
+@pytest.mark.parametrize(
+    ("host", "internal"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("10.1.2.3", True),
+        ("192.168.0.7", True),
+        ("169.254.169.254", True),  # cloud metadata services
+        ("::1", True),
+        ("8.8.8.8", False),
+        ("2606:4700:4700::1111", False),
+        ("no-such-host.invalid", False),  # does not resolve: the request fails on its own
+    ],
+)
+def test_internal_addresses_are_recognised(host: str, internal: bool) -> None:
+    assert (internal_address(host) is not None) == internal
+
+
+def endpoint_chat(recorder: Recorder, *flags: str) -> tuple[Any, ChatService]:
+    recorder.route("GET", "/v1/models", json_response({"data": [{"id": "m"}]}))
+    recorder.route("POST", "/v1/chat/completions", chat_route_handler("hello from the endpoint"))
+    options = parse_options(["--backend", "endpoint", *flags], {})
+    service = ChatService(cache=ModelCache(1), policy=options.deployment_policy)
+    return make_chat_fn(service, options), service
+
+
+def test_public_deployment_refuses_visitor_endpoints_on_its_own_network(recorder: Recorder) -> None:
+    chat, service = endpoint_chat(recorder, "--public", "--endpoint-url", "https://api.example.com")
+    text = last_text(chat, endpoint_url=recorder.url)
+    assert text.startswith("⚠️ **Endpoint not allowed here.**") and "127.0.0.1" in text
+    assert recorder.requests == [], "nothing was sent to it, not even the model list request"
+    assert service.cache.stats.builds == 0
+
+
+def test_operators_own_endpoint_and_private_deployments_are_allowed(recorder: Recorder) -> None:
+    chat, _ = endpoint_chat(recorder, "--public", "--endpoint-url", recorder.url)
+    assert last_text(chat) == "hello from the endpoint"
+    chat, _ = endpoint_chat(recorder, "--endpoint-url", "https://api.example.com")
+    assert last_text(chat, endpoint_url=recorder.url) == "hello from the endpoint"
