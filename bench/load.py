@@ -180,9 +180,15 @@ def _one_session(
     from gradio_client import Client
 
     marker = _marker(index, run)
-    client = Client(url, verbose=False)
-    start.wait(timeout=300)
     done: list[Turn] = []
+    try:
+        # A busy app answers the client's set-up calls slowly; httpx's 5 s default is too short.
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+    except Exception as exc:  # noqa: BLE001 - a visitor who cannot even connect is counted, not fatal
+        error = f"connecting: {type(exc).__name__}: {exc}"[:300]
+        return [Turn(index, t, False, None, 0.0, error) for t in range(turns)]
+    finally:
+        start.wait(timeout=600)  # every session starts its first turn together
     for t in range(turns):
         began = time.perf_counter()
         first: float | None = None
