@@ -183,8 +183,8 @@ def test_the_policy_covers_every_build_not_just_the_chat_box(tiny_models: dict[s
     spec = ModelSpec(backend=Backend.LOCAL, model=str(tiny_models["chat"]), device="cpu")
     with pytest.raises(LocalModelNotAllowedError):
         service.model_for(spec, None)
-    endpoint = ModelSpec(backend=Backend.ENDPOINT, endpoint_url="http://127.0.0.1:9")
-    DeploymentPolicy.of(public=True).check(endpoint, None)  # remote backends are not this policy's business
+    endpoint = ModelSpec(backend=Backend.ENDPOINT, endpoint_url="http://8.8.8.8:9")
+    DeploymentPolicy.of(public=True).check(endpoint, None)  # a public endpoint: the local rules don't apply
 
 
 def test_no_control_or_api_parameter_offers_remote_code() -> None:
