@@ -7,18 +7,20 @@ import inspect
 import logging
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+from gradio.components import Component
 
 from hfchat import conversations as convos
 from hfchat.backends import ALL_CONTROLS, CONTROLS
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
+from hfchat.compare import SIDES, Side, compare_turn, copy_settings, describe
 from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
 from hfchat.errors import HFChatError
 from hfchat.export import build_export, file_stem, parse_export, to_conversation, to_json, to_markdown
@@ -58,10 +60,169 @@ def _as_sent(component: C) -> C:
     return component
 
 
-def _slider(name: str, value: float, step: float, info: str = "") -> gr.Slider:
+def _slider(name: str, value: float, step: float, info: str = "", prefix: str = "") -> gr.Slider:
     """A slider labelled with its API name, over the range the config validates."""
     low, high = RANGES[name]
-    return _as_sent(gr.Slider(low, high, value=value, step=step, label=name, info=info or None))
+    return _as_sent(gr.Slider(low, high, value=value, step=step, label=prefix + name, info=info or None))
+
+
+def settings_controls(options: AppOptions, side: str = "") -> dict[str, Component]:
+    """One set of settings controls, keyed by API name, rendered where it is called.
+
+    The main sidebar (`side=""`, which adds the session token box) and each compare side
+    ("A", "B": labels and element IDs carry the side) are all built here.
+    """
+    g = GenerationSettings()
+    prefix = f"{side}: " if side else ""
+    ids = f"compare-{side.lower()}" if side else "settings"
+
+    def label(text: str) -> str:
+        return prefix + text
+
+    controls: dict[str, Component] = {
+        "backend": gr.Radio([(b.label, b.value) for b in Backend], value=options.backend.value, label=label("Backend")),
+        "model": gr.Textbox(options.model, label=label("Repo ID or local folder"), placeholder="owner/name"),
+        "provider": gr.Dropdown(list(chat_providers()), value=options.provider, label=label("Provider")),
+        "endpoint_url": gr.Textbox(
+            options.endpoint_url, label=label("Endpoint URL"), placeholder="http://127.0.0.1:8000"
+        ),
+        "served_model": gr.Textbox(
+            options.served_model, label=label("Served model name"), placeholder="found from /v1/models when empty"
+        ),
+        "task": gr.Dropdown(list(TASKS), value=options.task, label=label("Task")),
+        "system_prompt": gr.Textbox(options.system_prompt, label=label("System prompt"), lines=2),
+        "max_new_tokens": _slider("max_new_tokens", options.max_new_tokens, 1, prefix=prefix),
+        "do_sample": gr.Checkbox(g.do_sample, label=label("do_sample"), info="off: greedy, the same reply every time"),
+        "temperature": _slider("temperature", g.temperature, 0.05, "used when do_sample is on", prefix),
+        "top_p": _slider("top_p", g.top_p, 0.01, "used when do_sample is on", prefix),
+        "top_k": _slider("top_k", g.top_k, 1, "used when do_sample is on; 0 = off", prefix),
+        "repetition_penalty": _slider("repetition_penalty", g.repetition_penalty, 0.01, "1.0 = off", prefix),
+        "frequency_penalty": _slider("frequency_penalty", g.frequency_penalty, 0.05, "OpenAI scale, 0 = off", prefix),
+        "seed": _as_sent(gr.Number(-1, precision=0, label=label("seed"), info="-1 = random")),
+        "load_in_4bit": gr.Checkbox(options.load_in_4bit, label=label("Load in 4-bit (bitsandbytes)")),
+        "quant_type": gr.Radio(list(QUANT_TYPES), value=options.quant_type, label=label("4-bit type")),
+        "compute_dtype": gr.Dropdown(
+            list(COMPUTE_DTYPES), value=options.compute_dtype, label=label("4-bit compute dtype")
+        ),
+        "double_quant": gr.Checkbox(True, label=label("4-bit double quantization")),
+        "device": gr.Dropdown(list(DEVICES), value=options.device, label=label("Device")),
+    }
+    if not side:
+        controls["hf_token"] = gr.Textbox(
+            "",
+            label="HF token (this browser session only)",
+            type="password",
+            placeholder="hf_…, overrides HF_TOKEN",
+        )
+    for name, component in controls.items():
+        component.elem_id = f"{ids}-{name.replace('_', '-')}"
+    _follow_backend(controls, options.backend)
+    return controls
+
+
+def _follow_backend(controls: dict[str, Component], initial: Backend) -> None:
+    """Show only the controls that reach the chosen backend, now and whenever it changes."""
+    toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})}
+    for name, component in toggled.items():
+        component.visible = name in CONTROLS[initial]
+
+    def show_for(backend: str) -> dict[Component, dict]:
+        wanted = CONTROLS[Backend(backend)]
+        return {component: gr.update(visible=name in wanted) for name, component in toggled.items()}
+
+    controls["backend"].change(  # type: ignore[attr-defined]
+        show_for, controls["backend"], list(toggled.values()), api_visibility="private"
+    )
+
+
+def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Component], tabs: gr.Tabs) -> None:
+    """A and B side by side: one prompt box, a settings panel and a chat window per side,
+    and a button per side that copies its settings into the main chat's sidebar."""
+    panels: dict[str, dict[str, Component]] = {}
+    chats: dict[str, gr.Chatbot] = {}
+    with gr.Row(equal_height=False):
+        for side in SIDES:
+            with gr.Column(min_width=320):
+                with gr.Accordion(open=False, elem_id=f"compare-{side.lower()}-settings") as accordion:
+                    panels[side] = settings_controls(options, side)
+                accordion.label = _side_title(side, {n: c.value for n, c in panels[side].items()})
+                chats[side] = gr.Chatbot(
+                    label=side, elem_id=f"compare-{side.lower()}-chat", height=420, buttons=["copy"]
+                )
+                copy = gr.Button(f"Copy {side} to main chat", size="sm", elem_id=f"compare-copy-{side.lower()}")
+            _wire_side(panels[side], accordion, side, main, copy, tabs)
+    with gr.Row():
+        box = gr.Textbox(
+            show_label=False,
+            placeholder="One prompt, sent to A and B at once",
+            scale=5,
+            elem_id="compare-prompt",
+            submit_btn=False,
+        )
+        send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
+        stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop")
+        clear = gr.Button("Clear", scale=1, elem_id="compare-clear")
+    status = gr.Markdown("", elem_id="compare-status")
+    token = main["hf_token"]
+    inputs: set[Any] = {box, token, *chats.values(), *(c for panel in panels.values() for c in panel.values())}
+
+    def run(
+        data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
+    ) -> Iterator[dict[Component, Any]]:
+        sides = [Side(history=data[chats[s]] or [], values={n: data[c] for n, c in panels[s].items()}) for s in SIDES]
+        session = getattr(request, "session_hash", None)
+        signed_in = getattr(oauth_token, "token", None)
+        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in):
+            yield {box: "", status: "A and B are answering…", **dict(zip(chats.values(), windows, strict=True))}
+        yield {status: "Both replies are in."}
+
+    outputs = [box, status, *chats.values()]
+    # Private: from code, compare by calling /chat twice at once with different settings.
+    events: list[dict[str, Any]] = [
+        trigger(run, inputs, outputs, api_visibility="private") for trigger in (send.click, box.submit)
+    ]
+    stop.click(lambda: "Stopped.", None, status, cancels=events, api_visibility="private")
+
+    def clear_all() -> dict[Any, Any]:
+        return {status: "", **{chat: [] for chat in chats.values()}}
+
+    clear.click(
+        clear_all,
+        None,
+        [status, *chats.values()],
+        cancels=events,
+        api_visibility="private",
+    )
+
+
+def _side_title(side: str, values: dict[str, Any]) -> str:
+    return f"{side} settings: {describe(values)}"
+
+
+def _wire_side(
+    panel: dict[str, Component],
+    accordion: gr.Accordion,
+    side: str,
+    main: dict[str, Component],
+    copy: gr.Button,
+    tabs: gr.Tabs,
+) -> None:
+    """The side's title follows its settings; its copy button fills the main sidebar."""
+    names = list(panel)
+    components = [panel[n] for n in names]
+
+    def title(*values: Any) -> dict:
+        return gr.update(label=_side_title(side, dict(zip(names, values, strict=True))))
+
+    for name in ("backend", "model", "provider", "endpoint_url", "served_model", "load_in_4bit"):
+        panel[name].change(title, components, accordion, api_visibility="private")  # type: ignore[attr-defined]
+
+    def copy_to_main(*values: Any) -> dict[Any, Any]:
+        copied = copy_settings(dict(zip(names, values, strict=True)), list(main))
+        gr.Info(f"Copied {side}'s settings into the main chat.")
+        return {tabs: gr.Tabs(selected="chat"), **{main[n]: v for n, v in copied.items()}}
+
+    copy.click(copy_to_main, components, [tabs, *(main[n] for n in names if n in main)], api_visibility="private")
 
 
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
@@ -79,80 +240,39 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     chat_fn.__annotations__["request"] = gr.Request
     # Likewise the signed-in visitor's token (None when not signed in, or not on a Space).
     chat_fn.__annotations__["oauth_token"] = gr.OAuthToken | None
-    g = GenerationSettings()
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
                 gr.LoginButton()
             saved = conversation_panel()
             presets = preset_panel()
-            controls: dict[str, Any] = {
-                "backend": gr.Radio(
-                    [(b.label, b.value) for b in Backend], value=options.backend.value, label="Backend"
-                ),
-                "model": gr.Textbox(options.model, label="Repo ID or local folder", placeholder="owner/name"),
-                "provider": gr.Dropdown(list(chat_providers()), value=options.provider, label="Provider"),
-                "endpoint_url": gr.Textbox(
-                    options.endpoint_url, label="Endpoint URL", placeholder="http://127.0.0.1:8000"
-                ),
-                "served_model": gr.Textbox(
-                    options.served_model, label="Served model name", placeholder="found from /v1/models when empty"
-                ),
-                "task": gr.Dropdown(list(TASKS), value=options.task, label="Task"),
-                "system_prompt": gr.Textbox(options.system_prompt, label="System prompt", lines=2),
-                "max_new_tokens": _slider("max_new_tokens", options.max_new_tokens, 1),
-                "do_sample": gr.Checkbox(g.do_sample, label="do_sample", info="off: greedy, the same reply every time"),
-                "temperature": _slider("temperature", g.temperature, 0.05, "used when do_sample is on"),
-                "top_p": _slider("top_p", g.top_p, 0.01, "used when do_sample is on"),
-                "top_k": _slider("top_k", g.top_k, 1, "used when do_sample is on; 0 = off"),
-                "repetition_penalty": _slider("repetition_penalty", g.repetition_penalty, 0.01, "1.0 = off"),
-                "frequency_penalty": _slider("frequency_penalty", g.frequency_penalty, 0.05, "OpenAI scale, 0 = off"),
-                "seed": _as_sent(gr.Number(-1, precision=0, label="seed", info="-1 = random")),
-                "load_in_4bit": gr.Checkbox(options.load_in_4bit, label="Load in 4-bit (bitsandbytes)"),
-                "quant_type": gr.Radio(list(QUANT_TYPES), value=options.quant_type, label="4-bit type"),
-                "compute_dtype": gr.Dropdown(
-                    list(COMPUTE_DTYPES), value=options.compute_dtype, label="4-bit compute dtype"
-                ),
-                "double_quant": gr.Checkbox(True, label="4-bit double quantization"),
-                "device": gr.Dropdown(list(DEVICES), value=options.device, label="Device"),
-                "hf_token": gr.Textbox(
-                    "",
-                    label="HF token (this browser session only)",
-                    type="password",
-                    placeholder="hf_…, overrides HF_TOKEN",
-                ),
-            }
-        injected = {"request", "oauth_token"}  # filled by Gradio, not by a control
-        params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p not in injected]
-        chat = SavedChatInterface(
-            chat_fn,
-            additional_inputs=[controls[name] for name in params],
-            api_name="chat",
-            # Fixed at construction, so always on; a text-only task refuses images with a message.
-            multimodal=True,
-            textbox=gr.MultimodalTextbox(
-                sources=["upload"],
-                file_types=["image"],
-                file_count="multiple",
-                placeholder="Type a message (attach images with the task image-text-to-text)…",
-                show_label=False,
-                stop_btn=True,  # a custom textbox brings its own buttons; Stop is off by default
-            ),
-            title="hfchat",
-            description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
-            editable=True,
-            fill_height=True,
-            analytics_enabled=False,
-        )
-        toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})}
-        for name, component in toggled.items():
-            component.visible = name in CONTROLS[options.backend]
-
-        def show_for(backend: str) -> dict[gr.components.Component, dict]:
-            wanted = CONTROLS[Backend(backend)]
-            return {component: gr.update(visible=name in wanted) for name, component in toggled.items()}
-
-        controls["backend"].change(show_for, controls["backend"], list(toggled.values()), api_name=False)
+            controls = settings_controls(options)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Chat", id="chat"):
+                injected = {"request", "oauth_token"}  # filled by Gradio, not by a control
+                params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p not in injected]
+                chat = SavedChatInterface(
+                    chat_fn,
+                    additional_inputs=[controls[name] for name in params],
+                    api_name="chat",
+                    # Fixed at construction, so always on; a text-only task refuses images with a message.
+                    multimodal=True,
+                    textbox=gr.MultimodalTextbox(
+                        sources=["upload"],
+                        file_types=["image"],
+                        file_count="multiple",
+                        placeholder="Type a message (attach images with the task image-text-to-text)…",
+                        show_label=False,
+                        stop_btn=True,  # a custom textbox brings its own buttons; Stop is off by default
+                    ),
+                    title="hfchat",
+                    description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
+                    editable=True,
+                    fill_height=True,
+                    analytics_enabled=False,
+                )
+            with gr.Tab("Compare", id="compare"):
+                compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
         wire_conversations(demo, saved, chat, settable)

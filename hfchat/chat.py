@@ -93,16 +93,18 @@ class ChatService:
         session_token: str | None,
         session: str | None = None,
         oauth_token: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[str]:
         """The reply so far, for the chat window: a loading notice, then the streamed text,
         or a readable error (appended to any partial reply, which is kept).
 
         `session` (Gradio's session hash) is what the per-session rate limit counts.
-        """
+        Setting `cancel` from another thread stops the generation even while this generator
+        is blocked waiting for the backend (compare mode's Stop); closing it does too."""
         token = resolve_token(session_token, oauth_token)
         reply = notice = ""
         settings: ChatSettings | None = None
-        cancel = threading.Event()
+        cancel = cancel or threading.Event()
         try:
             if not content_text(message).strip() and not file_paths(message):
                 raise ConfigError(

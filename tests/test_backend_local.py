@@ -259,3 +259,24 @@ def test_a_turn_cancelled_while_queued_never_runs(chat_model: tuple[Any, ModelSp
     reader.join(30)
     assert not reader.is_alive() and got == [], "a cancelled turn gives its place up without generating"
     assert queue.waiting == 0 and queue.holding == 0
+
+
+def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, Path]) -> None:
+    """Regression: two overlapping from_pretrained calls left PreTrainedModel.tie_weights a
+    no-op for good, so every later model had an untied, uninitialized lm_head (garbage,
+    different on each greedy call). Loads are serialized now."""
+    from transformers import PreTrainedModel
+
+    tie_weights = PreTrainedModel.tie_weights
+    specs = [ModelSpec(backend=Backend.LOCAL, model=str(tiny_models[name]), device="cpu") for name in ("chat", "plain")]
+    for _ in range(3):
+        threads = [threading.Thread(target=local.build, args=(spec, None)) for spec in specs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert PreTrainedModel.tie_weights is tie_weights
+    chat = local.build(specs[0], None)
+    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
+    replies = ["".join(local.stream(chat, [HumanMessage("Hello!")], settings, threading.Event())) for _ in range(2)]
+    assert replies[0] == replies[1], "greedy: the same reply twice"

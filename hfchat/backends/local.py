@@ -227,7 +227,19 @@ def check_architecture(spec: ModelSpec, token: str | None) -> Any:
     return config
 
 
+_LOAD_LOCK = threading.Lock()
+"""One local model loads at a time. transformers' from_pretrained swaps class attributes
+(`PreTrainedModel.tie_weights`, init functions) for the duration of a load and puts back
+what it found: two loads that overlap (compare mode's A and B, two visitors) can leave the
+no-op in place for good, and every later model then loads with untied, uninitialized weights."""
+
+
 def build(spec: ModelSpec, token: str | None) -> LocalChat:
+    with _LOAD_LOCK:
+        return _build(spec, token)
+
+
+def _build(spec: ModelSpec, token: str | None) -> LocalChat:
     _check_task(spec.task)
     check_architecture(spec, token)
     model_kwargs: dict[str, Any] = {"trust_remote_code": False}
