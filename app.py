@@ -302,7 +302,8 @@ class SavedChatInterface(gr.ChatInterface):
     its `saved_conversations` BrowserState with `conversation_id` as the current one. Only
     those two steps are replaced, so the list's entries carry an id and a title
     (`hfchat.conversations`); `save_history` stays off so Gradio's own untitled list is not
-    drawn, and `conversation_panel` draws ours.
+    drawn, and `conversation_panel` draws ours. These are private Gradio 6 methods:
+    `tests/test_app_convos.py` fails first if an upgrade renames them.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

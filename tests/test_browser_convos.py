@@ -36,10 +36,15 @@ class ConvoUI(ChatUI):
 
     def reply(self, text: str) -> list[str]:
         """Send `text`; the bot messages of the finished reply (answer, and thinking or speed line where shown)."""
-        before = len(self.bot_messages())
+        before, saved = len(self.bot_messages()), self.stored()
         answer = self.chat(text)
         assert not answer.startswith("⚠️"), answer
+        wait_until(lambda: self.stored() != saved, 60, "the conversation to be saved")
         return self.bot_messages()[before:]
+
+    def stored(self) -> str:
+        """The saved list as kept in local storage (encrypted), to see that a save happened."""
+        return str(self.page.evaluate("() => localStorage.getItem('hfchat-conversations')"))
 
     def listing(self) -> list[str]:
         return [t.strip() for t in self.page.locator("#conversation-list label").all_inner_texts()]
@@ -120,8 +125,10 @@ def test_retry_undo_and_clear_keep_the_saved_conversation_in_step(
     ui.wait_reply()
     assert ui.user_messages() == ["One", "Two"]
 
+    saved = ui.stored()
     ui.page.get_by_role("button", name="Undo").last.click()
     wait_until(lambda: ui.user_messages() == ["One"], 30, "undo to remove the last turn")
+    wait_until(lambda: ui.stored() != saved, 60, "the undo to be saved")
     bots = ui.bot_messages()
 
     # What was saved is what is shown: a reload brings back the undone state, and it goes on.
@@ -158,8 +165,9 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     ui.page.locator("#conversation-title textarea").fill("Trip plans")
     ui.button("Rename").click()
     ui.wait_listing(["Trip plans"])
+    ui.set_text("System prompt", "Changed after the reply.")
 
-    files = exported_files(ui)
+    files = exported_files(ui)  # the settings the reply was made with, not the sidebar's now
     assert set(files) == {".json", ".md"}
     for text in files.values():
         assert SENTINEL_TOKEN not in text and "hf_token" not in text
@@ -168,9 +176,8 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     assert data["settings"]["system_prompt"] == "Answer briefly." and data["settings"]["max_new_tokens"] == 5
     assert [m["text"] for m in data["messages"] if m["role"] == "user"] == ["Export me"]
     replies = [m for m in data["messages"] if m["role"] == "assistant"]
-    assert len(replies) == len(shown), "every bot message shown (answer, thinking, speed line) is exported"
-    answer = next(m["text"] for m in replies if "metadata" not in m)
-    assert " ".join(answer.split()) in [" ".join(t.split()) for t in shown]
+    answer = next(m["text"] for m in replies if "metadata" not in m)  # thinking and speed line carry metadata
+    assert " ".join(answer.split()) in " ".join(" ".join(shown).split()), "the answer as shown"
     md = files[".md"]
     assert md.startswith("# Trip plans\n") and "### You\n\nExport me" in md and f"### Assistant\n\n{answer}" in md
     assert "| `system_prompt` | Answer briefly. |" in md and "| `max_new_tokens` | 5 |" in md
@@ -276,4 +283,23 @@ def test_conversations_survive_a_server_restart(
     ui.wait_listing(["Before the restart"])
     ui.open_conversation("Before the restart")
     wait_until(lambda: ui.user_messages() == ["Before the restart"], 30, "the conversation after a restart")
+    assert ui.bot_messages() == bots
+
+
+def test_an_edited_question_is_saved(browser_page: BrowserPage, local_app: AppProcess) -> None:
+    ui = ConvoUI(browser_page.page).fresh(local_app.url)
+    ui.reply("First")
+    ui.reply("Secnd")
+    ui.wait_listing(["First"])
+    before = ui.stored()
+    ui.page.get_by_role("button", name="Edit").last.click()
+    ui.page.locator("textarea.edit-textarea").fill("Second")
+    ui.page.locator('button[aria-label="Submit"]:not([data-testid="submit-button"])').click()
+    wait_until(lambda: ui.user_messages() == ["First", "Second"], 60, "the edited question")
+    ui.wait_reply()
+    wait_until(lambda: ui.stored() != before, 60, "the edited conversation to be saved")
+    bots = ui.bot_messages()
+    ui.reopen()
+    ui.open_conversation("First")
+    wait_until(lambda: ui.user_messages() == ["First", "Second"], 30, "the edit, saved")
     assert ui.bot_messages() == bots
