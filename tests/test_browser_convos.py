@@ -120,9 +120,11 @@ def test_retry_undo_and_clear_keep_the_saved_conversation_in_step(
     ui.reply("Two")
     ui.wait_listing(["One"])
 
+    saved = ui.stored()
     ui.page.get_by_role("button", name="Retry").last.click()
     wait_until(lambda: len(ui.user_messages()) == 2, 30, "the retried question")
     ui.wait_reply()
+    wait_until(lambda: ui.stored() != saved, 60, "the retried reply to be saved")
     assert ui.user_messages() == ["One", "Two"]
 
     saved = ui.stored()
