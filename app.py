@@ -248,7 +248,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             presets = preset_panel()
             controls = settings_controls(options)
         with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat"):
+            with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
                 injected = {"request", "oauth_token"}  # filled by Gradio, not by a control
                 params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p not in injected]
                 chat = SavedChatInterface(
@@ -271,7 +271,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                     fill_height=True,
                     analytics_enabled=False,
                 )
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
