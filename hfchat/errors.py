@@ -140,6 +140,14 @@ class TooManyMessagesError(HFChatError):
         self.retry_after = retry_after
 
 
+def corrupt_weights(detail: str) -> CorruptModelError:
+    """A weights file that cannot be read, whoever found out (the loader or a size check)."""
+    return CorruptModelError(
+        f"The model's weights file cannot be read; it is truncated or corrupt ({detail[:200]}).",
+        "Download the model again (delete its folder, or its entry in the Hugging Face cache), or pick another model.",
+    )
+
+
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status of an error that carries a response, else None."""
     response = getattr(exc, "response", None)
@@ -300,11 +308,7 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
             "Install it with `pip install bitsandbytes` (a CUDA GPU or bitsandbytes>=0.49 for CPU), or turn 4-bit off.",
         )
     if isinstance(exc, SafetensorError):
-        return CorruptModelError(
-            f"The model's weights file cannot be read; it is truncated or corrupt ({text[:200]}).",
-            "Download the model again (delete its folder, or its entry in the Hugging Face cache), "
-            "or pick another model.",
-        )
+        return corrupt_weights(text)
     if "probability tensor contains" in text:
         return GenerationError(
             f"{where} produced invalid numbers (NaN or infinity) while sampling: {text[:200]}",

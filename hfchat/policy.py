@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from hfchat.config import Backend, ModelSpec, display_url, looks_like_path
-from hfchat.errors import EndpointNotAllowedError, LocalModelNotAllowedError
+from hfchat.errors import EndpointNotAllowedError, LocalModelNotAllowedError, corrupt_weights
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -77,14 +77,15 @@ def folder_param_count(folder: Path) -> int | None:
         return None
     total = 0
     for path in files:
-        with path.open("rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            if size > _MAX_HEADER_BYTES:
-                raise ValueError(f"{path.name} has an implausible safetensors header ({size} bytes)")
-            header = json.loads(f.read(size))
-        for name, tensor in header.items():
-            if name != "__metadata__":
-                total += math.prod(tensor.get("shape") or [])
+        try:
+            with path.open("rb") as f:
+                (size,) = struct.unpack("<Q", f.read(8))
+                if size > _MAX_HEADER_BYTES:
+                    raise ValueError(f"an implausible safetensors header ({size} bytes)")
+                header = json.loads(f.read(size))
+            total += sum(math.prod(t.get("shape") or []) for name, t in header.items() if name != "__metadata__")
+        except (struct.error, ValueError, AttributeError, TypeError) as exc:  # short, garbled or not a dict
+            raise corrupt_weights(f"{path.name}: {type(exc).__name__}: {exc}") from None
     return total
 
 

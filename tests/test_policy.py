@@ -255,3 +255,14 @@ def test_operators_own_endpoint_and_private_deployments_are_allowed(recorder: Re
     assert last_text(chat) == "hello from the endpoint"
     chat, _ = endpoint_chat(recorder, "--endpoint-url", "https://api.example.com")
     assert last_text(chat, endpoint_url=recorder.url) == "hello from the endpoint"
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x05\x00", (8).to_bytes(8, "little") + b"not json", (2).to_bytes(8, "little") + b"[]"]
+)
+def test_unreadable_weights_are_called_corrupt_by_the_size_check(tmp_path: Path, content: bytes) -> None:
+    from hfchat.errors import CorruptModelError
+
+    (tmp_path / "model.safetensors").write_bytes(content)
+    with pytest.raises(CorruptModelError, match=r"model\.safetensors"):
+        folder_param_count(tmp_path)
