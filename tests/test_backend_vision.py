@@ -189,3 +189,10 @@ def test_an_image_without_text_is_a_message(tiny_models: dict[str, Path], pictur
     assert shown and not shown.startswith(("⚠️", "⏳"))
     empty = list(chat_fn({"text": "  ", "files": []}, [], max_new_tokens=6))[-1]
     assert "Type a message" in empty
+
+
+def test_the_token_is_not_kept_on_the_built_pipeline(tiny_models: dict[str, Path]) -> None:
+    chat = local_vision.build(spec_for(tiny_models["vlm"]), SENTINEL_TOKEN)
+    pipe = chat.pipeline
+    kept = [vars(pipe), vars(pipe.model.config), vars(pipe.processor), vars(pipe.processor.tokenizer)]
+    assert SENTINEL_TOKEN not in repr(kept)

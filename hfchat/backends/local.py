@@ -227,7 +227,7 @@ def check_architecture(spec: ModelSpec, token: str | None) -> Any:
     return config
 
 
-_LOAD_LOCK = threading.Lock()
+LOAD_LOCK = threading.Lock()
 """One local model loads at a time. transformers' from_pretrained swaps class attributes
 (`PreTrainedModel.tie_weights`, init functions) for the duration of a load and puts back
 what it found: two loads that overlap (compare mode's A and B, two visitors) can leave the
@@ -235,7 +235,7 @@ no-op in place for good, and every later model then loads with untied, uninitial
 
 
 def build(spec: ModelSpec, token: str | None) -> LocalChat:
-    with _LOAD_LOCK:
+    with LOAD_LOCK:
         return _build(spec, token)
 
 

@@ -16,6 +16,7 @@ import transformers
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from hfchat.backends.local import (
+    LOAD_LOCK,
     FailFastStreamer,
     call_kwargs,
     check_architecture,
@@ -79,14 +80,15 @@ def build(spec: ModelSpec, token: str | None) -> VisionChat:
     model_kwargs: dict[str, Any] = {}
     if spec.quantization is not None:
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
-    pipe = transformers.pipeline(
-        IMAGE_TASK,
-        model=spec.model,
-        token=token,
-        trust_remote_code=False,
-        model_kwargs=model_kwargs,
-        **placement(spec),
-    )
+    with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
+        pipe = transformers.pipeline(
+            IMAGE_TASK,
+            model=spec.model,
+            token=token,
+            trust_remote_code=False,
+            model_kwargs=model_kwargs,
+            **placement(spec),
+        )
     return VisionChat(pipeline=pipe, fold_system=_refuses_system(pipe.processor, spec.model))
 
 
