@@ -107,7 +107,10 @@ def settings_controls(options: AppOptions, side: str = "") -> dict[str, Componen
         "double_quant": gr.Checkbox(True, label=label("4-bit double quantization")),
         "device": gr.Dropdown(list(DEVICES), value=options.device, label=label("Device")),
     }
-    if not side:
+    if not side:  # the main sidebar only: compare mode shows both sides' speed always
+        controls["show_speed"] = gr.Checkbox(
+            True, label="Show speed under each reply", info="model, time to first token, tokens/s, tokens"
+        )
         controls["hf_token"] = gr.Textbox(
             "",
             label="HF token (this browser session only)",

@@ -1,7 +1,8 @@
 """One chat turn: validate the settings, get the model from the cache, stream the reply.
 
 Gradio-free: the UI and the API call `ChatService.respond`, which yields the reply so far
-as plain text. Errors become a readable reply; the history is never touched.
+as a list of chat messages (thinking, answer, speed footer; see `hfchat.reply`). Errors
+become a readable reply; the history is never touched.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hfchat.backends import builder, module_for
+from langchain_core.messages import BaseMessage
+
+from hfchat.backends import BackendModule, Delta, builder, module_for
 from hfchat.cache import ModelCache
 from hfchat.config import (
     DEFAULT_TIMEOUT_S,
@@ -39,6 +42,7 @@ from hfchat.messages import (
     trim_notice,
 )
 from hfchat.policy import DeploymentPolicy
+from hfchat.reply import Message, Reply, ReplySource
 from hfchat.tokens import fingerprint, redact, resolve_token
 
 log = logging.getLogger(__name__)
@@ -77,13 +81,23 @@ class ChatService:
         history: Sequence[Mapping[str, Any]],
         token: str | None,
         cancel: threading.Event,
-    ) -> Iterator[str]:
-        """Text deltas of the reply (no UI notices); raises the stack's own errors."""
+    ) -> Iterator[Delta]:
+        """The reply's deltas (no UI notices); raises the stack's own errors."""
+        turn = self.open_turn(settings, message, history, token)
+        yield from _backend(settings).stream(turn.chat, turn.messages, settings, cancel)
+
+    def open_turn(
+        self, settings: ChatSettings, message: Any, history: Sequence[Mapping[str, Any]], token: str | None
+    ) -> Turn:
+        """The messages and the model for one turn, timing the model's build on a cache miss."""
         messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
+        started = time.perf_counter()
         chat, hit = self.model_for(settings.spec, token)
+        load_s = time.perf_counter() - started
         images = sum(image_count(m.content) for m in messages)
-        log.info("turn: %s, cache %s, %d image(s)", settings.spec.where, "hit" if hit else "miss (built)", images)
-        yield from module_for(settings.spec.backend, settings.spec.task).stream(chat, messages, settings, cancel)
+        cache = "hit" if hit else f"miss (built in {load_s:.2f} s)"
+        log.info("turn: %s, cache %s, %d image(s)", settings.spec.where, cache, images)
+        return Turn(chat, messages, hit, load_s)
 
     def respond(
         self,
@@ -94,15 +108,17 @@ class ChatService:
         session: str | None = None,
         oauth_token: str | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
-        """The reply so far, for the chat window: a loading notice, then the streamed text,
-        or a readable error (appended to any partial reply, which is kept).
+        show_speed: bool = True,
+    ) -> Iterator[list[Message]]:
+        """The reply so far, for the chat window: a loading notice, then the streamed reply
+        (see `Reply.messages`), or a readable error (after any partial reply, which is kept).
 
         `session` (Gradio's session hash) is what the per-session rate limit counts.
         Setting `cancel` from another thread stops the generation even while this generator
         is blocked waiting for the backend (compare mode's Stop); closing it does too."""
         token = resolve_token(session_token, oauth_token)
-        reply = notice = ""
+        reply: Reply | None = None
+        notice = ""
         settings: ChatSettings | None = None
         cancel = cancel or threading.Event()
         try:
@@ -124,17 +140,18 @@ class ChatService:
             history, dropped = fit_history(history, self.limits.max_history_chars)
             notice = trim_notice(dropped, self.limits.max_history_chars)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
-                yield f"{notice}{loading_notice(settings.spec)}"
-            started = time.perf_counter()
-            for delta in self.stream(settings, message, history, token, cancel):
-                reply += delta
-                yield notice + reply
-            if not reply.strip():
-                raise EmptyReplyError(
-                    "The model finished without producing any text.",
-                    "Rephrase the message, raise max_new_tokens, or turn on do_sample.",
-                )
-            log.info("turn done in %.2f s, %d chars", time.perf_counter() - started, len(reply))
+                yield [{"role": "assistant", "content": f"{notice}{loading_notice(settings.spec)}"}]
+            turn = self.open_turn(settings, message, history, token)
+            source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
+            reply = Reply(source, notice=notice)
+            for delta in _backend(settings).stream(turn.chat, turn.messages, settings, cancel):
+                reply.add(delta)
+                if delta.text or delta.reasoning:
+                    yield reply.messages(show_speed)
+            reply.finish()
+            _check_not_empty(reply)
+            log.info("turn done: %s", reply.footer())
+            yield reply.messages(show_speed)
         except RECOVERABLE as exc:
             error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")
             # An error we have no specific message for may be a bug: keep its traceback in the log.
@@ -142,9 +159,41 @@ class ChatService:
             trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
             log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
             shown = redact(error.markdown(), token)
-            yield f"{notice}{reply}\n\n{shown}" if reply else notice + shown
+            if reply is None:
+                yield [{"role": "assistant", "content": notice + shown}]
+            else:
+                reply.fail(shown)
+                yield reply.messages(show_speed)
         finally:
             cancel.set()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What one turn runs on: the built chat model, the messages, and how the model was got."""
+
+    chat: Any
+    messages: list[BaseMessage]
+    cached: bool
+    load_s: float
+
+
+def _backend(settings: ChatSettings) -> BackendModule:
+    return module_for(settings.spec.backend, settings.spec.task)
+
+
+def _check_not_empty(reply: Reply) -> None:
+    if reply.answer.strip():
+        return
+    if reply.thinking.strip() and reply.meter.finish_reason == "length":
+        raise EmptyReplyError(
+            f"The model spent all {reply.meter.output_tokens} tokens thinking and gave no answer.",
+            "Raise max_new_tokens so it has room to answer.",
+        )
+    raise EmptyReplyError(
+        "The model finished without producing any text.",
+        "Rephrase the message, raise max_new_tokens, or turn on do_sample.",
+    )
 
 
 def loading_notice(spec: ModelSpec) -> str:
@@ -153,7 +202,7 @@ def loading_notice(spec: ModelSpec) -> str:
     return f"{LOADING_MARK} Loading `{spec.model}`{mode} (first use of this configuration)…"
 
 
-def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[str]]:
+def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[list[Message]]]:
     """The function behind the chat box and the `/chat` API.
 
     Its parameter names are the API's names, so `Client.predict(message=..., temperature=...)`
@@ -186,9 +235,10 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         compute_dtype: str = d.compute_dtype,
         double_quant: bool = True,
         device: str = d.device,
+        show_speed: bool = True,
         request: Any = None,
         oauth_token: Any = None,
-    ) -> Iterator[str]:
+    ) -> Iterator[list[Message]]:
         values = dict(
             backend=backend,
             model=model,
@@ -214,6 +264,6 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         session = getattr(request, "session_hash", None)
         # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; app.py sets the hint.
         signed_in = getattr(oauth_token, "token", None)
-        yield from service.respond(message, history, values, hf_token, session, signed_in)
+        yield from service.respond(message, history, values, hf_token, session, signed_in, show_speed=show_speed)
 
     return chat

@@ -22,6 +22,8 @@ LOADING_MARK = "⏳"
 
 NOTICE_MARK = "✂️"
 """Prefix of the notice that older turns were left out; it never reaches the model either."""
+FOOTER_ID = "hfchat-speed"
+"""Metadata id of the speed footer under a reply; like thoughts, it never reaches the model."""
 
 _ERROR_LINE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} \*\*")
 
@@ -59,17 +61,18 @@ def strip_error(text: str) -> str:
 def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = False) -> list[BaseMessage]:
     """Turn Gradio's message history into alternating Human/AI messages.
 
-    Thinking and status messages (those with a metadata title) are skipped; a turn that
-    ended in an error is dropped with its question, back-to-back messages of one role are
-    joined and a leading reply is dropped, so templates that demand user-first alternating
-    roles still render. With `images`, pictures in user turns become `image_url` parts
-    (one that can no longer be read is left out); without, only the text is kept.
+    Thinking and status messages (those with a metadata title) and speed footers are
+    skipped; a turn that ended in an error is dropped with its question, back-to-back
+    messages of one role are joined and a leading reply is dropped, so templates that
+    demand user-first alternating roles still render. With `images`, pictures in user turns
+    become `image_url` parts (one that can no longer be read is left out); without, only
+    the text is kept.
     """
     out: list[BaseMessage] = []
     for item in history:
         role = item.get("role")
         metadata = item.get("metadata") or {}
-        if isinstance(metadata, Mapping) and metadata.get("title"):
+        if isinstance(metadata, Mapping) and (metadata.get("title") or metadata.get("id") == FOOTER_ID):
             continue
         content = item.get("content")
         text = content_text(content)

@@ -20,6 +20,7 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.config import Backend
+from hfchat.reply import answer_text
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
@@ -35,9 +36,13 @@ class App:
         self.service = service
         self.client = Client(url, verbose=False)
 
-    def chat(self, message: str, *images: str, **settings: Any) -> str:
-        """One turn; gradio_client keeps this client's history between turns, like a browser tab."""
+    def reply(self, message: str, *images: str, **settings: Any) -> list[dict[str, Any]]:
+        """One turn's messages; gradio_client keeps this client's history between turns, like a browser tab."""
         return self.client.predict(message=box(message, *images), api_name="/chat", **settings)
+
+    def chat(self, message: str, *images: str, **settings: Any) -> str:
+        """One turn's answer (or error), without its thinking and speed footer."""
+        return answer_text(self.reply(message, *images, **settings))
 
     def fresh(self) -> App:
         """A new visitor: an empty history."""
@@ -144,7 +149,7 @@ def test_plain_string_messages_are_refused_by_the_multimodal_box(app: App) -> No
     with pytest.raises(AppError):
         app.fresh().client.predict(message="hi", api_name="/chat")
     reply = app.fresh().client.predict(message={"text": "Hello!"}, api_name="/chat")
-    assert reply == app.fresh().chat("Hello!")
+    assert answer_text(reply) == app.fresh().chat("Hello!")
 
 
 def test_a_text_only_configuration_refuses_an_image_and_keeps_going(app: App, tmp_path: Path) -> None:

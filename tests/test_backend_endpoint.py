@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from hfchat.backends import endpoint, module_for, remote
+from hfchat.backends import endpoint, joined_text, module_for, remote
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
 from tests.fixtures.servers import (
     Recorder,
@@ -36,7 +36,7 @@ def endpoint_settings(url: str, served: str | None = None, **gen: Any) -> ChatSe
 def run(settings: ChatSettings, token: str | None = None, messages: Any = MESSAGES) -> str:
     backend = module_for(settings.spec.backend)
     chat = backend.build(settings.spec, token)
-    return "".join(backend.stream(chat, messages, settings, threading.Event()))
+    return joined_text(backend.stream(chat, messages, settings, threading.Event()))
 
 
 def chat_bodies(proxy: RecordingProxy | Recorder) -> list[dict[str, Any]]:
@@ -162,14 +162,14 @@ def test_server_template_refusing_the_system_role_still_chats(serve_nosystem: Tr
     with RecordingProxy(serve_nosystem.url) as proxy:
         settings = endpoint_settings(proxy.url, max_new_tokens=6)
         chat = endpoint.build(settings.spec, None)
-        assert "".join(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
+        assert joined_text(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
         assert chat.fold_system, "the cached client remembers to fold"
         refused, folded = chat_bodies(proxy)
         assert refused["messages"][0]["role"] == "system"
         assert [m["role"] for m in folded["messages"]] == ["user"]
         assert folded["messages"][0]["content"] == "Be brief.\n\nHello there"
         proxy.clear()
-        assert "".join(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
+        assert joined_text(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
         assert len(chat_bodies(proxy)) == 1, "no failed attempt once the fold is known"
 
 
@@ -184,7 +184,7 @@ def timed_run(settings: ChatSettings, cancel: threading.Event | None = None) -> 
     chat = backend.build(settings.spec, None)
     started = time.monotonic()
     try:
-        result: str | BaseException = "".join(backend.stream(chat, QUESTION, settings, cancel or threading.Event()))
+        result: str | BaseException = joined_text(backend.stream(chat, QUESTION, settings, cancel or threading.Event()))
     except HfHubHTTPError as exc:
         result = exc
     return result, time.monotonic() - started

@@ -17,7 +17,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from PIL import Image
 
-from hfchat.backends import local, local_vision, module_for
+from hfchat.backends import joined_text, local, local_vision, module_for
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
@@ -25,6 +25,7 @@ from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, 
 from hfchat.errors import UnsupportedTaskError
 from hfchat.images import IMAGE_TASK
 from hfchat.messages import build_messages
+from hfchat.reply import answer_text
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import (
     Recorder,
@@ -66,7 +67,7 @@ def vlm(tiny_models: dict[str, Path]) -> tuple[local_vision.VisionChat, ModelSpe
 
 def reply(vlm: tuple[Any, ModelSpec], messages: list[Any], **gen: Any) -> str:
     chat, spec = vlm
-    return "".join(local_vision.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
+    return joined_text(local_vision.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
 
 
 def test_the_registry_sends_local_image_chats_to_the_vision_module() -> None:
@@ -76,8 +77,12 @@ def test_the_registry_sends_local_image_chats_to_the_vision_module() -> None:
 
 def test_local_reply_streams_and_depends_on_the_image(vlm: Any, pictures: dict[str, str]) -> None:
     chat, spec = vlm
-    chunks = list(local_vision.stream(chat, question(pictures["red"]), settings_for(spec), threading.Event()))
+    deltas = list(local_vision.stream(chat, question(pictures["red"]), settings_for(spec), threading.Event()))
+    chunks = [d.text for d in deltas if d.text]
     assert len(chunks) >= 2, "token by token"
+    last = deltas[-1]
+    assert last.usage is not None and last.usage.counted_by == "tokenizer"
+    assert last.finish_reason == "length" and last.usage.output_tokens == 8, "the default budget of 8 was used up"
     red = "".join(chunks)
     assert red.strip() and red == reply(vlm, question(pictures["red"])), "greedy: the same reply twice"
     assert reply(vlm, question(pictures["blue"])) != red
@@ -152,7 +157,7 @@ def test_endpoint_gets_image_url_data_parts_and_answers_like_the_local_pipeline(
     chat_fn = make_chat_fn(ChatService(cache=ModelCache(1)), options)
     for color in ("red", "blue"):
         shown = list(chat_fn({"text": "What is in this picture?", "files": [pictures[color]]}, [], max_new_tokens=8))
-        assert shown[-1] == reply(vlm, question(pictures[color], system="")), "same weights, same greedy reply"
+        assert answer_text(shown[-1]) == reply(vlm, question(pictures[color], system="")), "same greedy reply"
     sent = [r.json for r in vlm_proxy.requests if r.path.endswith("/chat/completions")]
     assert len(sent) == 2
     content = sent[0]["messages"][-1]["content"]
@@ -172,7 +177,7 @@ def test_inference_providers_get_the_same_image_parts(hub_recorder: Recorder, pi
     backend = module_for(Backend.PROVIDERS, IMAGE_TASK)
     chat = backend.build(spec, SENTINEL_TOKEN)
     messages = question(pictures["red"])
-    text = "".join(backend.stream(chat, messages, ChatSettings(spec=spec), threading.Event()))
+    text = joined_text(backend.stream(chat, messages, ChatSettings(spec=spec), threading.Event()))
     assert text == "A red square."
     body = next(r.json for r in hub_recorder.requests if r.path == "/together/v1/chat/completions")
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}

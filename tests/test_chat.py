@@ -14,18 +14,19 @@ import pytest
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
+from hfchat.reply import answer_text
 from tests.fixtures.servers import RecordingProxy
 
 HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 
 
 def turn(fn: Any, message: Any = "Hello there", history: list[dict[str, Any]] | None = None, **kw: Any) -> list[str]:
-    """Every update the chat window would show for one turn."""
+    """The answer (or notice, or error) of every update the chat window would show for one turn."""
     history = list(HISTORY if history is None else history)
     before = list(history)
     updates = list(fn(message, history, **kw))
     assert history == before, "a turn never changes the history it was given"
-    return updates
+    return [answer_text(update) for update in updates]
 
 
 @pytest.fixture

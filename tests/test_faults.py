@@ -30,6 +30,7 @@ from gradio_client import Client
 from app import build_app
 from hfchat.cli import parse_options
 from hfchat.errors import ERROR_MARK
+from hfchat.reply import answer_text
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
 
@@ -78,7 +79,8 @@ def app_process(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathF
 
 
 def say(session: Client, message: str, **settings: Any) -> str:
-    return str(session.predict(message={"text": message, "files": []}, api_name="/chat", **settings))
+    """One turn's answer or error (without its thinking and speed footer)."""
+    return answer_text(session.predict(message={"text": message, "files": []}, api_name="/chat", **settings))
 
 
 @dataclass

@@ -14,7 +14,6 @@ from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.config import Backend, ModelSpec
 from hfchat.errors import LocalModelNotAllowedError
-from hfchat.messages import content_text
 from hfchat.policy import (
     DeploymentPolicy,
     folder_param_count,
@@ -23,6 +22,7 @@ from hfchat.policy import (
     is_public,
     parse_param_count,
 )
+from hfchat.reply import answer_text
 from tests.fixtures.servers import Recorder, chat_route_handler, json_response
 
 TINY_PARAMS = 125_824  # the tiny models' parameter count, as PyTorch counts it
@@ -30,7 +30,7 @@ TINY_PARAMS = 125_824  # the tiny models' parameter count, as PyTorch counts it
 
 def last_text(fn: Any, message: str = "Hello", **kw: Any) -> str:
     """The final chat-window text of one turn."""
-    return content_text(list(fn(message, [], **kw))[-1])
+    return answer_text(list(fn(message, [], **kw))[-1])
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from langchain_core.messages import BaseMessage
@@ -37,6 +38,39 @@ _MODULES = {
 }
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one reply, and who counted them: "server" (the usage the server
+    sent) or "tokenizer" (the local model's own token ids)."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    counted_by: str
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One piece of a streamed reply, as every backend yields it.
+
+    `text` is answer text (which may still hold `<think>` tags; the reply model splits
+    them out), `reasoning` is what providers send in a separate `reasoning_content` field.
+    The last delta usually carries `finish_reason` ("stop", "length") and `usage`.
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.reasoning or self.finish_reason or self.usage)
+
+
+def joined_text(deltas: Iterator[Delta]) -> str:
+    """All answer text of a stream, for callers that want the plain reply (tests, bench)."""
+    return "".join(delta.text for delta in deltas)
+
+
 class BackendModule(Protocol):
     def build(self, spec: ModelSpec, token: str | None) -> Any: ...
 
@@ -44,7 +78,7 @@ class BackendModule(Protocol):
 
     def stream(
         self, chat: Any, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-    ) -> Iterator[str]: ...
+    ) -> Iterator[Delta]: ...
 
 
 _VISION_MODULE = "hfchat.backends.local_vision"

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 from hfchat import offline
-from hfchat.backends.chat_model import FoldingChat
-from hfchat.backends.remote import call_kwargs, stream
+from hfchat.backends.remote import RemoteChat, call_kwargs, stream
 from hfchat.config import DEFAULT_TIMEOUT_S, ModelSpec
 
 __all__ = ["build", "call_kwargs", "discover_served_model", "stream"]
 
 
-def build(spec: ModelSpec, token: str | None) -> FoldingChat:
+def build(spec: ModelSpec, token: str | None) -> RemoteChat:
     from langchain_huggingface import HuggingFaceEndpoint
 
     url = spec.endpoint_url or ""
@@ -23,7 +22,7 @@ def build(spec: ModelSpec, token: str | None) -> FoldingChat:
         huggingfacehub_api_token=token,
         timeout=spec.timeout or DEFAULT_TIMEOUT_S,
     )
-    chat = FoldingChat(llm=llm)
+    chat = RemoteChat(llm=llm)
     # Without this the request says model="dummy", which vLLM and a pinned
     # `transformers serve` reject; a served name given per call still wins.
     served = discover_served_model(url)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -22,11 +22,12 @@ from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from hfchat.backends import closing_stream
+from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import LOCAL_QUEUES
+from hfchat.reply import THINK_OPEN, ends_inside_think
 from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,31 @@ class _Failure:
 
 
 class FailFastStreamer(TextIteratorStreamer):
-    """A TextIteratorStreamer whose reader gets the generate thread's error immediately."""
+    """A TextIteratorStreamer whose reader gets the generate thread's error immediately.
+
+    It also counts the token ids generate hands it: the prompt's, then each new one, so
+    the speed footer's counts are the model's own, not a re-tokenization of the text.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int = 0
+    last_token: int | None = None
+
+    def put(self, value: Any) -> None:
+        ids = value.reshape(-1)
+        if self.next_tokens_are_prompt:
+            self.input_tokens = int(ids.numel())
+        elif ids.numel():
+            self.output_tokens += int(ids.numel())
+            self.last_token = int(ids[-1])
+        super().put(value)
+
+    def summary(self, max_new_tokens: int | None, eos_ids: Collection[int]) -> Delta:
+        """The last delta: token counts, and "length" when the budget ran out before an
+        end-of-sequence token (as OpenAI servers report it), else "stop"."""
+        cut = self.last_token not in eos_ids and max_new_tokens is not None and self.output_tokens >= max_new_tokens
+        usage = Usage(self.input_tokens, self.output_tokens, "tokenizer")
+        return Delta(finish_reason="length" if cut else "stop", usage=usage)
 
     def fail(self, exc: BaseException) -> None:
         self.text_queue.put(_Failure(exc))
@@ -74,14 +99,24 @@ class CancelCriteria(StoppingCriteria):
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
+def eos_ids(model: Any) -> frozenset[int]:
+    """The model's end-of-sequence token ids: a reply ending in one was not cut off."""
+    eos = model.generation_config.eos_token_id
+    return frozenset(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
 def stream_generation(
     generate: Callable[[FailFastStreamer, StoppingCriteriaList], Any],
     tokenizer: Any,
     cancel: threading.Event,
     device: str,
     seed: int | None,
-) -> Iterator[str]:
-    """Run `generate(streamer, criteria)` in a thread and yield its text as it comes.
+    *,
+    max_new_tokens: int | None = None,
+    eos: Collection[int] = frozenset(),
+) -> Iterator[Delta]:
+    """Run `generate(streamer, criteria)` in a thread and yield its text as it comes, then
+    (unless stopped) a last delta with the finish reason and the token counts.
 
     Setting `cancel` (or leaving the loop) ends generate at its next token; an error in
     the thread reaches the reader at once.
@@ -110,7 +145,9 @@ def stream_generation(
     try:
         for text in streamer:
             if text:
-                yield text
+                yield Delta(text=text)
+        if not cancel.is_set():  # a stopped generation has nothing to report
+            yield streamer.summary(max_new_tokens, eos)
     finally:
         # No join: Stop must not wait. A generation that holds its turn ends at its next
         # token (then frees the device); one still queued leaves the queue now.
@@ -136,12 +173,21 @@ class StoppablePipeline(HuggingFacePipeline):
         def generate(streamer: FailFastStreamer, criteria: StoppingCriteriaList) -> Any:
             return self.pipeline(prompt, streamer=streamer, stopping_criteria=criteria, **pipeline_kwargs)
 
-        texts = stream_generation(
-            generate, self.pipeline.tokenizer, cancel, str(self.pipeline.device), kwargs.get("seed")
+        deltas = stream_generation(
+            generate,
+            self.pipeline.tokenizer,
+            cancel,
+            str(self.pipeline.device),
+            kwargs.get("seed"),
+            max_new_tokens=pipeline_kwargs.get("max_new_tokens"),
+            eos=eos_ids(self.pipeline.model),
         )
-        with closing_stream(texts):
-            for text in texts:
-                chunk = GenerationChunk(text=text)
+        with closing_stream(deltas):
+            for delta in deltas:
+                if delta.usage is not None:  # the last one: it rides in generation_info
+                    yield GenerationChunk(text="", generation_info={"summary": delta})
+                    continue
+                chunk = GenerationChunk(text=delta.text)
                 if run_manager:
                     run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
@@ -282,12 +328,21 @@ def model_of(chat: LocalChat) -> Any:
 
 def _stream(
     chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-) -> Iterator[str]:
-    """Text deltas of the reply; setting `cancel` ends the generate thread at the next token."""
+) -> Iterator[Delta]:
+    """The reply's deltas; setting `cancel` ends the generate thread at the next token.
+
+    When the template opened a think block in the prompt (DeepSeek-R1 style), the first
+    text starts with that tag again, so the reply reads as the model meant it.
+    """
+    prefix = THINK_OPEN if ends_inside_think(chat._to_chat_prompt(list(messages))) else ""
     with closing_stream(chat.stream(list(messages), cancel=cancel, **call_kwargs(settings))) as chunks:
         for chunk in chunks:
-            if isinstance(chunk.content, str) and chunk.content:
-                yield chunk.content
+            summary = chunk.response_metadata.get("summary")
+            if isinstance(summary, Delta):
+                yield summary
+            elif isinstance(chunk.content, str) and chunk.content:
+                yield Delta(text=prefix + chunk.content)
+                prefix = ""
 
 
 stream = on_gpu(_stream)

@@ -15,11 +15,13 @@ from typing import Any
 import transformers
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
+from hfchat.backends import Delta
 from hfchat.backends.local import (
     LOAD_LOCK,
     FailFastStreamer,
     call_kwargs,
     check_architecture,
+    eos_ids,
     placement,
     quantization_config,
     stream_generation,
@@ -126,8 +128,8 @@ def model_of(chat: VisionChat) -> Any:
 
 def _stream(
     chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-) -> Iterator[str]:
-    """Text deltas of the reply; setting `cancel` ends the generate thread at the next token."""
+) -> Iterator[Delta]:
+    """The reply's deltas; setting `cancel` ends the generate thread at the next token."""
     kwargs = call_kwargs(settings)
     conversation = to_pipeline_chat(messages, chat.fold_system)
 
@@ -136,7 +138,15 @@ def _stream(
         return chat.pipeline(text=conversation, generate_kwargs=settings_now, return_full_text=False)
 
     tokenizer = chat.pipeline.processor.tokenizer
-    yield from stream_generation(generate, tokenizer, cancel, str(chat.pipeline.device), kwargs["seed"])
+    yield from stream_generation(
+        generate,
+        tokenizer,
+        cancel,
+        str(chat.pipeline.device),
+        kwargs["seed"],
+        max_new_tokens=kwargs["pipeline_kwargs"]["max_new_tokens"],
+        eos=eos_ids(chat.pipeline.model),
+    )
 
 
 stream = on_gpu(_stream)

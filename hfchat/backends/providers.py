@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from hfchat.backends.chat_model import FoldingChat
-from hfchat.backends.remote import call_kwargs, stream
+from hfchat.backends.remote import RemoteChat, call_kwargs, stream
 from hfchat.config import DEFAULT_TIMEOUT_S, ModelSpec
 
 __all__ = ["build", "call_kwargs", "stream"]
 
 
-def build(spec: ModelSpec, token: str | None) -> FoldingChat:
+def build(spec: ModelSpec, token: str | None) -> RemoteChat:
     from langchain_huggingface import HuggingFaceEndpoint
 
     # HuggingFaceEndpoint fills its `model` field from repo_id itself.
@@ -20,4 +19,4 @@ def build(spec: ModelSpec, token: str | None) -> FoldingChat:
         huggingfacehub_api_token=token,
         timeout=spec.timeout or DEFAULT_TIMEOUT_S,
     )
-    return FoldingChat(llm=llm)
+    return RemoteChat(llm=llm)

@@ -2,6 +2,8 @@
 
 `call_kwargs` is where the stack's silent drops are fixed: ChatHuggingFace forwards call
 keywords straight to `InferenceClient.chat_completion`, so every setting is sent here.
+`RemoteChat` keeps what ChatHuggingFace's chunk conversion drops: the reasoning that
+DeepSeek-R1 hosts stream in `reasoning_content`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from huggingface_hub.errors import HfHubHTTPError
-from langchain_core.messages import BaseMessage, SystemMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, SystemMessage
+from langchain_core.outputs import ChatGenerationChunk
 
-from hfchat.backends import closing_stream
+from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import Backend, ChatSettings
 from hfchat.errors import retry_after_of, status_of
@@ -27,6 +30,65 @@ _TEMPLATE_FAILURE_STATUSES = (400, 422, 500)
 
 RETRY_STATUSES = (429, 503)
 """Rate limited, or the model is still loading: waiting can fix these, nothing else."""
+
+
+STREAM_OPTIONS = {"include_usage": True}
+"""Asks for token usage at the end of a stream (OpenAI's field; TGI, vLLM and the providers
+honour it, `transformers serve` ignores it and sends usage anyway)."""
+
+
+class RemoteChat(FoldingChat):
+    """ChatHuggingFace for OpenAI-compatible servers, whose stream keeps the reasoning.
+
+    ChatHuggingFace's chunk conversion keeps only `content` and tool calls; this reads the
+    same raw chunks and also keeps `reasoning_content` (or vLLM's `reasoning`), the
+    finish reason and the usage.
+    """
+
+    def _stream(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        message_dicts, params = self._create_message_dicts(messages, stop)
+        for raw in self.llm.client.chat_completion(messages=message_dicts, **{**params, **kwargs, "stream": True}):
+            chunk = _generation_chunk(raw)
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+
+def _generation_chunk(raw: Any) -> ChatGenerationChunk:
+    """One raw `ChatCompletionStreamOutput` as a LangChain chunk, reasoning kept."""
+    choice = raw.choices[0] if raw.choices else None
+    delta = choice.delta if choice is not None else None
+    reasoning = (getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None) or "") if delta else ""
+    usage = raw.usage
+    message: BaseMessageChunk = AIMessageChunk(
+        content=(delta.content or "") if delta is not None else "",
+        additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
+        usage_metadata=(
+            {
+                "input_tokens": usage.prompt_tokens or 0,
+                "output_tokens": usage.completion_tokens or 0,
+                "total_tokens": usage.total_tokens or 0,
+            }
+            if usage
+            else None
+        ),
+    )
+    finish = choice.finish_reason if choice is not None else None
+    return ChatGenerationChunk(message=message, generation_info={"finish_reason": finish} if finish else None)
+
+
+def to_delta(chunk: AIMessageChunk) -> Delta:
+    """A streamed LangChain chunk as our Delta (empty when it carries nothing)."""
+    usage = chunk.usage_metadata
+    reasoning = chunk.additional_kwargs.get("reasoning_content")
+    return Delta(
+        text=chunk.content if isinstance(chunk.content, str) else "",
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        finish_reason=chunk.response_metadata.get("finish_reason"),
+        usage=Usage(usage["input_tokens"], usage["output_tokens"], "server") if usage else None,
+    )
 
 
 def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
@@ -52,17 +114,18 @@ def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
     return kwargs
 
 
-def _deltas(chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings) -> Iterator[str]:
-    with closing_stream(chat.stream(list(messages), **call_kwargs(settings))) as chunks:
+def _deltas(chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings) -> Iterator[Delta]:
+    stream = chat.stream(list(messages), stream_options=STREAM_OPTIONS, **call_kwargs(settings))
+    with closing_stream(stream) as chunks:
         for chunk in chunks:
-            text = chunk.content if isinstance(chunk.content, str) else ""
-            if text:
-                yield text
+            delta = to_delta(chunk)
+            if delta:
+                yield delta
 
 
 def _first(
     chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-) -> tuple[str | None, Iterator[str]]:
+) -> tuple[Delta | None, Iterator[Delta]]:
     """Open the stream and read its first delta, retrying 429 and 503 as `settings.retry` says.
 
     This is the only place that retries: once a delta has been read the stream is handed
@@ -92,8 +155,8 @@ def _may_refuse_system(exc: HfHubHTTPError, chat: FoldingChat, messages: Sequenc
 
 def stream(
     chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-) -> Iterator[str]:
-    """Text deltas of the reply; leaving the loop closes the HTTP stream, which stops the server.
+) -> Iterator[Delta]:
+    """The reply's deltas; leaving the loop closes the HTTP stream, which stops the server.
 
     429 and 503 before the first token are retried with backoff (see `_first`).
     If the server fails before the first token and the turn has a system prompt, it is
@@ -116,7 +179,7 @@ def stream(
         return
     yield first
     with closing_stream(deltas):
-        for text in deltas:
+        for delta in deltas:
             if cancel.is_set():
                 return
-            yield text
+            yield delta
