@@ -25,6 +25,9 @@ NOTICE_MARK = "✂️"
 FOOTER_ID = "hfchat-speed"
 """Metadata id of the speed footer under a reply; like thoughts, it never reaches the model."""
 
+SPEED_MARK = "⏱"
+"""Prefix of the speed footer's text, so it is recognised even where metadata is lost."""
+
 _ERROR_LINE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} \*\*")
 
 
@@ -73,6 +76,8 @@ def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = Fal
         role = item.get("role")
         metadata = item.get("metadata") or {}
         if isinstance(metadata, Mapping) and (metadata.get("title") or metadata.get("id") == FOOTER_ID):
+            continue
+        if role == "assistant" and content_text(item.get("content")).startswith(SPEED_MARK):
             continue
         content = item.get("content")
         text = content_text(content)

@@ -15,7 +15,7 @@ from typing import Any
 
 from hfchat.backends import Delta
 from hfchat.config import Backend, ChatSettings, display_url
-from hfchat.messages import FOOTER_ID
+from hfchat.messages import FOOTER_ID, SPEED_MARK
 from hfchat.speed import SpeedMeter
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -224,7 +224,7 @@ class Reply:
             parts.append(f"{tokens} ({m.counted_by})")
         if m.finish_reason:
             parts.append(f"stopped: {m.finish_reason}")
-        return " · ".join(parts)
+        return f"{SPEED_MARK} " + " · ".join(parts)
 
     def messages(self, show_speed: bool = True) -> list[Message]:
         """The reply so far as chat messages; thoughts and footer carry metadata, so they
