@@ -216,13 +216,14 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def reply_text(output: Any) -> str:
-    """The reply text in what `/chat` yields: a string, or a list of messages (with metadata)."""
+    """The reply text in what `/chat` yields: a string, or a list of messages, of which the
+    thinking and the speed footer (the ones with metadata) are left out."""
     if isinstance(output, str):
         return output
     if isinstance(output, Mapping):
         return reply_text(output.get("content", ""))
     if isinstance(output, Sequence):
-        return "".join(reply_text(part) for part in output)
+        return "".join(reply_text(p) for p in output if not (isinstance(p, Mapping) and p.get("metadata")))
     content = getattr(output, "content", None)
     return reply_text(content) if content is not None else ""
 
