@@ -158,7 +158,8 @@ def values(**overrides: Any) -> dict[str, Any]:
 
 
 def final_text(window: list[Any]) -> str:
-    return str(window[-1]["content"])
+    """The last reply's answer (or error), its thinking and speed footer left out."""
+    return next(str(m["content"]) for m in reversed(window) if m["role"] == "assistant" and not m.get("metadata"))
 
 
 def test_local_and_endpoint_side_by_side_share_the_cache(
