@@ -5,7 +5,9 @@ Screenshots under test-output/screenshots/ are evidence for people, not assertio
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,10 +38,12 @@ def _assert_clean(tab: BrowserPage, app: AppProcess) -> None:
 def test_reply_streams_in_pieces(local_app: AppProcess, browser_page: BrowserPage) -> None:
     ui = ChatUI(browser_page.page).open(local_app.url)
     assert ui.bot_messages() == []
+    ui.open_sidebar(False)
+    assert not ui.sidebar_open()
     browser_page.screenshot("empty")
     ui.open_sidebar()
+    assert ui.sidebar_open() and ui.field("Repo ID or local folder").is_visible()
     browser_page.screenshot("sidebar-open")
-    assert ui.field("Repo ID or local folder").is_visible()
     ui.open_sidebar(False)
 
     ui.watch_last_bot()
@@ -166,3 +170,35 @@ def test_4bit_toggle_loads_in_4bit_and_says_so(local_app: AppProcess, browser_pa
 
 def tab_errors(tab: BrowserPage) -> list[str]:
     return tab.console_errors + tab.foreign_requests
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_on_a_space_the_sidebar_offers_sign_in(
+    launch_app: Callable[..., AppProcess], browser_page: BrowserPage, local_app: AppProcess
+) -> None:
+    space = {
+        "SYSTEM": "spaces",
+        "SPACE_ID": "someone/hfchat",
+        "OAUTH_CLIENT_ID": "space-oauth-client",
+        "OAUTH_CLIENT_SECRET": "space-oauth-secret",
+        "OAUTH_SCOPES": "openid profile inference-api",
+        "OPENID_PROVIDER_URL": "http://127.0.0.1:9",  # only reached when someone clicks
+    }
+    app = launch_app("--host", "127.0.0.1", "--backend", "endpoint", env=space)
+    ui = ChatUI(browser_page.page).open(app.url)
+    ui.open_sidebar()
+    sign_in = browser_page.page.get_by_role("button", name=re.compile("Sign in with Hugging Face"))
+    sign_in.wait_for(state="visible", timeout=30_000)
+    browser_page.screenshot("sidebar-sign-in")
+    # Gradio's own page in Space mode (not framed by huggingface.co) links Google Fonts
+    # stylesheets and asks the Hub about its Space; those are the only requests allowed off
+    # loopback here, and their failures (offline) the only console errors. Nothing of ours.
+    gradio_space_mode = ("https://fonts.googleapis.com/css2?", "https://huggingface.co/api/spaces/someone/hfchat")
+    assert [url for url in browser_page.foreign_requests if not url.startswith(gradio_space_mode)] == []
+    offline = (*gradio_space_mode, "Space not found @ ")  # the frontend's words when that lookup fails
+    assert [e for e in browser_page.console_errors if not any(u in e for u in offline)] == []
+
+    local = browser_page.page.context.new_page()  # off a Space there is no sign-in button
+    ChatUI(local).open(local_app.url)
+    assert local.get_by_role("button", name=re.compile("Sign in")).count() == 0
+    local.close()
