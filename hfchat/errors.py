@@ -258,7 +258,9 @@ def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
             "HF_HUB_OFFLINE=1 is set, so huggingface_hub refuses to reach the Hugging Face Hub.",
             "Unset HF_HUB_OFFLINE to use the Hub, use a local model folder, or a custom endpoint URL.",
         )
-    if "provide an api_key" in text or "hf auth login" in text:
+    # transformers' "not a valid model identifier" also suggests `hf auth login`: a typo in a
+    # repo ID is a missing model, not a missing token.
+    if ("provide an api_key" in text or "hf auth login" in text) and not _MISSING_MODEL.search(text):
         return MissingTokenError(
             f"{where} needs a Hugging Face token, and none is set.",
             "Paste a token into the sidebar's token box, or start the app with HF_TOKEN set. Create one at "

@@ -147,7 +147,7 @@ def test_bad_repo_id_shows_a_readable_error(local_app: AppProcess, browser_page:
 
     ui.set_text("Repo ID or local folder", "nobody/no-such-model")
     missing = ui.chat("Hello again")
-    assert missing.startswith("⚠️ Model not found (404).") and "nobody/no-such-model" in missing
+    assert missing.startswith("⚠️ Model not found (404).") and "nobody/no-such-model" in missing, missing
     assert "Traceback" not in missing and 'File "' not in missing
     assert any("no-such-model" in path for path in hub_calls(local_app)), "the lookup went to the recorder"
     local_app.hub.clear()

@@ -86,3 +86,14 @@ def test_inference_providers_without_a_token_says_where_to_put_one() -> None:
     exc = ValueError("You must provide an api_key to work with auto API or log in with `hf auth login`.")
     error = translate(exc, "Inference Providers (auto)")
     assert isinstance(error, MissingTokenError) and "token box" in error.hint
+
+
+def test_a_repo_id_typo_is_a_missing_model_not_a_missing_token() -> None:
+    """transformers' message for an unknown repo also mentions `hf auth login`."""
+    exc = OSError(
+        "nobody/no-such-model is not a local folder and is not a valid model identifier listed on "
+        "'https://huggingface.co/models'\nIf this is a private repository, make sure to pass a token having "
+        "permission to this repo either by logging in with `hf auth login` or by passing `token=<your_token>`"
+    )
+    error = translate(exc, "The local model nobody/no-such-model")
+    assert isinstance(error, ModelNotFoundError) and "nobody/no-such-model" in error.message
