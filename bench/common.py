@@ -247,7 +247,7 @@ def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str]) -> No
     text = readme.read_text()
     start, end = text.index(README_START) + len(README_START), text.index(README_END)
     m = machine()
-    head = f"Run of {m['utc']} UTC: {m['cpus']} CPUs, load average {m['load_avg'][0]:.1f} at the end, no GPU rows"
+    head = f"Run finished {m['utc']} UTC: {m['cpus']} CPUs, load average {m['load_avg'][0]:.1f} at the end, no GPU rows"
     if any(r.device != "cpu" for r in rows):
         head = head.replace(", no GPU rows", "")
     extra = "".join(f"- {line}\n" for line in notes)

@@ -115,6 +115,6 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
         Row(bench, "server CPU-seconds per turn", Stats.of(server_a), Stats.of(server_b), "s",
             ratios(server_a, server_b), "", None, "A via the app, B direct: the work the server did for the turn"),
         Row(bench, "app process CPU per turn", app_ms, unit="ms", note="Gradio, LangChain and hfchat together, "
-            f"{max_new_tokens} streamed updates; {app_ms.median / 1000 / statistics.median(server_a):.1%} of the "
+            f"for {max_new_tokens} tokens; {app_ms.median / 1000 / statistics.median(server_a):.1%} of the "
             "server's CPU for the turn"),
     ]  # fmt: skip
