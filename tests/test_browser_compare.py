@@ -13,6 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page
 
+from hfchat.messages import SPEED_MARK
 from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
 from tests.fixtures.servers import RecordingProxy, TransformersServe
@@ -54,9 +55,16 @@ class CompareUI:
         box.press("Enter")
         box.blur()
 
-    def bots(self, side: str) -> list[str]:
+    def bot_texts(self, side: str) -> list[str]:
         chat = self.page.locator(f"#compare-{side.lower()}-chat")
         return [t.strip() for t in chat.locator(ChatUI.BOT).all_inner_texts()]
+
+    def bots(self, side: str) -> list[str]:
+        """The side's bot messages, speed footers left out."""
+        return [t for t in self.bot_texts(side) if not t.startswith(SPEED_MARK)]
+
+    def footers(self, side: str) -> list[str]:
+        return [t for t in self.bot_texts(side) if t.startswith(SPEED_MARK)]
 
     def users(self, side: str) -> list[str]:
         chat = self.page.locator(f"#compare-{side.lower()}-chat")
@@ -68,11 +76,12 @@ class CompareUI:
     def watch(self) -> None:
         """Record every distinct text of each side's last bot message (proves streaming)."""
         self.page.evaluate(
-            """(bot) => {
+            """([bot, speed]) => {
                 window.__sides = {a: [], b: []};
                 const record = () => {
                     for (const side of ['a', 'b']) {
-                        const bots = document.querySelectorAll(`#compare-${side}-chat ${bot}`);
+                        const bots = [...document.querySelectorAll(`#compare-${side}-chat ${bot}`)]
+                            .filter(el => !el.innerText.trim().startsWith(speed));
                         if (!bots.length) continue;
                         const text = bots[bots.length - 1].innerText.trim();
                         const seen = window.__sides[side];
@@ -82,7 +91,7 @@ class CompareUI:
                 new MutationObserver(record).observe(document.body,
                     {subtree: true, childList: true, characterData: true});
             }""",
-            ChatUI.BOT,
+            [ChatUI.BOT, SPEED_MARK],
         )
 
     def renders(self, side: str) -> list[str]:
@@ -125,6 +134,9 @@ def test_compare_two_configurations_side_by_side_and_copy_one_to_the_main_chat(
         assert not replies[side][0].startswith(("⚠️", "⏳")), replies[side][0]
         streamed = [text for text in ui.renders(side) if not text.startswith("⏳")]
         assert len(streamed) >= 2, f"side {side} streamed in pieces, not at once: {streamed}"
+        footers = ui.footers(side)
+        assert len(footers) == 1 and "tok" in footers[0], f"side {side} shows its own speed figures: {footers}"
+    assert "Local" in ui.footers("A")[0] and "Custom endpoint" in ui.footers("B")[0]
     body = next(r.json for r in proxy.requests if r.path.endswith("/chat/completions"))
     assert body["max_tokens"] == 16 and body["seed"] == 7, "B's own settings reached B"
     assert body["messages"][-1]["content"] == "Hello!"
@@ -155,4 +167,4 @@ def test_compare_two_configurations_side_by_side_and_copy_one_to_the_main_chat(
 
     assert wait_until(answered, 120, "the main chat's reply") == replies["A"][0]
     turns = [line for line in app.log_text().splitlines() if f"turn: The local model {plain}," in line]
-    assert len(turns) == 2 and "miss (built)" in turns[0] and "cache hit" in turns[1], turns
+    assert len(turns) == 2 and "cache miss" in turns[0] and "cache hit" in turns[1], turns

@@ -16,7 +16,7 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.compare import Side, assistant_messages, compare_turn, copy_settings, describe, merge_latest
 from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.messages import history_to_messages
+from hfchat.messages import FOOTER_ID, SPEED_MARK, history_to_messages
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
 
@@ -174,6 +174,9 @@ def test_local_and_endpoint_side_by_side_share_the_cache(
     for window in (final_a, final_b):
         assert window[0] == {"role": "user", "content": "Hello!"}
         assert final_text(window) and not final_text(window).startswith(("⚠️", "⏳"))
+        footer = window[-1]
+        assert footer["metadata"] == {"id": FOOTER_ID} and footer["content"].startswith(SPEED_MARK)
+    assert "Local" in final_a[-1]["content"] and "Custom endpoint" in final_b[-1]["content"], "each its own figures"
     assert len(updates) >= 4, "both replies streamed"
     body = next(r.json for r in proxy.requests if r.path.endswith("/chat/completions"))
     assert body["max_tokens"] == 6 and body["seed"] == 3, "B's own settings reached B"
