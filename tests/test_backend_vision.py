@@ -190,9 +190,9 @@ def test_an_image_without_text_is_a_message(tiny_models: dict[str, Path], pictur
         ["--backend", "local", "--model", str(tiny_models["vlm"]), "--task", IMAGE_TASK, "--device", "cpu"], {}
     )
     chat_fn = make_chat_fn(ChatService(cache=ModelCache(1)), options)
-    shown = list(chat_fn({"text": "", "files": [pictures["red"]]}, [], max_new_tokens=6))[-1]
+    shown = answer_text(list(chat_fn({"text": "", "files": [pictures["red"]]}, [], max_new_tokens=6))[-1])
     assert shown and not shown.startswith(("⚠️", "⏳"))
-    empty = list(chat_fn({"text": "  ", "files": []}, [], max_new_tokens=6))[-1]
+    empty = answer_text(list(chat_fn({"text": "  ", "files": []}, [], max_new_tokens=6))[-1])
     assert "Type a message" in empty
 
 
