@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hfchat.conversations import TITLE_MAX, Conversation, new_id
 from hfchat.errors import HFChatError
+from hfchat.messages import SPEED_MARK
 from hfchat.presets import ControlValues
 
 FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
@@ -191,7 +192,7 @@ def to_markdown(export: ConversationExport) -> str:
             if meta.log:
                 label += f" — {meta.log}"
             out += [f"> {label}", ">", _quote(message.text), ""]
-        elif meta is not None and message.text:
+        elif message.text and (meta is not None or message.text.startswith(SPEED_MARK)):
             out += [f"*{message.text.strip()}*", ""]
         elif message.text:
             out += [message.text, ""]

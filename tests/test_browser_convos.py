@@ -180,9 +180,13 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     replies = [m for m in data["messages"] if m["role"] == "assistant"]
     answer = next(m["text"] for m in replies if "metadata" not in m)  # thinking and speed line carry metadata
     assert " ".join(answer.split()) in " ".join(" ".join(shown).split()), "the answer as shown"
+    footers = [" ".join(f.split()) for f in ui.speed_footers()]
+    assert footers, "the speed line is shown under the reply"
+    assert [" ".join(m["text"].split()) for m in replies if m["text"].startswith("⏱")] == footers
     md = files[".md"]
     assert md.startswith("# Trip plans\n") and "### You\n\nExport me" in md and f"### Assistant\n\n{answer}" in md
     assert "| `system_prompt` | Answer briefly. |" in md and "| `max_new_tokens` | 5 |" in md
+    assert f"*{ui.speed_footers()[0]}*" in md
 
     # As in another browser (empty storage): import the file and carry on.
     export_file = tmp_path / "trip.json"

@@ -181,3 +181,37 @@ def test_file_stems_are_safe() -> None:
     assert file_stem("../../etc/passwd") == "______etc_passwd"
     assert file_stem("///") == "___"
     assert file_stem("") == "conversation"
+
+
+def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> None:
+    """The real reply model's messages: a Thinking block, the answer, the ⏱ footer."""
+    from hfchat.backends import Delta, Usage
+    from hfchat.config import Backend
+    from hfchat.reply import Reply, ReplySource
+
+    ticks = iter(range(100))
+    reply = Reply(ReplySource(Backend.LOCAL, "tiny"), clock=lambda: float(next(ticks)))
+    reply.add(Delta(text="<think>Two and two"))
+    reply.add(Delta(text=" make four.</think>The answer is 4."))
+    reply.add(Delta(finish_reason="stop", usage=Usage(input_tokens=7, output_tokens=9, counted_by="tokenizer")))
+    reply.finish()
+    shown = reply.messages(show_speed=True)
+    history = [{"role": "user", "content": "What is 2+2?"}, *shown]
+    export = build_export("Sums", history, None, now=NOW)
+
+    thinking, answer, footer = export.messages[1:]
+    assert (
+        thinking.metadata is not None
+        and thinking.metadata.title == "Thinking"
+        and thinking.text == ("Two and two make four.")
+    )
+    assert answer.text == "The answer is 4." and answer.metadata is None
+    assert footer.text.startswith("⏱ tiny") and "stopped: stop" in footer.text
+    md = to_markdown(export)
+    assert "### Assistant\n\n> **Thinking** (" in md and "> Two and two make four." in md
+    assert f"The answer is 4.\n\n*{footer.text}*" in md
+
+    back = to_chat_messages(parse_export(to_json(export)))
+    assert [m.content for m in history_to_messages(back)] == ["What is 2+2?", "The answer is 4."]
+    without_metadata = [{k: v for k, v in m.items() if k != "metadata"} for m in back]
+    assert all(footer.text not in str(m.content) for m in history_to_messages(without_metadata)), "⏱ skipped too"
