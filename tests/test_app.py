@@ -206,3 +206,88 @@ def test_a_path_on_the_server_that_was_not_uploaded_is_never_read(app: App, tmp_
     assert "event: complete" in send({"text": "Hello!", "files": []}), "the same call without the file works"
     forged = send({"text": "x", "files": [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]})
     assert "event: error" in forged and "event: complete" not in forged  # the reason is hidden without show_error
+
+
+# Reasoning and the speed footer, through the real app: both reasoning forms, real counts.
+
+FOOTER = {"id": "hfchat-speed"}
+
+
+def parts(reply: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str, str | None]:
+    """(the Thinking message, the answer, the footer text) of one reply."""
+    thinking = next((m for m in reply if (m.get("metadata") or {}).get("title") == "Thinking"), None)
+    footer = next((str(m["content"]) for m in reply if m.get("metadata") == FOOTER), None)
+    return thinking, answer_text(reply), footer
+
+
+def test_local_think_model_shows_its_thinking_apart_with_tokenizer_counts(
+    app: App, tiny_models: dict[str, Path]
+) -> None:
+    """The think fixture's template opens `<think>`; the model closes it, then answers."""
+    from transformers import AutoTokenizer
+
+    think = str(tiny_models["think"])
+    thinking, answer, footer = parts(app.fresh().reply("Hello!", model=think, max_new_tokens=40))
+    assert thinking is not None and thinking["content"] == "Let us think about it"
+    assert thinking["metadata"]["status"] == "done" and thinking["metadata"]["duration"] >= 0
+    assert answer == "Paris is the capital of France."
+    tok = AutoTokenizer.from_pretrained(think)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Hello!"}], tokenize=False, add_generation_prompt=True
+    )
+    said = tok.encode("Let us think about it</think>Paris is the capital of France.", add_special_tokens=False)
+    counts = f"{len(tok.encode(prompt, add_special_tokens=False))} in / {len(said) + 1} out (tokenizer)"  # + EOS
+    assert footer is not None and footer.startswith("⏱ think · Local · ")
+    assert counts in footer and "stopped: stop" in footer and "s to first token" in footer and "tok/s" in footer
+
+    _, cut, cut_footer = parts(app.fresh().reply("Hello!", model=think, max_new_tokens=9))
+    assert cut == "Paris is" and cut_footer is not None
+    assert " / 9 out (tokenizer)" in cut_footer and "stopped: length" in cut_footer and "cached" in cut_footer
+
+    hidden = app.fresh().reply("Hello!", model=think, max_new_tokens=40, show_speed=False)
+    assert parts(hidden)[2] is None and parts(hidden)[1] == answer
+
+
+def test_all_tokens_spent_thinking_is_explained(app: App, tiny_models: dict[str, Path]) -> None:
+    thinking, shown, _ = parts(app.fresh().reply("Hello!", model=str(tiny_models["think"]), max_new_tokens=3))
+    assert thinking is not None and thinking["content"] == "Let us think"
+    assert shown.startswith("⚠️ **Empty reply.**") and "all 3 tokens thinking" in shown
+
+
+def test_reasoning_content_from_a_server_is_thinking_and_never_sent_back(app: App) -> None:
+    from tests.fixtures.servers import Recorder, chat_route_handler
+
+    with Recorder() as server:
+        server.route("GET", "/v1/models", (404, {}, b""))
+        server.route("POST", "/v1/chat/completions", chat_route_handler("The answer is 4.", reasoning="Two plus two."))
+        visitor = app.fresh()
+        thinking, answer, footer = parts(visitor.reply("2+2?", backend="endpoint", endpoint_url=server.url))
+        assert thinking is not None and thinking["content"] == "Two plus two."
+        assert thinking["metadata"]["status"] == "done"
+        assert answer == "The answer is 4."
+        assert footer is not None and "~7 out (chunks)" in footer, "no usage sent: chunks counted, marked approximate"
+        visitor.reply("And 3+3?", backend="endpoint", endpoint_url=server.url)
+        sent = [r.json for r in server.requests if r.path == "/v1/chat/completions"][-1]["messages"]
+        assert [m["content"] for m in sent] == ["2+2?", "The answer is 4.", "And 3+3?"], "thoughts and footer stay out"
+
+
+def test_footer_counts_are_the_servers_usage(app: App, tiny_models: dict[str, Path]) -> None:
+    """A real `transformers serve` sends usage: the footer shows exactly its numbers."""
+    from huggingface_hub import InferenceClient
+
+    with TransformersServe(tiny_models["think"]) as server, RecordingProxy(server.url) as proxy:
+        thinking, answer, footer = parts(
+            app.fresh().reply("Hello!", backend="endpoint", endpoint_url=proxy.url, max_new_tokens=7)
+        )
+        assert proxy.requests[-1].json["stream_options"] == {"include_usage": True}
+        usage = (
+            InferenceClient(base_url=server.url)
+            .chat_completion(
+                [{"role": "user", "content": "Hello!"}], model=server.model_name, max_tokens=7, temperature=0.0
+            )
+            .usage
+        )
+    assert thinking is not None and thinking["content"] == "Let us think about it", "closing tag only: R1 style"
+    assert answer and "Paris is the capital of France.".startswith(answer), "cut off by the 7-token budget"
+    assert footer is not None and f"{usage.prompt_tokens} in / {usage.completion_tokens} out (server)" in footer
+    assert usage.completion_tokens == 7 and "stopped: length" in footer
