@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from hfchat.reply import answer_text
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.pytest_fixtures import local_app_args
 
@@ -50,6 +51,6 @@ def test_readme_snippet_runs_with_defaults_and_named_settings(app: AppProcess) -
     for line in printed:
         assert line.strip() and not line.startswith(("⚠️", "⏳")), printed
     assert run_snippet(app.url) == printed, "greedy by default and a fixed seed: the same output again"
-    greedy = Client(app.url, verbose=False).predict(message={"text": "Write a haiku"}, api_name="/chat")
+    greedy = answer_text(Client(app.url, verbose=False).predict(message={"text": "Write a haiku"}, api_name="/chat"))
     assert haiku != greedy, "do_sample, seed and max_new_tokens reached the model"
     assert default_reply != haiku
