@@ -278,5 +278,8 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
         assert PreTrainedModel.tie_weights is tie_weights
     chat = local.build(specs[0], None)
     settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
-    replies = ["".join(local.stream(chat, [HumanMessage("Hello!")], settings, threading.Event())) for _ in range(2)]
-    assert replies[0] == replies[1], "greedy: the same reply twice"
+    replies = [
+        "".join(d.text for d in local.stream(chat, [HumanMessage("Hello!")], settings, threading.Event()))
+        for _ in range(2)
+    ]
+    assert replies[0] and replies[0] == replies[1], "greedy: the same reply twice"
