@@ -8,6 +8,7 @@ endpoints the user configured, and keeps huggingface_hub's own hook for everythi
 
 from __future__ import annotations
 
+import functools
 import threading
 from urllib.parse import urlsplit
 
@@ -15,7 +16,6 @@ import httpx
 
 _lock = threading.Lock()
 _allowed: set[tuple[str, str, int | None]] = set()
-_installed = False
 
 
 def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
@@ -36,13 +36,16 @@ def _client_factory() -> httpx.Client:
     return httpx.Client(event_hooks={"request": [_request_hook]}, follow_redirects=True, timeout=None)
 
 
-def allow_endpoint(url: str) -> None:
-    """Exempt this endpoint's origin from offline mode; the Hub itself stays blocked."""
-    global _installed
+@functools.cache
+def _install_client_factory() -> None:
+    """Once per process: later calls would only replace the factory with itself."""
     from huggingface_hub import set_client_factory
 
+    set_client_factory(_client_factory)
+
+
+def allow_endpoint(url: str) -> None:
+    """Exempt this endpoint's origin from offline mode; the Hub itself stays blocked."""
     with _lock:
         _allowed.add(_origin(url))
-        if not _installed:
-            set_client_factory(_client_factory)
-            _installed = True
+        _install_client_factory()
