@@ -113,14 +113,14 @@ def test_switching_model_and_backend_in_the_sidebar(
     on_plain = ui.chat("Hello")
     assert ui.renders()[0].startswith("⏳ Loading") and "plain" in ui.renders()[0], "a new model loads"
     assert on_plain != on_chat, "the reply comes from the other model"
-    assert "loaded in" in wait_until(lambda: ui.footers()[-1:], 30, "the speed line")[0], "a load is reported"
+    assert "loaded in" in wait_until(lambda: ui.speed_footers()[-1:], 30, "the speed line")[0], "a load is reported"
 
     ui.clear()
     ui.set_text("Repo ID or local folder", str(tiny_models["chat"]))
     ui.watch_last_bot()
     assert ui.chat("Hello") == on_chat, "back on the first model: the same greedy reply"
     assert not any(r.startswith("⏳") for r in ui.renders()), "switching back hits the cache: no loading notice"
-    footer = wait_until(lambda: ui.footers()[-1:], 30, "the speed line")[0]
+    footer = wait_until(lambda: ui.speed_footers()[-1:], 30, "the speed line")[0]
     assert "cached" in footer and "loaded in" not in footer, "the app reports the cache hit under the reply"
     assert f"The local model {tiny_models['chat']}, cache hit" in local_app.log_text()
 
