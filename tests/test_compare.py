@@ -17,6 +17,7 @@ from hfchat.chat import ChatService
 from hfchat.compare import Side, assistant_messages, compare_turn, copy_settings, describe, merge_latest
 from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.messages import FOOTER_ID, SPEED_MARK, history_to_messages
+from tests.fixtures import sidebar_values
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
 
@@ -132,29 +133,7 @@ def test_copy_settings_keeps_only_the_targets_names() -> None:
 
 def values(**overrides: Any) -> dict[str, Any]:
     """A full set of sidebar values: greedy, short replies."""
-    base: dict[str, Any] = dict(
-        backend="local",
-        model="",
-        provider="auto",
-        endpoint_url="",
-        served_model="",
-        task="text-generation",
-        system_prompt="",
-        max_new_tokens=8,
-        do_sample=False,
-        temperature=0.7,
-        top_p=0.95,
-        top_k=50,
-        repetition_penalty=1.0,
-        frequency_penalty=0.0,
-        seed=-1,
-        load_in_4bit=False,
-        quant_type="nf4",
-        compute_dtype="float16",
-        double_quant=True,
-        device="cpu",
-    )
-    return {**base, **overrides}
+    return sidebar_values(**overrides)
 
 
 def final_text(window: list[Any]) -> str:

@@ -12,34 +12,19 @@ from hypothesis import strategies as st
 from hfchat.config import RANGES, Backend, ModelSpec, build_settings
 from hfchat.errors import ConfigError
 from hfchat.providers import chat_providers
+from tests.fixtures import sidebar_values
 
 
 def values(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = dict(
+    """Sidebar values for the seed's default: DeepSeek-R1 on Inference Providers."""
+    defaults: dict[str, Any] = dict(
         backend="providers",
         model="deepseek-ai/DeepSeek-R1-0528",
-        provider="auto",
-        endpoint_url="",
-        served_model="",
-        task="text-generation",
-        system_prompt="",
         max_new_tokens=64,
-        do_sample=False,
-        temperature=0.7,
-        top_p=0.95,
-        top_k=50,
-        repetition_penalty=1.0,
-        frequency_penalty=0.0,
-        seed=-1,
-        load_in_4bit=False,
-        quant_type="nf4",
-        compute_dtype="float16",
-        double_quant=True,
         device="auto",
         token_fingerprint="anonymous",
     )
-    base.update(overrides)
-    return base
+    return sidebar_values(**{**defaults, **overrides})
 
 
 def test_valid_settings_are_frozen_and_hashable() -> None:
