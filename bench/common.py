@@ -79,15 +79,18 @@ class Row:
     met: bool | None = None
     note: str = ""
     device: str = "cpu"
+    too_small: bool = False
+    """The ratio's denominator was zero or within the clock's resolution (see `ratios`)."""
 
     def cells(self) -> list[str]:
         met = {True: "yes", False: "**no**", None: "–"}[self.met]
+        ratio = self.ratio.show("×") if self.ratio else (TOO_SMALL if self.too_small else "")
         return [
             self.bench,
             self.measure,
             self.a.show(self.unit) if self.a else "",
             self.b.show(self.unit) if self.b else "",
-            self.ratio.show("×") if self.ratio else "",
+            ratio,
             self.goal,
             met,
             self.note,
@@ -146,9 +149,29 @@ def interleaved(runs: int, a: Callable[[], Any], b: Callable[[], Any]) -> tuple[
     return out_a, out_b
 
 
-def ratios(a: Sequence[float], b: Sequence[float]) -> Stats:
-    """Per-run ratios A_i / B_i: each pair ran side by side."""
+CPU_TICK_S = 0.01
+"""psutil's CPU times advance in 10 ms ticks: a CPU figure that small is not a measurement."""
+
+TOO_SMALL = "too small to measure"
+
+
+def ratios(a: Sequence[float], b: Sequence[float], floor: float = 0.0) -> Stats | None:
+    """Per-run ratios A_i / B_i (each pair ran side by side), or None when any B_i is at or
+    below `floor` (zero, or within the resolution of the clock that measured it): such a
+    ratio is noise or a division by zero, and is reported as "too small to measure"."""
+    if any(y <= floor for y in b):
+        return None
     return Stats.of([x / y for x, y in zip(a, b, strict=True)])
+
+
+def at_most(ratio: Stats | None, goal: float) -> bool | None:
+    """Whether a ratio met an "at most" goal; None when it could not be measured."""
+    return None if ratio is None else ratio.median <= goal
+
+
+def at_least(ratio: Stats | None, goal: float) -> bool | None:
+    """Whether a ratio met an "at least" goal; None when it could not be measured."""
+    return None if ratio is None else ratio.median >= goal
 
 
 def wait_http_200(url: str, timeout: float = 180.0, proc: subprocess.Popen[bytes] | None = None) -> float:

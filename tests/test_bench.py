@@ -44,3 +44,15 @@ def test_benchmark_runs_and_writes_json_and_markdown(name: str, tmp_path: Path) 
     table = (tmp_path / f"{name}.md").read_text()
     assert table.startswith("| " + " | ".join(HEADER)) and len(table.splitlines()) == len(rows) + 2
     assert (tmp_path / "summary.md").is_file()
+
+
+def test_a_ratio_over_a_zero_or_tick_sized_denominator_is_too_small_to_measure() -> None:
+    """psutil counts CPU time in 10 ms ticks: a 4-token turn can read 0.00 s (CI failed on it)."""
+    from bench.common import CPU_TICK_S, Row, ratios
+
+    assert ratios([0.02, 0.03], [0.0, 0.01], floor=CPU_TICK_S) is None
+    assert ratios([1.0], [0.0]) is None
+    measured = ratios([0.5, 0.6], [0.25, 0.2], floor=CPU_TICK_S)
+    assert measured is not None and measured.median == 2.5
+    row = Row("b", "server CPU-seconds per turn", ratio=None, note="x", too_small=True)
+    assert "too small to measure" in row.cells()[4]
