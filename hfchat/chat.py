@@ -29,7 +29,15 @@ from hfchat.config import (
     RetryPolicy,
     build_settings,
 )
-from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, GenerationError, HFChatError, translate
+from hfchat.errors import (
+    RECOVERABLE,
+    ConfigError,
+    EmptyReplyError,
+    GenerationError,
+    HFChatError,
+    internal_error,
+    translate,
+)
 from hfchat.images import file_paths
 from hfchat.limits import RateLimiter
 from hfchat.messages import (
@@ -152,18 +160,13 @@ class ChatService:
             _check_not_empty(reply)
             log.info("turn done: %s", reply.footer())
             yield reply.messages(show_speed)
-        except RECOVERABLE as exc:
-            error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")
-            # An error we have no specific message for may be a bug: keep its traceback in the log.
-            # Servers and libraries may echo a token in their errors: both outputs are redacted.
-            trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
-            log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
-            shown = redact(error.markdown(), token)
-            if reply is None:
-                yield [{"role": "assistant", "content": notice + shown}]
-            else:
-                reply.fail(shown)
-                yield reply.messages(show_speed)
+        except Exception as exc:  # noqa: BLE001 - the one boundary of a turn, see below
+            # Whatever a turn raises ends here as a message in the chat, after the partial reply,
+            # and the history is untouched. An exception that escaped would reach Gradio, whose
+            # generic "Error" badge loses the partial reply and wedges the browser tab (issue 10).
+            # Errors of servers and libraries (RECOVERABLE) are translated; anything else is a bug
+            # of ours, shown as an internal error whose reference finds its traceback in the log.
+            yield _failure(exc, settings, token, reply, notice, show_speed)
         finally:
             cancel.set()
 
@@ -176,6 +179,30 @@ class Turn:
     messages: list[BaseMessage]
     cached: bool
     load_s: float
+
+
+def _failure(
+    exc: Exception, settings: ChatSettings | None, token: str | None, reply: Reply | None, notice: str, show: bool
+) -> list[Message]:
+    """The chat window's messages for a turn that raised `exc`: the reply so far, then the error.
+
+    Servers and libraries may echo a token in their errors: what is shown and logged is redacted."""
+    error: HFChatError
+    if isinstance(exc, RECOVERABLE):
+        where = settings.spec.where if settings else "The backend"
+        error = translate(exc, where, started=reply is not None and reply.chunks > 0)
+        # An error we have no specific message for may be a bug: keep its traceback in the log.
+        trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
+        log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
+    else:
+        error = internal_error()
+        trace = "".join(traceback.format_exception(exc))
+        log.error("turn failed: internal error, reference %s:\n%s", error.reference, redact(trace, token))
+    shown = redact(error.markdown(), token)
+    if reply is None:
+        return [{"role": "assistant", "content": notice + shown}]
+    reply.fail(shown)
+    return reply.messages(show)
 
 
 def _backend(settings: ChatSettings) -> BackendModule:
