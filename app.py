@@ -117,6 +117,12 @@ def settings_controls(options: AppOptions, side: str = "") -> dict[str, Componen
             type="password",
             placeholder="hf_…, overrides HF_TOKEN",
         )
+        controls["endpoint_api_key"] = gr.Textbox(
+            "",
+            label="Endpoint API key (this browser session only)",
+            type="password",
+            placeholder="sent only to the endpoint URL above; never the HF token",
+        )
     for name, component in controls.items():
         component.elem_id = f"{ids}-{name.replace('_', '-')}"
     _follow_backend(controls, options.backend)
@@ -125,7 +131,7 @@ def settings_controls(options: AppOptions, side: str = "") -> dict[str, Componen
 
 def _follow_backend(controls: dict[str, Component], initial: Backend) -> None:
     """Show only the controls that reach the chosen backend, now and whenever it changes."""
-    toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})}
+    toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"}) if name in controls}
     for name, component in toggled.items():
         component.visible = name in CONTROLS[initial]
 
@@ -236,6 +242,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         limiter=RateLimiter(options.rate_limit),
         retry=options.retry,
         limits=options.limits,
+        endpoint_api_key=options.endpoint_api_key,
     )
     chat_fn = make_chat_fn(service, options)
     # Gradio hands its request (the session hash the rate limit counts) to a parameter
