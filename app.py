@@ -16,6 +16,7 @@ import gradio as gr
 from gradio.components import Component
 
 from hfchat import conversations as convos
+from hfchat import net
 from hfchat.backends import ALL_CONTROLS, CONTROLS
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
@@ -585,6 +586,8 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # no URL's user:password or query in any log line
+        handler.addFilter(net.SCRUB_URLS)
     options = parse_options(argv)
     LOCAL_QUEUES.configure(options.local_concurrency)
     log.info("%s", options.deployment_policy.describe())
