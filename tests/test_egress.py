@@ -250,3 +250,16 @@ def test_a_public_app_never_hands_the_owners_token_to_a_visitors_host(
     assert seen and authorizations(endpoint) == [None] * len(seen)
     assert all(SENTINEL_TOKEN not in str(r.headers) + r.body.decode() for r in seen)
     assert SENTINEL_TOKEN not in log
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "::ffff:10.0.0.1", "fe80::1%eth0", "0.0.0.0", "224.0.0.1"],
+)
+def test_internal_addresses_in_every_spelling_are_internal(address: str) -> None:
+    assert net.is_internal(address)
+
+
+@pytest.mark.parametrize("address", [PUBLIC_ADDRESS, "2606:4700::1111", "::ffff:93.184.216.34"])
+def test_public_addresses_are_not_internal(address: str) -> None:
+    assert not net.is_internal(address)
