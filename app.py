@@ -173,8 +173,14 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop")
         clear = gr.Button("Clear", scale=1, elem_id="compare-clear")
     status = gr.Markdown("", elem_id="compare-status")
-    token = main["hf_token"]
-    inputs: set[Any] = {box, token, *chats.values(), *(c for panel in panels.values() for c in panel.values())}
+    token, endpoint_key = main["hf_token"], main["endpoint_api_key"]
+    inputs: set[Any] = {
+        box,
+        token,
+        endpoint_key,
+        *chats.values(),
+        *(c for panel in panels.values() for c in panel.values()),
+    }
 
     def run(
         data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
@@ -182,7 +188,7 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         sides = [Side(history=data[chats[s]] or [], values={n: data[c] for n, c in panels[s].items()}) for s in SIDES]
         session = getattr(request, "session_hash", None)
         signed_in = getattr(oauth_token, "token", None)
-        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in):
+        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, data[endpoint_key]):
             yield {box: "", status: "A and B are answering…", **dict(zip(chats.values(), windows, strict=True))}
         yield {status: "Both replies are in."}
 

@@ -263,3 +263,14 @@ def test_internal_addresses_in_every_spelling_are_internal(address: str) -> None
 @pytest.mark.parametrize("address", [PUBLIC_ADDRESS, "2606:4700::1111", "::ffff:93.184.216.34"])
 def test_public_addresses_are_not_internal(address: str) -> None:
     assert not net.is_internal(address)
+
+
+def test_compare_sends_the_visitors_endpoint_key_and_never_the_hf_token(endpoint: Recorder) -> None:
+    from hfchat.compare import Side, compare_turn
+    from tests.fixtures import sidebar_values
+
+    values = sidebar_values(backend="endpoint", endpoint_url=endpoint.url)
+    sides = [Side(history=[], values=values), Side(history=[], values={**values, "max_new_tokens": 9})]
+    updates = list(compare_turn(ChatService(), {"text": "Hi", "files": []}, sides, SENTINEL_TOKEN, None, None, "mine"))
+    assert [answer_text(window[1:]) for window in updates[-1]] == [REPLY, REPLY]
+    assert set(authorizations(endpoint)) == {"Bearer mine"}
