@@ -81,8 +81,9 @@ class ChatService:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache.
 
         The deployment's policy (local models, endpoint URLs) is checked on every build, before
-        any download or request.
+        any download or request. Every request it makes goes out under `hfchat.net`'s rules.
         """
+        net.install()
         build = self.build(spec, token)
 
         def checked_build() -> Any:
