@@ -17,6 +17,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from hfchat import net
 from hfchat.backends import BackendModule, Delta, builder, module_for
 from hfchat.cache import ModelCache
 from hfchat.config import (
@@ -67,13 +68,30 @@ class ChatService:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)
+    endpoint_api_key: str = field(default="", repr=False)
+    """The operator's key for their own endpoint (--endpoint-api-key); see `net.endpoint_key`."""
+
+    def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
+        """The secret this turn's backend is built with, and whose fingerprint is in the cache
+        key: the Hugging Face token, or for a custom endpoint only what `net.endpoint_key`
+        allows there (never the HF token for a host that is not Hugging Face's)."""
+        if values.get("backend") != Backend.ENDPOINT:
+            return hf_token
+        return net.endpoint_key(
+            str(values.get("endpoint_url") or "").strip(),
+            hf_token=hf_token,
+            operator_url=self.policy.operator_endpoint,
+            operator_key=self.endpoint_api_key,
+            visitor_key=visitor_key or "",
+        )
 
     def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache.
 
         The deployment's policy (local models, endpoint URLs) is checked on every build, before
-        any download or request.
+        any download or request. Every request it makes goes out under `hfchat.net`'s rules.
         """
+        net.install()
         build = self.build(spec, token)
 
         def checked_build() -> Any:
@@ -117,14 +135,16 @@ class ChatService:
         oauth_token: str | None = None,
         cancel: threading.Event | None = None,
         show_speed: bool = True,
+        endpoint_key: str | None = None,
     ) -> Iterator[list[Message]]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
         (see `Reply.messages`), or a readable error (after any partial reply, which is kept).
 
         `session` (Gradio's session hash) is what the per-session rate limit counts.
         Setting `cancel` from another thread stops the generation even while this generator
-        is blocked waiting for the backend (compare mode's Stop); closing it does too."""
-        token = resolve_token(session_token, oauth_token)
+        is blocked waiting for the backend (compare mode's Stop); closing it does too.
+        `endpoint_key` is the visitor's own key for their custom endpoint (this session only)."""
+        token = self.credential(values, resolve_token(session_token, oauth_token), endpoint_key)
         reply: Reply | None = None
         notice = ""
         settings: ChatSettings | None = None
@@ -257,6 +277,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         seed: float | None = -1,
         load_in_4bit: bool = d.load_in_4bit,
         hf_token: str | None = None,
+        endpoint_api_key: str | None = None,
         frequency_penalty: float = g.frequency_penalty,
         quant_type: str = d.quant_type,
         compute_dtype: str = d.compute_dtype,
@@ -291,6 +312,8 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         session = getattr(request, "session_hash", None)
         # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; app.py sets the hint.
         signed_in = getattr(oauth_token, "token", None)
-        yield from service.respond(message, history, values, hf_token, session, signed_in, show_speed=show_speed)
+        yield from service.respond(
+            message, history, values, hf_token, session, signed_in, show_speed=show_speed, endpoint_key=endpoint_api_key
+        )
 
     return chat
