@@ -186,7 +186,9 @@ class ChatService:
             # generic "Error" badge loses the partial reply and wedges the browser tab (issue 10).
             # Errors of servers and libraries (RECOVERABLE) are translated; anything else is a bug
             # of ours, shown as an internal error whose reference finds its traceback in the log.
-            yield _failure(exc, settings, token, reply, notice, show_speed)
+            # Every secret of this turn is masked, even those not sent (a server may know another).
+            secrets = (token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
+            yield _failure(exc, settings, secrets, reply, notice, show_speed)
         finally:
             cancel.set()
 
@@ -202,7 +204,12 @@ class Turn:
 
 
 def _failure(
-    exc: Exception, settings: ChatSettings | None, token: str | None, reply: Reply | None, notice: str, show: bool
+    exc: Exception,
+    settings: ChatSettings | None,
+    secrets: Sequence[str | None],
+    reply: Reply | None,
+    notice: str,
+    show: bool,
 ) -> list[Message]:
     """The chat window's messages for a turn that raised `exc`: the reply so far, then the error.
 
@@ -213,12 +220,12 @@ def _failure(
         error = translate(exc, where, started=reply is not None and reply.chunks > 0)
         # An error we have no specific message for may be a bug: keep its traceback in the log.
         trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
-        log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
+        log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), *secrets))
     else:
         error = internal_error()
         trace = "".join(traceback.format_exception(exc))
-        log.error("turn failed: internal error, reference %s:\n%s", error.reference, redact(trace, token))
-    shown = redact(error.markdown(), token)
+        log.error("turn failed: internal error, reference %s:\n%s", error.reference, redact(trace, *secrets))
+    shown = redact(error.markdown(), *secrets)
     if reply is None:
         return [{"role": "assistant", "content": notice + shown}]
     reply.fail(shown)
