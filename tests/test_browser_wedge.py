@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
+from tests.fixtures.browser import AppProcess, BrowserPage, wait_until
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
+from tests.test_browser_convos import ConvoUI
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -76,7 +77,7 @@ def test_a_malformed_chunk_mid_reply_leaves_the_tab_usable_and_stop_working(
     endpoint: Recorder, launch_app: Callable[..., AppProcess], browser_page: BrowserPage
 ) -> None:
     app = launch_app("--backend", "endpoint", "--endpoint-url", endpoint.url, "--max-new-tokens", "64")
-    ui = ChatUI(browser_page.page).open(app.url)
+    ui = ConvoUI(browser_page.page).fresh(app.url)
     ui.open_sidebar(False)
 
     ui.watch_last_bot()
@@ -109,3 +110,12 @@ def test_a_malformed_chunk_mid_reply_leaves_the_tab_usable_and_stop_working(
     assert error_badges(browser_page) == []
     assert browser_page.console_errors == []
     assert browser_page.foreign_requests == []
+
+    # The failed turn was saved like any other: after a reload it is all still there.
+    ui.reopen()
+    ui.wait_listing(["First message"])
+    ui.open_conversation("First message")
+    wait_until(lambda: len(ui.user_messages()) == 3, 30, "the saved turns after a reload")
+    saved = ui.bot_messages()
+    assert saved[0].startswith(PARTIAL) and "sent a reply hfchat cannot read" in saved[0], saved
+    assert saved[-1] == "All good now."

@@ -338,3 +338,35 @@ def test_over_the_api_a_malformed_chunk_and_a_bad_url_are_readable_messages_not_
     assert answer_text(crlf).startswith(f"{ERROR_MARK} **Invalid setting.** endpoint_url:"), crlf
     again = answer_text(client.predict(message={"text": "Again", "files": []}, api_name="/chat"))
     assert again == "All good now."
+
+
+# ------------------------------------------------------------------------------ the pieces
+
+
+def test_bugs_are_not_recoverable_and_invalid_urls_are() -> None:
+    import httpx
+
+    from hfchat.errors import RECOVERABLE, translate
+
+    for bug in (KeyError, TypeError, AttributeError, AssertionError):
+        assert not issubclass(bug, RECOVERABLE), bug
+    assert issubclass(httpx.InvalidURL, RECOVERABLE)
+    error = translate(httpx.InvalidURL("Invalid non-printable ASCII character in URL"), "The endpoint x")
+    assert isinstance(error, ConfigError) and error.field == "endpoint_url"
+
+
+def test_only_failures_inside_huggingface_hubs_line_parser_blame_the_server() -> None:
+    from hfchat.backends.remote import _server_chunks
+    from hfchat.errors import MalformedChunk
+
+    def ours() -> Iterator[Any]:
+        yield from ()
+        raise AttributeError("a bug of ours, not the server's bytes")
+
+    with pytest.raises(AttributeError):
+        list(_server_chunks(ours()))
+
+    from huggingface_hub.inference._common import _stream_chat_completion_response
+
+    with pytest.raises(MalformedChunk, match="not a JSON object"):
+        list(_server_chunks(_stream_chat_completion_response(iter(["data: [1, 2]"]))))
