@@ -23,7 +23,7 @@ from hfchat.cli import AppOptions, parse_options
 from hfchat.compare import SIDES, Side, compare_turn, copy_settings, describe
 from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
 from hfchat.errors import HFChatError
-from hfchat.export import build_export, file_stem, parse_export, to_conversation, to_json, to_markdown
+from hfchat.export import build_export, check_import_size, file_stem, import_conversation, to_json, to_markdown
 from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.limits import RateLimiter
 from hfchat.presets import (
@@ -47,6 +47,53 @@ BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
 the browser's user; a fixed one keeps saved conversations readable after the server restarts
 (Gradio's default, a random key per start, would lose them). Tokens are never stored there."""
 
+
+IMAGE_POLICY = "img-src 'self' data: blob:"
+"""The page loads images only from the app itself (attachments, Gradio's own) and data:/blob:
+URIs: a reply that names a remote image cannot make the browser fetch it (a zero-click leak of
+the chat). Replies show such images as links (`hfchat.safe_markdown`); this is the backstop."""
+
+STORAGE_NOTICE = (
+    "⚠️ Your latest change could not be saved: this browser's storage for this site is full. "
+    "What was saved before is kept. Export or delete conversations to make room."
+)
+
+PAGE_HEAD = f"""
+<meta http-equiv="Content-Security-Policy" content="{IMAGE_POLICY}">
+<script>
+(() => {{
+  // Gradio's BrowserState swallows a failed localStorage write (console only), and every later
+  // save of the same list fails too: say so in the page, until that key saves again.
+  const failed = new Set();
+  const original = Storage.prototype.setItem;
+  const notice = () => {{
+    let box = document.getElementById("storage-warning");
+    if (!box) {{
+      box = document.createElement("div");
+      box.id = "storage-warning";
+      box.setAttribute("role", "alert");
+      box.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:10000;padding:10px 16px;" +
+        "background:#b91c1c;color:#fff;font:14px/1.4 system-ui,sans-serif;text-align:center";
+      box.textContent = {STORAGE_NOTICE!r};
+      document.body.appendChild(box);
+    }}
+    box.hidden = failed.size === 0;
+  }};
+  Storage.prototype.setItem = function (key, value) {{
+    try {{
+      original.call(this, key, value);
+      if (failed.delete(key)) notice();
+    }} catch (error) {{
+      if (error && error.name === "QuotaExceededError") {{
+        failed.add(key);
+        notice();
+      }}
+      throw error;
+    }}
+  }};
+}})();
+</script>
+"""
 
 C = TypeVar("C", bound=gr.components.Component)
 
@@ -289,6 +336,13 @@ def _shown(exc: HFChatError) -> gr.Error:
     return gr.Error(html.escape(str(exc)), title=type(exc).title, print_exception=False)
 
 
+def _refused(exc: HFChatError) -> dict[Any, Any]:
+    """A refused action as a warning toast, changing nothing: no update for any output, so no
+    component is left with Gradio's red "Error" badge (raising gr.Error marks every output)."""
+    gr.Warning(html.escape(str(exc)), title=type(exc).title)
+    return {}
+
+
 def _sync_state(chat: gr.ChatInterface) -> dict[str, Any]:
     """After the chat window is set from outside, the chat function's history follows it,
     as Gradio's own conversation list does."""
@@ -311,7 +365,7 @@ class SavedChatInterface(gr.ChatInterface):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, save_history=False, **kwargs)
-        self.saved_conversations.storage_key = "hfchat-conversations"
+        self.saved_conversations.storage_key = convos.STORAGE_KEY
         self.saved_conversations.secret = BROWSER_STORAGE_SECRET
 
     def _save_conversation(self, index: Any, conversation: Any, saved_conversations: Any) -> tuple[Any, Any]:
@@ -482,13 +536,16 @@ def wire_conversations(
     )
 
     def import_file(data: dict[Any, Any]) -> dict[Any, Any]:
+        path = Path(data[p.upload])
         try:
-            exported = parse_export(Path(data[p.upload]).read_bytes())
+            check_import_size(path.stat().st_size)  # before reading it
+            imported = import_conversation(path.read_bytes())
+            added = convos.add(convos.load(data[store]), imported)
+            convos.check_fits(added.conversations)
         except HFChatError as exc:
-            raise _shown(exc) from None
-        added = convos.add(convos.load(data[store]), to_conversation(exported))
+            return _refused(exc)
         conversation = convos.find(added.conversations, added.current)
-        applied = exported.settings.as_controls() if exported.settings else {}
+        applied = imported.settings.as_controls() if imported.settings else {}
         return {
             store: convos.dump(added.conversations),
             **show(conversation),
@@ -586,7 +643,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if warning := public_token_warning(options.public, options.auth is not None):
         log.warning("%s", warning)
     queued(build_app(options), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth
+        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, head=PAGE_HEAD
     )
 
 

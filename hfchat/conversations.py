@@ -9,6 +9,8 @@ retry and undo keep working on a conversation loaded back. Plain data in, plain 
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hfchat.errors import ConfigError
+from hfchat.errors import ConfigError, HFChatError
 from hfchat.messages import content_text
 from hfchat.presets import ControlValues
 
@@ -31,6 +33,21 @@ MAX_CONVERSATIONS = 100
 """How many conversations a browser keeps; past that the oldest is dropped (local storage is small)."""
 
 UNTITLED = "New conversation"
+
+STORAGE_KEY = "hfchat-conversations"
+"""The browser's localStorage key of the saved list."""
+
+BROWSER_STORAGE_CHARS = 5 * 1024 * 1024
+"""What Chromium's localStorage holds per origin: 5 Mi UTF-16 code units, keys and values of
+every key together (measured in Chromium 156: one ASCII, Latin-1 or CJK value of 5,242,879
+characters under a one-character key fits, one more raises QuotaExceededError; Firefox and
+Safari keep about the same)."""
+
+STORAGE_HEADROOM_CHARS = 512 * 1024
+"""Left free for the presets, Gradio's own keys and other pages of the same origin."""
+
+STORAGE_BUDGET_CHARS = BROWSER_STORAGE_CHARS - STORAGE_HEADROOM_CHARS
+"""The most the saved list may take in the browser."""
 
 
 def new_id() -> str:
@@ -104,6 +121,34 @@ def load(stored: Any) -> list[Conversation]:
 def dump(conversations: Sequence[Conversation]) -> list[dict[str, Any]]:
     """Plain JSON for the browser's local storage."""
     return [c.model_dump(mode="json") for c in conversations]
+
+
+def stored_chars(conversations: Sequence[Conversation]) -> int:
+    """How many characters the list takes in localStorage once Gradio's BrowserState has
+    stored it: `JSON.stringify`, AES-CBC with crypto-js's passphrase mode ("Salted__", an
+    8-byte salt, PKCS#7 padding to 16 bytes), base64, after the base64 of a 16-byte IV and
+    ":". Every character is ASCII, so it is 4/3 of the JSON's UTF-8 bytes plus a few dozen."""
+    plain = len(json.dumps(dump(conversations), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    cipher = 16 + 16 * (plain // 16 + 1)
+    return len(STORAGE_KEY) + 24 + 1 + 4 * math.ceil(cipher / 3)
+
+
+class StorageFullError(HFChatError):
+    title = "Browser storage is full"
+
+
+def check_fits(conversations: Sequence[Conversation], what: str = "This conversation") -> None:
+    """Refuse a list the browser could not store (it would drop the write, and with it every
+    later save of the list), saying how much is needed and how to make room."""
+    needed = stored_chars(conversations)
+    if needed > STORAGE_BUDGET_CHARS:
+        mb = 1024 * 1024
+        raise StorageFullError(
+            f"{what} is too large for this browser's storage: with the conversations saved here it "
+            f"needs {needed / mb:.1f} M characters, and this browser keeps about {STORAGE_BUDGET_CHARS / mb:.1f} M "
+            "for hfchat. Nothing was changed.",
+            "Delete or export conversations you no longer need, or import a shorter file.",
+        )
 
 
 def find(conversations: Sequence[Conversation], conversation_id: str | None) -> Conversation | None:
