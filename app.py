@@ -336,11 +336,13 @@ def _shown(exc: HFChatError) -> gr.Error:
     return gr.Error(html.escape(str(exc)), title=type(exc).title, print_exception=False)
 
 
-def _refused(exc: HFChatError) -> dict[Any, Any]:
-    """A refused action as a warning toast, changing nothing: no update for any output, so no
-    component is left with Gradio's red "Error" badge (raising gr.Error marks every output)."""
-    gr.Warning(html.escape(str(exc)), title=type(exc).title)
-    return {}
+def _refused(exc: HFChatError, output: Component) -> dict[Any, Any]:
+    """A refused action as a warning toast, changing nothing (`output`, any of the event's
+    outputs, is skipped, and so are the others), so no component is left with Gradio's red
+    "Error" badge: raising gr.Error marks every output of the event with one."""
+    title = type(exc).title
+    gr.Warning(html.escape(f"{title}. {exc}"), title=title)  # Gradio 6 draws every warning as "Warning"
+    return {output: gr.skip()}
 
 
 def _sync_state(chat: gr.ChatInterface) -> dict[str, Any]:
@@ -543,7 +545,7 @@ def wire_conversations(
             added = convos.add(convos.load(data[store]), imported)
             convos.check_fits(added.conversations)
         except HFChatError as exc:
-            return _refused(exc)
+            return _refused(exc, store)
         conversation = convos.find(added.conversations, added.current)
         applied = imported.settings.as_controls() if imported.settings else {}
         return {
