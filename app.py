@@ -383,6 +383,7 @@ class SavedChatInterface(gr.ChatInterface):
 @dataclass(frozen=True)
 class ConversationPanel:
     turn_settings: gr.State
+    opened: gr.BrowserState
     listing: gr.Radio
     new: gr.Button
     title: gr.Textbox
@@ -410,6 +411,9 @@ def conversation_panel() -> ConversationPanel:
         )
     return ConversationPanel(
         turn_settings=gr.State(None),
+        # Which conversation the window shows, kept in the browser: a reload (after an app
+        # restart too) opens it again, so the next message goes with its history.
+        opened=gr.BrowserState(None, storage_key="hfchat-open", secret=BROWSER_STORAGE_SECRET),
         listing=listing,
         new=new,
         title=title,
@@ -455,8 +459,7 @@ def wire_conversations(
             out[p.turn_settings] = None
         return out
 
-    gr.on(
-        [demo.load, store.change],
+    store.change(
         refresh,
         inputs={store, current, p.turn_settings},
         outputs=[p.listing, p.title, store, p.turn_settings],
@@ -472,17 +475,53 @@ def wire_conversations(
     for trigger in (chat.textbox.submit, chat.chatbot.retry, chat.chatbot.edit):
         trigger(remember_turn, inputs=settings_inputs, outputs=[p.turn_settings], queue=False, api_visibility="private")
 
+    def shown_id(conversation: convos.Conversation | None) -> str | None:
+        return conversation.id if conversation else None
+
     def show(conversation: convos.Conversation | None) -> dict[Any, Any]:
         """Put a conversation (or a new empty one) in the chat window."""
         return {
             current: conversation.id if conversation else None,
+            p.opened: conversation.id if conversation else None,
             p.turn_settings: None,
             chat.chatbot: convos.keep_available_files(conversation.messages, upload_root) if conversation else [],
             p.title: conversation.title if conversation else "",
             p.listing: gr.Radio(value=conversation.id if conversation else None),
         }
 
-    shown = [current, p.turn_settings, chat.chatbot, p.title, p.listing]
+    shown = [current, p.opened, p.turn_settings, chat.chatbot, p.title, p.listing]
+
+    def reopen(data: dict[Any, Any]) -> dict[Any, Any]:
+        """On page load: the list, and the conversation that was open, back in the window."""
+        conversations = convos.load(data[store])
+        conversation = convos.find(conversations, data[p.opened])
+        return {
+            **show(conversation),
+            p.listing: gr.Radio(choices=convos.choices(conversations), value=shown_id(conversation)),
+        }
+
+    demo.load(reopen, inputs={store, p.opened}, outputs=shown, queue=False, api_visibility="private").then(
+        **_sync_state(chat)
+    )
+
+    def start_turn(data: dict[Any, Any]) -> dict[Any, Any]:
+        """The question is saved as it is sent, marked interrupted until its reply is saved."""
+        # Gradio has moved the message from the box into its saved_input state by now (the box
+        # reads empty); both are server-side values when this runs.
+        message = data[chat.saved_input] or data[chat.textbox]
+        saved = convos.start_turn(convos.load(data[store]), data[current], data[chat.chatbot_state] or [], message)
+        if saved is None:
+            return {store: gr.skip()}
+        return {store: convos.dump(saved.conversations), current: saved.current, p.opened: saved.current}
+
+    chat.textbox.submit(
+        start_turn,
+        inputs={store, current, chat.chatbot_state, chat.saved_input, chat.textbox},
+        outputs=[store, current, p.opened],
+        queue=False,
+        api_visibility="private",
+    )
+
     p.new.click(lambda: show(None), outputs=shown, queue=False, api_visibility="private").then(**_sync_state(chat))
     p.listing.input(
         lambda data: show(convos.find(convos.load(data[store]), data[p.listing])),

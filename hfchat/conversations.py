@@ -182,6 +182,47 @@ def commit(
     return Saved([updated if c.id == current else c for c in conversations], current)
 
 
+INTERRUPTED_ID = "hfchat-interrupted"
+"""Metadata id of the note that stands in for a reply until it is complete."""
+
+INTERRUPTED_TEXT = "⚠️ *Interrupted: the app stopped before this reply was complete.*"
+
+
+def interrupted_note() -> dict[str, Any]:
+    """The assistant message saved with a question while its reply streams.
+
+    It is a reply like any other (no metadata title), so the question stays in the history
+    the model gets with the next message: a question left unanswered would be replaced by
+    the next one (`hfchat.messages.build_messages`), and a reply marked as an error drops it."""
+    return {"role": "assistant", "content": INTERRUPTED_TEXT, "metadata": {"id": INTERRUPTED_ID}}
+
+
+def user_message(value: Any) -> dict[str, Any]:
+    """The chat box's value (text, or a multimodal `{"text", "files"}`) as a user message."""
+    if not isinstance(value, Mapping):
+        return {"role": "user", "content": str(value or "")}
+    files = [f.get("path") if isinstance(f, Mapping) else f for f in value.get("files") or []]
+    text = str(value.get("text") or "")
+    if not files:
+        return {"role": "user", "content": text}
+    return {"role": "user", "content": [{"path": f} for f in files if isinstance(f, str)] + ([text] if text else [])}
+
+
+def start_turn(
+    conversations: Sequence[Conversation],
+    current: str | None,
+    history: Sequence[Mapping[str, Any]],
+    message: Any,
+    make_id: Callable[[], str] = new_id,
+) -> Saved | None:
+    """Save a question as soon as it is sent, with the interrupted note for its reply.
+
+    Gradio saves a conversation only after the reply is complete, so an app restart in the
+    middle of one lost the question and left the conversation unsaved: the next message then
+    went to the model without it. The save at the end of the turn replaces the note."""
+    return commit(conversations, current, [*history, user_message(message), interrupted_note()], None, make_id)
+
+
 def add(conversations: Sequence[Conversation], conversation: Conversation) -> Saved:
     """An imported conversation, at the top, under a fresh id."""
     added = conversation.model_copy(update={"id": new_id()})
