@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from hfchat import conversations as convos
+from hfchat.messages import build_messages
 from tests.fixtures.browser import AppProcess, BrowserPage, wait_until
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 from tests.test_browser_convos import ConvoUI
@@ -76,3 +78,29 @@ def test_a_turn_cut_by_an_app_restart_is_kept_and_the_next_message_has_the_histo
         ui.wait_listing([QUESTION])  # the same conversation, continued, not a new one
         ui.reopen()
         wait_until(lambda: ui.user_messages() == [QUESTION, "Which number was it?"], 60, "the saved conversation")
+
+
+def test_a_question_is_saved_as_it_is_sent_and_the_reply_replaces_the_note() -> None:
+    started = convos.start_turn([], None, [], {"text": QUESTION, "files": []}, make_id=lambda: "c1")
+    assert started is not None and started.current == "c1"
+    (saved,) = started.conversations
+    assert saved.title == QUESTION
+    assert [m["role"] for m in saved.messages] == ["user", "assistant"]
+    assert saved.messages[1]["content"] == convos.INTERRUPTED_TEXT
+    # The next message goes with the interrupted question (a bare unanswered one would be replaced).
+    sent = build_messages("Which number?", list(saved.messages), "")
+    assert [m.type for m in sent] == ["human", "ai", "human"] and sent[0].content == QUESTION
+    # Gradio's save at the end of the turn writes the reply over the note, in the same conversation.
+    done = convos.commit(
+        started.conversations,
+        "c1",
+        [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "OK"}],
+        None,
+    )
+    assert done is not None and [c.id for c in done.conversations] == ["c1"]
+    assert done.conversations[0].messages[-1]["content"] == "OK"
+
+
+def test_a_multimodal_question_keeps_its_files() -> None:
+    message = convos.user_message({"text": "What is this?", "files": ["/tmp/a.png", {"path": "/tmp/b.png"}]})
+    assert message == {"role": "user", "content": [{"path": "/tmp/a.png"}, {"path": "/tmp/b.png"}, "What is this?"]}

@@ -14,6 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hfchat.conversations import (
+    BROWSER_STORAGE_CHARS,
+    STORAGE_BUDGET_CHARS,
+    Conversation,
+    StorageFullError,
+    check_fits,
+    stored_chars,
+)
 from hfchat.export import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_DEPTH,
@@ -147,3 +155,26 @@ def test_any_json_imports_or_is_refused(value: object) -> None:
     raw = {**good(), "messages": value} if isinstance(value, list) else value
     with contextlib.suppress(ImportFileError):
         parse_export(json.dumps(raw))
+
+
+# -- what the browser can hold (break 8): sizes measured against Chromium in tests/test_browser_security.py
+
+
+def conversation_of(chars: int, text: str = "x") -> Conversation:
+    return Conversation(id="c1", title="t", messages=({"role": "user", "content": text * chars},))
+
+
+def test_stored_chars_follows_gradio_encryption() -> None:
+    """4/3 of the JSON's UTF-8 bytes, plus the IV, salt and key: checked against what Chromium
+    stored for imports of 0.3 M ASCII and 1 M non-ASCII characters (400,325 and 1,333,977)."""
+    small, big = stored_chars([conversation_of(1000)]), stored_chars([conversation_of(4000)])
+    assert abs((big - small) - 4 * 3000 / 3) <= 24
+    assert stored_chars([conversation_of(1000, "é")]) - small == pytest.approx(4 * 1000 / 3, abs=24)
+
+
+def test_a_list_the_browser_cannot_hold_is_refused() -> None:
+    check_fits([conversation_of(3_000_000)])
+    with pytest.raises(StorageFullError, match="too large for this browser's storage") as caught:
+        check_fits([conversation_of(3_600_000)])
+    assert caught.value.hint
+    assert STORAGE_BUDGET_CHARS < BROWSER_STORAGE_CHARS == 5 * 1024 * 1024
