@@ -330,12 +330,6 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     return demo
 
 
-def _shown(exc: HFChatError) -> gr.Error:
-    """A refused action as a notice; nothing else changes (the error's text is escaped: the
-    modal renders HTML and a file's contents may end up in the message)."""
-    return gr.Error(html.escape(str(exc)), title=type(exc).title, print_exception=False)
-
-
 def _refused(exc: HFChatError, output: Component) -> dict[Any, Any]:
     """A refused action as a warning toast, changing nothing (`output`, any of the event's
     outputs, is skipped, and so are the others), so no component is left with Gradio's red
@@ -535,7 +529,7 @@ def wire_conversations(
         try:
             renamed = convos.rename(convos.load(data[store]), data[current], data[p.title])
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, store)
         return {store: convos.dump(renamed)}
 
     for trigger in (p.rename.click, p.title.submit):
@@ -545,7 +539,7 @@ def wire_conversations(
         try:
             remaining = convos.delete(convos.load(data[store]), data[current])
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, store)
         return {store: convos.dump(remaining), **show(None)}
 
     p.delete.click(delete, inputs={store, current}, outputs=[store, *shown], api_visibility="private").then(
@@ -560,7 +554,7 @@ def wire_conversations(
         try:
             exported = build_export(title, messages, settings)
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, p.files)
         folder = export_dir / uuid.uuid4().hex
         folder.mkdir()
         stem = file_stem(exported.title)
@@ -645,7 +639,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
         try:
             preset = find_preset(data[p.choice] or "", load_user_presets(data[p.store]))
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, targets[0])
         return {controls[name]: value for name, value in preset.values.as_controls().items() if name in controls}
 
     p.apply.click(apply, inputs={p.choice, p.store}, outputs=targets, api_visibility="private")
@@ -655,7 +649,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
             values = values_from_controls({name: data[control] for name, control in controls.items()})
             saved = save_preset(data[p.name], values, load_user_presets(data[p.store]))
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, p.store)
         stored = dump_user_presets(saved)
         return {p.store: stored, **names(stored, data[p.name].strip()), p.name: ""}
 
@@ -667,7 +661,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
         try:
             remaining = delete_preset(data[p.choice] or "", load_user_presets(data[p.store]))
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, p.store)
         stored = dump_user_presets(remaining)
         return {p.store: stored, **names(stored)}
 
