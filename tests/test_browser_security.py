@@ -157,8 +157,9 @@ def import_file(ui: ConvoUI, path: Path) -> None:
 
 
 def test_an_import_that_would_not_fit_the_browser_is_refused(
-    app: AppProcess, browser_page: BrowserPage, tmp_path: Path
+    app: AppProcess, endpoint: Endpoint, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
+    endpoint.text, endpoint.reasoning = "Hello.", ""
     ui = ConvoUI(browser_page.page).fresh(app.url)
     ui.page.set_viewport_size({"width": 1400, "height": 900})
     ui.reply("Keep me")
@@ -168,6 +169,7 @@ def test_an_import_that_would_not_fit_the_browser_is_refused(
     assert big.stat().st_size < MAX_IMPORT_BYTES, "under the import limit: only the browser's storage is too small"
     import_file(ui, big)
     ui.notice("too large for this browser's storage").wait_for(state="visible", timeout=60_000)
+    ui.page.wait_for_timeout(800)  # the toast slides in
     browser_page.screenshot("import-too-big")
     ui.wait_listing(["Keep me"])
     assert ui.user_messages() == ["Keep me"] and error_badges(ui) == []
@@ -178,8 +180,9 @@ def test_an_import_that_would_not_fit_the_browser_is_refused(
 
 
 def test_a_save_the_browser_refuses_is_announced_and_nothing_saved_is_lost(
-    app: AppProcess, browser_page: BrowserPage
+    app: AppProcess, endpoint: Endpoint, browser_page: BrowserPage
 ) -> None:
+    endpoint.text, endpoint.reasoning = "Hello.", ""
     ui = ConvoUI(browser_page.page).fresh(app.url)
     ui.page.set_viewport_size({"width": 1400, "height": 900})
     ui.reply("Saved first")
@@ -219,8 +222,9 @@ def test_a_save_the_browser_refuses_is_announced_and_nothing_saved_is_lost(
     ids=["depth-bomb", "wrong-version", "garbled"],
 )
 def test_a_malformed_import_gets_the_notice_and_the_chat_goes_on(
-    app: AppProcess, browser_page: BrowserPage, tmp_path: Path, content: str, words: str
+    app: AppProcess, endpoint: Endpoint, browser_page: BrowserPage, tmp_path: Path, content: str, words: str
 ) -> None:
+    endpoint.text, endpoint.reasoning = "Hello.", ""
     ui = ConvoUI(browser_page.page).fresh(app.url)
     ui.page.set_viewport_size({"width": 1400, "height": 900})
     ui.reply("Before the import")
@@ -229,6 +233,7 @@ def test_a_malformed_import_gets_the_notice_and_the_chat_goes_on(
     import_file(ui, bad)
     ui.notice("Cannot import this file").wait_for(state="visible", timeout=60_000)
     if words == "nested more than":
+        ui.page.wait_for_timeout(800)  # the toast slides in
         browser_page.screenshot("import-refused-depth")
     ui.notice(words).wait_for(state="visible", timeout=10_000)
     assert ui.user_messages() == ["Before the import"] and error_badges(ui) == []
