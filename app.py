@@ -24,7 +24,7 @@ from hfchat.cli import AppOptions, parse_options
 from hfchat.compare import SIDES, Side, compare_turn, copy_settings, describe
 from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, Backend, GenerationSettings
 from hfchat.errors import HFChatError
-from hfchat.export import build_export, file_stem, parse_export, to_conversation, to_json, to_markdown
+from hfchat.export import build_export, check_import_size, file_stem, import_conversation, to_json, to_markdown
 from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.limits import RateLimiter
 from hfchat.presets import (
@@ -48,6 +48,53 @@ BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
 the browser's user; a fixed one keeps saved conversations readable after the server restarts
 (Gradio's default, a random key per start, would lose them). Tokens are never stored there."""
 
+
+IMAGE_POLICY = "img-src 'self' data: blob:"
+"""The page loads images only from the app itself (attachments, Gradio's own) and data:/blob:
+URIs: a reply that names a remote image cannot make the browser fetch it (a zero-click leak of
+the chat). Replies show such images as links (`hfchat.safe_markdown`); this is the backstop."""
+
+STORAGE_NOTICE = (
+    "⚠️ Your latest change could not be saved: this browser's storage for this site is full. "
+    "What was saved before is kept. Export or delete conversations to make room."
+)
+
+PAGE_HEAD = f"""
+<meta http-equiv="Content-Security-Policy" content="{IMAGE_POLICY}">
+<script>
+(() => {{
+  // Gradio's BrowserState swallows a failed localStorage write (console only), and every later
+  // save of the same list fails too: say so in the page, until that key saves again.
+  const failed = new Set();
+  const original = Storage.prototype.setItem;
+  const notice = () => {{
+    let box = document.getElementById("storage-warning");
+    if (!box) {{
+      box = document.createElement("div");
+      box.id = "storage-warning";
+      box.setAttribute("role", "alert");
+      box.style.cssText = "position:fixed;top:0;left:0;right:0;z-index:10000;padding:10px 16px;" +
+        "background:#b91c1c;color:#fff;font:14px/1.4 system-ui,sans-serif;text-align:center";
+      box.textContent = {STORAGE_NOTICE!r};
+      document.body.appendChild(box);
+    }}
+    box.hidden = failed.size === 0;
+  }};
+  Storage.prototype.setItem = function (key, value) {{
+    try {{
+      original.call(this, key, value);
+      if (failed.delete(key)) notice();
+    }} catch (error) {{
+      if (error && error.name === "QuotaExceededError") {{
+        failed.add(key);
+        notice();
+      }}
+      throw error;
+    }}
+  }};
+}})();
+</script>
+"""
 
 C = TypeVar("C", bound=gr.components.Component)
 
@@ -297,10 +344,13 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     return demo
 
 
-def _shown(exc: HFChatError) -> gr.Error:
-    """A refused action as a notice; nothing else changes (the error's text is escaped: the
-    modal renders HTML and a file's contents may end up in the message)."""
-    return gr.Error(html.escape(str(exc)), title=type(exc).title, print_exception=False)
+def _refused(exc: HFChatError, output: Component) -> dict[Any, Any]:
+    """A refused action as a warning toast, changing nothing (`output`, any of the event's
+    outputs, is skipped, and so are the others), so no component is left with Gradio's red
+    "Error" badge: raising gr.Error marks every output of the event with one."""
+    title = type(exc).title
+    gr.Warning(html.escape(f"{title}. {exc}"), title=title)  # Gradio 6 draws every warning as "Warning"
+    return {output: gr.skip()}
 
 
 def _sync_state(chat: gr.ChatInterface) -> dict[str, Any]:
@@ -325,7 +375,7 @@ class SavedChatInterface(gr.ChatInterface):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, save_history=False, **kwargs)
-        self.saved_conversations.storage_key = "hfchat-conversations"
+        self.saved_conversations.storage_key = convos.STORAGE_KEY
         self.saved_conversations.secret = BROWSER_STORAGE_SECRET
 
     def _save_conversation(self, index: Any, conversation: Any, saved_conversations: Any) -> tuple[Any, Any]:
@@ -341,6 +391,7 @@ class SavedChatInterface(gr.ChatInterface):
 @dataclass(frozen=True)
 class ConversationPanel:
     turn_settings: gr.State
+    opened: gr.BrowserState
     listing: gr.Radio
     new: gr.Button
     title: gr.Textbox
@@ -368,6 +419,9 @@ def conversation_panel() -> ConversationPanel:
         )
     return ConversationPanel(
         turn_settings=gr.State(None),
+        # Which conversation the window shows, kept in the browser: a reload (after an app
+        # restart too) opens it again, so the next message goes with its history.
+        opened=gr.BrowserState(None, storage_key="hfchat-open", secret=BROWSER_STORAGE_SECRET),
         listing=listing,
         new=new,
         title=title,
@@ -413,8 +467,7 @@ def wire_conversations(
             out[p.turn_settings] = None
         return out
 
-    gr.on(
-        [demo.load, store.change],
+    store.change(
         refresh,
         inputs={store, current, p.turn_settings},
         outputs=[p.listing, p.title, store, p.turn_settings],
@@ -430,17 +483,53 @@ def wire_conversations(
     for trigger in (chat.textbox.submit, chat.chatbot.retry, chat.chatbot.edit):
         trigger(remember_turn, inputs=settings_inputs, outputs=[p.turn_settings], queue=False, api_visibility="private")
 
+    def shown_id(conversation: convos.Conversation | None) -> str | None:
+        return conversation.id if conversation else None
+
     def show(conversation: convos.Conversation | None) -> dict[Any, Any]:
         """Put a conversation (or a new empty one) in the chat window."""
         return {
             current: conversation.id if conversation else None,
+            p.opened: conversation.id if conversation else None,
             p.turn_settings: None,
             chat.chatbot: convos.keep_available_files(conversation.messages, upload_root) if conversation else [],
             p.title: conversation.title if conversation else "",
             p.listing: gr.Radio(value=conversation.id if conversation else None),
         }
 
-    shown = [current, p.turn_settings, chat.chatbot, p.title, p.listing]
+    shown = [current, p.opened, p.turn_settings, chat.chatbot, p.title, p.listing]
+
+    def reopen(data: dict[Any, Any]) -> dict[Any, Any]:
+        """On page load: the list, and the conversation that was open, back in the window."""
+        conversations = convos.load(data[store])
+        conversation = convos.find(conversations, data[p.opened])
+        return {
+            **show(conversation),
+            p.listing: gr.Radio(choices=convos.choices(conversations), value=shown_id(conversation)),
+        }
+
+    demo.load(reopen, inputs={store, p.opened}, outputs=shown, queue=False, api_visibility="private").then(
+        **_sync_state(chat)
+    )
+
+    def start_turn(data: dict[Any, Any]) -> dict[Any, Any]:
+        """The question is saved as it is sent, marked interrupted until its reply is saved."""
+        # Gradio has moved the message from the box into its saved_input state by now (the box
+        # reads empty); both are server-side values when this runs.
+        message = data[chat.saved_input] or data[chat.textbox]
+        saved = convos.start_turn(convos.load(data[store]), data[current], data[chat.chatbot_state] or [], message)
+        if saved is None:
+            return {store: gr.skip()}
+        return {store: convos.dump(saved.conversations), current: saved.current, p.opened: saved.current}
+
+    chat.textbox.submit(
+        start_turn,
+        inputs={store, current, chat.chatbot_state, chat.saved_input, chat.textbox},
+        outputs=[store, current, p.opened],
+        queue=False,
+        api_visibility="private",
+    )
+
     p.new.click(lambda: show(None), outputs=shown, queue=False, api_visibility="private").then(**_sync_state(chat))
     p.listing.input(
         lambda data: show(convos.find(convos.load(data[store]), data[p.listing])),
@@ -454,7 +543,7 @@ def wire_conversations(
         try:
             renamed = convos.rename(convos.load(data[store]), data[current], data[p.title])
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, store)
         return {store: convos.dump(renamed)}
 
     for trigger in (p.rename.click, p.title.submit):
@@ -464,7 +553,7 @@ def wire_conversations(
         try:
             remaining = convos.delete(convos.load(data[store]), data[current])
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, store)
         return {store: convos.dump(remaining), **show(None)}
 
     p.delete.click(delete, inputs={store, current}, outputs=[store, *shown], api_visibility="private").then(
@@ -479,7 +568,7 @@ def wire_conversations(
         try:
             exported = build_export(title, messages, settings)
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, p.files)
         folder = export_dir / uuid.uuid4().hex
         folder.mkdir()
         stem = file_stem(exported.title)
@@ -496,13 +585,16 @@ def wire_conversations(
     )
 
     def import_file(data: dict[Any, Any]) -> dict[Any, Any]:
+        path = Path(data[p.upload])
         try:
-            exported = parse_export(Path(data[p.upload]).read_bytes())
+            check_import_size(path.stat().st_size)  # before reading it
+            imported = import_conversation(path.read_bytes())
+            added = convos.add(convos.load(data[store]), imported)
+            convos.check_fits(added.conversations)
         except HFChatError as exc:
-            raise _shown(exc) from None
-        added = convos.add(convos.load(data[store]), to_conversation(exported))
+            return _refused(exc, store)
         conversation = convos.find(added.conversations, added.current)
-        applied = exported.settings.as_controls() if exported.settings else {}
+        applied = imported.settings.as_controls() if imported.settings else {}
         return {
             store: convos.dump(added.conversations),
             **show(conversation),
@@ -561,7 +653,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
         try:
             preset = find_preset(data[p.choice] or "", load_user_presets(data[p.store]))
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, targets[0])
         return {controls[name]: value for name, value in preset.values.as_controls().items() if name in controls}
 
     p.apply.click(apply, inputs={p.choice, p.store}, outputs=targets, api_visibility="private")
@@ -571,7 +663,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
             values = values_from_controls({name: data[control] for name, control in controls.items()})
             saved = save_preset(data[p.name], values, load_user_presets(data[p.store]))
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, p.store)
         stored = dump_user_presets(saved)
         return {p.store: stored, **names(stored, data[p.name].strip()), p.name: ""}
 
@@ -583,7 +675,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
         try:
             remaining = delete_preset(data[p.choice] or "", load_user_presets(data[p.store]))
         except HFChatError as exc:
-            raise _shown(exc) from None
+            return _refused(exc, p.store)
         stored = dump_user_presets(remaining)
         return {p.store: stored, **names(stored)}
 
@@ -602,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if warning := public_token_warning(options.public, options.auth is not None):
         log.warning("%s", warning)
     queued(build_app(options), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth
+        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, head=PAGE_HEAD
     )
 
 

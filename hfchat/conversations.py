@@ -9,6 +9,8 @@ retry and undo keep working on a conversation loaded back. Plain data in, plain 
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hfchat.errors import ConfigError
+from hfchat.errors import ConfigError, HFChatError
 from hfchat.messages import content_text
 from hfchat.presets import ControlValues
 
@@ -31,6 +33,21 @@ MAX_CONVERSATIONS = 100
 """How many conversations a browser keeps; past that the oldest is dropped (local storage is small)."""
 
 UNTITLED = "New conversation"
+
+STORAGE_KEY = "hfchat-conversations"
+"""The browser's localStorage key of the saved list."""
+
+BROWSER_STORAGE_CHARS = 5 * 1024 * 1024
+"""What Chromium's localStorage holds per origin: 5 Mi UTF-16 code units, keys and values of
+every key together (measured in Chromium 156: one ASCII, Latin-1 or CJK value of 5,242,879
+characters under a one-character key fits, one more raises QuotaExceededError; Firefox and
+Safari keep about the same)."""
+
+STORAGE_HEADROOM_CHARS = 512 * 1024
+"""Left free for the presets, Gradio's own keys and other pages of the same origin."""
+
+STORAGE_BUDGET_CHARS = BROWSER_STORAGE_CHARS - STORAGE_HEADROOM_CHARS
+"""The most the saved list may take in the browser."""
 
 
 def new_id() -> str:
@@ -106,6 +123,34 @@ def dump(conversations: Sequence[Conversation]) -> list[dict[str, Any]]:
     return [c.model_dump(mode="json") for c in conversations]
 
 
+def stored_chars(conversations: Sequence[Conversation]) -> int:
+    """How many characters the list takes in localStorage once Gradio's BrowserState has
+    stored it: `JSON.stringify`, AES-CBC with crypto-js's passphrase mode ("Salted__", an
+    8-byte salt, PKCS#7 padding to 16 bytes), base64, after the base64 of a 16-byte IV and
+    ":". Every character is ASCII, so it is 4/3 of the JSON's UTF-8 bytes plus a few dozen."""
+    plain = len(json.dumps(dump(conversations), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    cipher = 16 + 16 * (plain // 16 + 1)
+    return len(STORAGE_KEY) + 24 + 1 + 4 * math.ceil(cipher / 3)
+
+
+class StorageFullError(HFChatError):
+    title = "Browser storage is full"
+
+
+def check_fits(conversations: Sequence[Conversation], what: str = "This conversation") -> None:
+    """Refuse a list the browser could not store (it would drop the write, and with it every
+    later save of the list), saying how much is needed and how to make room."""
+    needed = stored_chars(conversations)
+    if needed > STORAGE_BUDGET_CHARS:
+        mb = 1024 * 1024
+        raise StorageFullError(
+            f"{what} is too large for this browser's storage: with the conversations saved here it "
+            f"needs {needed / mb:.1f} M characters, and this browser keeps about {STORAGE_BUDGET_CHARS / mb:.1f} M "
+            "for hfchat. Nothing was changed.",
+            "Delete or export conversations you no longer need, or import a shorter file.",
+        )
+
+
 def find(conversations: Sequence[Conversation], conversation_id: str | None) -> Conversation | None:
     return next((c for c in conversations if c.id == conversation_id), None)
 
@@ -135,6 +180,47 @@ def commit(
         return None
     updated = existing.model_copy(update={"messages": tuple(messages), "settings": settings or existing.settings})
     return Saved([updated if c.id == current else c for c in conversations], current)
+
+
+INTERRUPTED_ID = "hfchat-interrupted"
+"""Metadata id of the note that stands in for a reply until it is complete."""
+
+INTERRUPTED_TEXT = "⚠️ *Interrupted: the app stopped before this reply was complete.*"
+
+
+def interrupted_note() -> dict[str, Any]:
+    """The assistant message saved with a question while its reply streams.
+
+    It is a reply like any other (no metadata title), so the question stays in the history
+    the model gets with the next message: a question left unanswered would be replaced by
+    the next one (`hfchat.messages.build_messages`), and a reply marked as an error drops it."""
+    return {"role": "assistant", "content": INTERRUPTED_TEXT, "metadata": {"id": INTERRUPTED_ID}}
+
+
+def user_message(value: Any) -> dict[str, Any]:
+    """The chat box's value (text, or a multimodal `{"text", "files"}`) as a user message."""
+    if not isinstance(value, Mapping):
+        return {"role": "user", "content": str(value or "")}
+    files = [f.get("path") if isinstance(f, Mapping) else f for f in value.get("files") or []]
+    text = str(value.get("text") or "")
+    if not files:
+        return {"role": "user", "content": text}
+    return {"role": "user", "content": [{"path": f} for f in files if isinstance(f, str)] + ([text] if text else [])}
+
+
+def start_turn(
+    conversations: Sequence[Conversation],
+    current: str | None,
+    history: Sequence[Mapping[str, Any]],
+    message: Any,
+    make_id: Callable[[], str] = new_id,
+) -> Saved | None:
+    """Save a question as soon as it is sent, with the interrupted note for its reply.
+
+    Gradio saves a conversation only after the reply is complete, so an app restart in the
+    middle of one lost the question and left the conversation unsaved: the next message then
+    went to the model without it. The save at the end of the turn replaces the note."""
+    return commit(conversations, current, [*history, user_message(message), interrupted_note()], None, make_id)
 
 
 def add(conversations: Sequence[Conversation], conversation: Conversation) -> Saved:

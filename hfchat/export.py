@@ -18,6 +18,7 @@ history. What goes in:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import PurePath
@@ -29,11 +30,16 @@ from hfchat.conversations import TITLE_MAX, Conversation, new_id
 from hfchat.errors import HFChatError
 from hfchat.messages import SPEED_MARK
 from hfchat.presets import ControlValues
+from hfchat.safe_markdown import safe_images
 
 FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
 VERSION: Literal[1] = 1
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 """Larger files are refused: a conversation this big would not fit the browser's storage."""
+MAX_IMPORT_DEPTH = 32
+"""Deepest nesting of lists and objects an import may have. An export nests about 5 deep;
+`json.loads` recurses once per level and fails with RecursionError near 1,000, so deeper
+files are refused by a scan before parsing."""
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
@@ -212,14 +218,53 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# A JSON string (possessive, so an unterminated one costs one linear scan) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+
+
+def json_depth(text: str, limit: int | None = None) -> int:
+    """How deeply lists and objects nest in a JSON text, brackets inside strings left out;
+    it stops counting once past `limit`. Linear and without recursion, so it is safe to
+    run on any text before `json.loads` (unbalanced text gives a meaningless but finite figure)."""
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if limit is not None and deepest > limit:
+                    break
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+_IMPORT_HINT = "Choose a .json file exported by hfchat (Export JSON)."
+
+
+def check_import_size(size: int) -> None:
+    """Refuse a file over MAX_IMPORT_BYTES (callers with a file check its size before reading it)."""
+    if size > MAX_IMPORT_BYTES:
+        raise ImportFileError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", _IMPORT_HINT)
+
+
 def parse_export(data: bytes | str) -> ConversationExport:
-    """Read a JSON export; anything else raises ImportFileError saying what is wrong."""
-    hint = "Choose a .json file exported by hfchat (Export JSON)."
-    if len(data) > MAX_IMPORT_BYTES:
-        raise ImportFileError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.", hint)
+    """Read a JSON export; anything else raises ImportFileError saying what is wrong.
+
+    Size and nesting are checked before `json.loads`, and every failure of the parser itself
+    (RecursionError, a number too long for int(), bad UTF-8) becomes the same notice."""
+    hint = _IMPORT_HINT
+    check_import_size(len(data))
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"The file is not valid JSON (not UTF-8 text: {exc.reason}).", hint) from None
+    if json_depth(text, MAX_IMPORT_DEPTH) > MAX_IMPORT_DEPTH:
+        raise ImportFileError(f"The file is nested more than {MAX_IMPORT_DEPTH} levels deep.", hint)
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError, as is int()'s digit limit
         raise ImportFileError(f"The file is not valid JSON ({exc}).", hint) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ImportFileError(
@@ -242,7 +287,7 @@ def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
     for message in export.messages:
         text = message.text
         notes = [f"📎 {f.name} (not included in the export)" for f in message.files]
-        text = "\n\n".join([t for t in [text, *notes] if t])
+        text = safe_images("\n\n".join([t for t in [text, *notes] if t]))  # a file's remote images: links
         item: dict[str, Any] = {"role": message.role, "content": text}
         if message.metadata is not None:
             item["metadata"] = message.metadata.model_dump(exclude_none=True)
@@ -255,6 +300,16 @@ def to_conversation(export: ConversationExport) -> Conversation:
     return Conversation(
         id=new_id(), title=export.title, messages=tuple(to_chat_messages(export)), settings=export.settings
     )
+
+
+def import_conversation(data: bytes | str) -> Conversation:
+    """An export file as a conversation to add, or ImportFileError: the one entry point for
+    the app's Import button, so every malformed file gets the same kind of notice."""
+    export = parse_export(data)
+    try:
+        return to_conversation(export)
+    except ValidationError as exc:  # e.g. a title of spaces, which the saved list strips to nothing
+        raise ImportFileError(f"The export is damaged: {_validation_message(exc)}.", _IMPORT_HINT) from None
 
 
 def file_stem(title: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from hfchat.backends import Delta
 from hfchat.config import Backend, ChatSettings, display_url
 from hfchat.messages import FOOTER_ID, SPEED_MARK
+from hfchat.safe_markdown import safe_images
 from hfchat.speed import SpeedMeter
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -234,12 +235,12 @@ class Reply:
             metadata: dict[str, Any] = {"title": THINKING_TITLE, "status": "pending"}
             if self.thinking_s is not None:
                 metadata = {"title": THINKING_TITLE, "status": "done", "duration": round(self.thinking_s, 2)}
-            out.append({"role": "assistant", "content": self.thinking.strip(), "metadata": metadata})
+            out.append({"role": "assistant", "content": safe_images(self.thinking.strip()), "metadata": metadata})
         answer = self.answer.lstrip("\n") if self.answer.strip() else ""  # text as the model wrote it
         if self.error:
             answer = f"{answer}\n\n{self.error}" if answer else self.error
-        if answer or self.notice:
-            out.append({"role": "assistant", "content": self.notice + answer})
+        if answer or self.notice:  # remote images become links: showing a reply fetches nothing
+            out.append({"role": "assistant", "content": safe_images(self.notice + answer)})
         if show_speed and self.finished and not self.error:
             out.append({"role": "assistant", "content": self.footer(), "metadata": {"id": FOOTER_ID}})
         return out
