@@ -25,7 +25,7 @@ from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, B
 from hfchat.errors import HFChatError
 from hfchat.export import build_export, file_stem, parse_export, to_conversation, to_json, to_markdown
 from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.limits import RateLimiter
+from hfchat.limits import RateLimiter, client_address
 from hfchat.presets import (
     CONTROL_NAMES,
     ControlValues,
@@ -175,7 +175,8 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         sides = [Side(history=data[chats[s]] or [], values={n: data[c] for n, c in panels[s].items()}) for s in SIDES]
         session = getattr(request, "session_hash", None)
         signed_in = getattr(oauth_token, "token", None)
-        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in):
+        client = client_address(request, options.on_space)
+        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, client):
             yield {box: "", status: "A and B are answering…", **dict(zip(chats.values(), windows, strict=True))}
         yield {status: "Both replies are in."}
 
@@ -236,6 +237,8 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         limiter=RateLimiter(options.rate_limit),
         retry=options.retry,
         limits=options.limits,
+        turn_timeout=options.turn_timeout,
+        stall_timeout=options.stall_timeout,
     )
     chat_fn = make_chat_fn(service, options)
     # Gradio hands its request (the session hash the rate limit counts) to a parameter

@@ -138,13 +138,15 @@ def compare_turn(
     session_token: str | None,
     session: str | None = None,
     oauth_token: str | None = None,
+    client: str | None = None,
 ) -> Iterator[list[list[Any]]]:
     """Send one prompt to every side at once; each update is every side's chat window.
 
     A blank prompt changes nothing, like the main chat box. The prompt is shown on both
     sides at once, before either model answers. Each side is one turn for the rate limit
-    of `session`, goes through the same checks as a main chat turn, and uses the same token
-    (the visitor's box, else their sign-in, else the server's).
+    of `session` (and of `client`, the visitor's address, on a public deployment), goes
+    through the same checks as a main chat turn, and uses the same token (the visitor's
+    box, else their sign-in, else the server's).
     """
     if not content_text(message).strip():
         return
@@ -154,7 +156,14 @@ def compare_turn(
     cancels = [threading.Event() for _ in sides]
     streams = [
         service.respond(
-            message, side.history, side.values, session_token, session=session, oauth_token=oauth_token, cancel=cancel
+            message,
+            side.history,
+            side.values,
+            session_token,
+            session=session,
+            oauth_token=oauth_token,
+            cancel=cancel,
+            client=client,
         )
         for side, cancel in zip(sides, cancels, strict=True)
     ]
