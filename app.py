@@ -16,6 +16,7 @@ import gradio as gr
 from gradio.components import Component
 
 from hfchat import conversations as convos
+from hfchat import net
 from hfchat.backends import ALL_CONTROLS, CONTROLS
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
@@ -117,6 +118,12 @@ def settings_controls(options: AppOptions, side: str = "") -> dict[str, Componen
             type="password",
             placeholder="hf_…, overrides HF_TOKEN",
         )
+        controls["endpoint_api_key"] = gr.Textbox(
+            "",
+            label="Endpoint API key (this browser session only)",
+            type="password",
+            placeholder="sent only to the endpoint URL above; never the HF token",
+        )
     for name, component in controls.items():
         component.elem_id = f"{ids}-{name.replace('_', '-')}"
     _follow_backend(controls, options.backend)
@@ -125,7 +132,7 @@ def settings_controls(options: AppOptions, side: str = "") -> dict[str, Componen
 
 def _follow_backend(controls: dict[str, Component], initial: Backend) -> None:
     """Show only the controls that reach the chosen backend, now and whenever it changes."""
-    toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"})}
+    toggled = {name: controls[name] for name in sorted(ALL_CONTROLS - {"hf_token"}) if name in controls}
     for name, component in toggled.items():
         component.visible = name in CONTROLS[initial]
 
@@ -166,8 +173,14 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop")
         clear = gr.Button("Clear", scale=1, elem_id="compare-clear")
     status = gr.Markdown("", elem_id="compare-status")
-    token = main["hf_token"]
-    inputs: set[Any] = {box, token, *chats.values(), *(c for panel in panels.values() for c in panel.values())}
+    token, endpoint_key = main["hf_token"], main["endpoint_api_key"]
+    inputs: set[Any] = {
+        box,
+        token,
+        endpoint_key,
+        *chats.values(),
+        *(c for panel in panels.values() for c in panel.values()),
+    }
 
     def run(
         data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
@@ -176,7 +189,8 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         session = getattr(request, "session_hash", None)
         signed_in = getattr(oauth_token, "token", None)
         client = client_address(request, options.on_space)
-        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, client):
+        endpoint = data[endpoint_key]
+        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, endpoint, client):
             yield {box: "", status: "A and B are answering…", **dict(zip(chats.values(), windows, strict=True))}
         yield {status: "Both replies are in."}
 
@@ -239,6 +253,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         limits=options.limits,
         turn_timeout=options.turn_timeout,
         stall_timeout=options.stall_timeout,
+        endpoint_api_key=options.endpoint_api_key,
     )
     chat_fn = make_chat_fn(service, options)
     # Gradio hands its request (the session hash the rate limit counts) to a parameter
@@ -581,6 +596,8 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # no URL's user:password or query in any log line
+        handler.addFilter(net.SCRUB_URLS)
     options = parse_options(argv)
     LOCAL_QUEUES.configure(options.local_concurrency)
     log.info("%s", options.deployment_policy.describe())

@@ -22,7 +22,7 @@ from bench.common import (
     reply_text,
 )
 from bench.models import build_model
-from hfchat import offline
+from hfchat import net
 from hfchat.speed import SpeedMeter
 from tests.fixtures.servers import TransformersServe, free_port
 
@@ -98,7 +98,7 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
         args = ["--backend", "endpoint", "--endpoint-url", serve.url, "--max-new-tokens", str(max_new_tokens)]
         with app_process(args, free_port()) as url:
             app = Client(url, verbose=False)
-            offline.allow_endpoint(serve.url)  # as the app does: HF_HUB_OFFLINE blocks only the Hub
+            net.register_endpoint(serve.url, None)  # as the app does: HF_HUB_OFFLINE blocks only the Hub
             direct = InferenceClient(base_url=serve.url, timeout=300)
             # Warm both paths (first request compiles/allocates on the server; first app turn builds the client).
             _, app_warm = _app_turn(app, max_new_tokens)

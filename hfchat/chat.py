@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from langchain_core.messages import BaseMessage
 
+from hfchat import net
 from hfchat.backends import BackendModule, Delta, builder, closing_stream, module_for
 from hfchat.cache import ModelCache
 from hfchat.config import (
@@ -66,6 +67,22 @@ class ChatService:
     """A turn's total deadline in seconds (--turn-timeout)."""
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     """The longest a started reply may go without a chunk (--stall-timeout)."""
+    endpoint_api_key: str = field(default="", repr=False)
+    """The operator's key for their own endpoint (--endpoint-api-key); see `net.endpoint_key`."""
+
+    def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
+        """The secret this turn's backend is built with, and whose fingerprint is in the cache
+        key: the Hugging Face token, or for a custom endpoint only what `net.endpoint_key`
+        allows there (never the HF token for a host that is not Hugging Face's)."""
+        if values.get("backend") != Backend.ENDPOINT:
+            return hf_token
+        return net.endpoint_key(
+            str(values.get("endpoint_url") or "").strip(),
+            hf_token=hf_token,
+            operator_url=self.policy.operator_endpoint,
+            operator_key=self.endpoint_api_key,
+            visitor_key=visitor_key or "",
+        )
 
     def model_for(self, spec: ModelSpec, token: str | None) -> tuple[Any, bool]:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache.
@@ -145,6 +162,7 @@ class ChatService:
         oauth_token: str | None = None,
         cancel: threading.Event | None = None,
         show_speed: bool = True,
+        endpoint_key: str | None = None,
         client: str | None = None,
     ) -> Iterator[list[Message]]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
@@ -154,8 +172,9 @@ class ChatService:
         `session` (Gradio's session hash) is what the per-session rate limit counts; on a
         public deployment `client` (the visitor's address) is counted too.
         Setting `cancel` from another thread stops the generation even while this generator
-        is blocked waiting for the backend (compare mode's Stop); closing it does too."""
-        token = resolve_token(session_token, oauth_token)
+        is blocked waiting for the backend (compare mode's Stop); closing it does too.
+        `endpoint_key` is the visitor's own key for their custom endpoint (this session only)."""
+        token = self.credential(values, resolve_token(session_token, oauth_token), endpoint_key)
         reply: Reply | None = None
         notice = ""
         settings: ChatSettings | None = None
@@ -366,6 +385,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         seed: float | None = -1,
         load_in_4bit: bool = d.load_in_4bit,
         hf_token: str | None = None,
+        endpoint_api_key: str | None = None,
         frequency_penalty: float = g.frequency_penalty,
         quant_type: str = d.quant_type,
         compute_dtype: str = d.compute_dtype,
@@ -402,7 +422,15 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; app.py sets the hint.
         signed_in = getattr(oauth_token, "token", None)
         yield from service.respond(
-            message, history, values, hf_token, session, signed_in, show_speed=show_speed, client=client
+            message,
+            history,
+            values,
+            hf_token,
+            session,
+            signed_in,
+            show_speed=show_speed,
+            endpoint_key=endpoint_api_key,
+            client=client,
         )
 
     return chat

@@ -43,6 +43,8 @@ class AppOptions:
     model: str = DEFAULT_LOCAL_MODEL
     provider: str = AUTO
     endpoint_url: str = ""
+    endpoint_api_key: str = field(default="", repr=False)
+    """The operator's key for their own --endpoint-url; a secret, so never in a repr."""
     served_model: str = ""
     task: str = "text-generation"
     system_prompt: str = ""
@@ -190,6 +192,12 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "--endpoint-url",
         default=default("endpoint_url", ""),
         help="base URL of an OpenAI-compatible server (TGI, vLLM, transformers serve)",
+    )
+    p.add_argument(
+        "--endpoint-api-key",
+        default=default("endpoint_api_key", ""),
+        help="key sent to --endpoint-url as 'Authorization: Bearer' (the HF token never goes to a host that is not "
+        "Hugging Face's); prefer HFCHAT_ENDPOINT_API_KEY, a flag shows in the process list",
     )
     p.add_argument(
         "--served-model", default=default("served_model", ""), help="model name the endpoint expects in requests"
@@ -351,6 +359,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         model=model,
         provider=args.provider,
         endpoint_url=args.endpoint_url,
+        endpoint_api_key=args.endpoint_api_key.strip(),
         served_model=args.served_model,
         task=args.task,
         system_prompt=args.system_prompt,

@@ -130,6 +130,12 @@ class EndpointNotAllowedError(HFChatError):
     title = "Endpoint not allowed here"
 
 
+class RedirectRefusedError(HFChatError):
+    """A custom endpoint answered with a redirect, which hfchat never follows (see hfchat.net)."""
+
+    title = "Redirect refused"
+
+
 class TooManyMessagesError(HFChatError):
     """A visitor went over the per-session rate limit (--rate-limit)."""
 

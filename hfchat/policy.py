@@ -8,22 +8,21 @@ is downloaded: from the Hub for a repo ID, from the files' headers for a local f
 
 Custom endpoints: on a public deployment a visitor's endpoint URL must not reach the
 server's own network (loopback, private, link-local addresses), or the app would become a
-way into it; the operator's own `--endpoint-url` is always allowed.
+way into it; the operator's own `--endpoint-url` is always allowed. The check here gives
+the message early; `hfchat.net` repeats it on every connection, pinned to what it checked.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
-import socket
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
+from hfchat import net
 from hfchat.config import Backend, ModelSpec, display_url, looks_like_path
 from hfchat.errors import EndpointNotAllowedError, LocalModelNotAllowedError, corrupt_weights
 
@@ -97,24 +96,13 @@ def hub_param_count(repo_id: str, token: str | None) -> int | None:
     return info.safetensors.total if info.safetensors else None
 
 
-def _endpoint_base(url: str) -> str:
-    """scheme://host:port of a URL, the part that decides where requests go."""
-    parts = urlparse(url.strip())
-    return f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}".lower()
-
-
 def internal_address(host: str) -> str | None:
     """The first loopback, private, link-local or otherwise non-public address `host` resolves
     to, or None (also when it does not resolve: the request will then fail on its own)."""
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
+        return next((a for a in net.resolve(host, 0) if net.is_internal(a)), None)
+    except (OSError, UnicodeError, ValueError):
         return None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global or address.is_multicast:
-            return str(address)
-    return None
 
 
 @dataclass(frozen=True)
@@ -138,9 +126,12 @@ class DeploymentPolicy:
         url = spec.endpoint_url or ""
         if spec.backend is not Backend.ENDPOINT or not self.public:
             return
-        if self.operator_endpoint and _endpoint_base(url) == _endpoint_base(self.operator_endpoint):
+        if self.operator_endpoint and net.origin(url) == net.origin(self.operator_endpoint):
             return
-        internal = internal_address(urlparse(url).hostname or "")
+        # Checked now for a clear message before anything is built, and again by every
+        # connection (hfchat.net pins it to the addresses it checked): DNS may change.
+        net.EGRESS.guard(url)
+        internal = internal_address(net.origin(url)[1])
         if internal is not None:
             raise EndpointNotAllowedError(
                 f"This public deployment does not connect to local or private network addresses, and "

@@ -30,10 +30,10 @@ from tests.fixtures import SENTINEL_TOKEN
 def test_presets_cover_every_control_but_the_token() -> None:
     chat = make_chat_fn(ChatService(), parse_options([], {}))
     params = list(inspect.signature(chat).parameters)[2:]
-    credentials_and_gradio = {"hf_token", "oauth_token", "request"}  # never settings
+    credentials_and_gradio = {"hf_token", "endpoint_api_key", "oauth_token", "request"}  # never settings
     missing = set(params) - credentials_and_gradio - set(CONTROL_NAMES)
     assert not missing, f"presets and exports would leave out {missing}: add them to ControlValues"
-    assert "hf_token" not in CONTROL_NAMES
+    assert "hf_token" not in CONTROL_NAMES and "endpoint_api_key" not in CONTROL_NAMES
 
 
 def test_builtins_are_the_seed_models_and_a_cpu_one() -> None:

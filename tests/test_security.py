@@ -172,7 +172,7 @@ def test_a_crash_inside_the_backend_shows_no_token_in_chat_logs_or_traceback(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     service = ChatService(cache=ModelCache(2), build=crashing_build)
-    app = launch("--backend", "endpoint", "--endpoint-url", "http://127.0.0.1:9", service=service)
+    app = launch("--backend", "providers", "--model", "org/model", service=service)
     reply = ask(app.client(), "Hi", hf_token=SENTINEL_TOKEN)
     assert reply.startswith("⚠️ **Generation failed.**") and "backend exploded" in reply
     assert SENTINEL_TOKEN not in reply

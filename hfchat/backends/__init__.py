@@ -23,7 +23,7 @@ _COMMON = frozenset(
 
 CONTROLS: dict[Backend, frozenset[str]] = {
     Backend.PROVIDERS: _COMMON | {"provider", "frequency_penalty"},
-    Backend.ENDPOINT: _COMMON | {"endpoint_url", "served_model", "frequency_penalty"},
+    Backend.ENDPOINT: _COMMON | {"endpoint_url", "served_model", "frequency_penalty", "endpoint_api_key"},
     Backend.LOCAL: _COMMON
     | {"top_k", "repetition_penalty", "load_in_4bit", "quant_type", "compute_dtype", "double_quant", "device"},
 }

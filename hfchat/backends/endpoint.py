@@ -1,51 +1,63 @@
 """Custom endpoints: HuggingFaceEndpoint(endpoint_url=...) to any OpenAI-compatible server
-(TGI, vLLM, `transformers serve`, Inference Endpoints)."""
+(TGI, vLLM, llama.cpp, `transformers serve`, Inference Endpoints)."""
 
 from __future__ import annotations
 
-from hfchat import offline
+from urllib.parse import urlsplit, urlunsplit
+
+from hfchat import net
 from hfchat.backends.remote import RemoteChat, call_kwargs, stream
 from hfchat.config import DEFAULT_TIMEOUT_S, ModelSpec
 
-__all__ = ["build", "call_kwargs", "discover_served_model", "stream"]
+__all__ = ["build", "call_kwargs", "discover_served_model", "models_url", "stream"]
 
 
-def build(spec: ModelSpec, token: str | None) -> RemoteChat:
+def build(spec: ModelSpec, key: str | None) -> RemoteChat:
+    """`key` is what this endpoint's requests carry, already decided by `net.endpoint_key`
+    (never the Hugging Face token for a host that is not Hugging Face's), or None."""
+    from huggingface_hub import AsyncInferenceClient, InferenceClient
     from langchain_huggingface import HuggingFaceEndpoint
 
     url = spec.endpoint_url or ""
-    offline.allow_endpoint(url)
+    timeout = spec.timeout or DEFAULT_TIMEOUT_S
+    net.register_endpoint(url, key)
     # HuggingFaceEndpoint fills its `model` field from endpoint_url itself.
     llm = HuggingFaceEndpoint(  # type: ignore[call-arg]
-        endpoint_url=url,
-        task=spec.task,
-        huggingfacehub_api_token=token,
-        timeout=spec.timeout or DEFAULT_TIMEOUT_S,
+        endpoint_url=url, task=spec.task, huggingfacehub_api_token=key, timeout=timeout
     )
+    # LangChain gives a non-HF URL api_key=None (and a *.hf.space URL the HF token), and
+    # huggingface_hub turns None into the machine's own token: the clients get an explicit
+    # key instead, "none" included.
+    explicit = key or net.NO_CREDENTIALS
+    llm.client = InferenceClient(model=url, timeout=timeout, api_key=explicit)
+    llm.async_client = AsyncInferenceClient(model=url, timeout=timeout, api_key=explicit)
     chat = RemoteChat(llm=llm)
     # Without this the request says model="dummy", which vLLM and a pinned
     # `transformers serve` reject; a served name given per call still wins.
-    served = discover_served_model(url)
+    served = discover_served_model(url, key)
     if served:
         chat.model_id = served
     return chat
 
 
-def _base_url(endpoint_url: str) -> str:
-    base = endpoint_url.rstrip("/")
+def models_url(endpoint_url: str) -> str:
+    """The server's GET /v1/models, built from the parsed URL: the path loses a trailing
+    /chat/completions or /v1, and the query (some servers take a key there) stays a query."""
+    parts = urlsplit(endpoint_url.strip())
+    path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/v1"):
-        base = base.removesuffix(suffix)
-    return base
+        path = path.removesuffix(suffix)
+    return urlunsplit((parts.scheme, parts.netloc, f"{path}/v1/models", parts.query, ""))
 
 
-def discover_served_model(endpoint_url: str, timeout: float = 3.0) -> str | None:
+def discover_served_model(endpoint_url: str, key: str | None = None, timeout: float = 3.0) -> str | None:
     """The server's only model from GET /v1/models, or None when it lists none or several.
 
-    Plain httpx, not huggingface_hub, so it is neither blocked by offline mode nor sent a token.
+    Through the guarded shared client (`hfchat.net`): the same pinning, redirect and
+    credential rules as the chat requests, and offline mode does not block it.
     """
-    import httpx
-
-    response = httpx.get(f"{_base_url(endpoint_url)}/v1/models", timeout=timeout)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = net.session().get(models_url(endpoint_url), headers=headers, timeout=timeout)
     if response.status_code in (404, 405):
         return None  # the server has no model list
     response.raise_for_status()  # a 5xx or refused connection is an error, not a missing name
