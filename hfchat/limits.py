@@ -120,9 +120,12 @@ def client_address(request: Any, on_space: bool = False) -> str | None:
     if request is None:
         return None
     if on_space:
-        headers = getattr(request, "headers", None) or {}
-        forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
-        for entry in reversed(str(forwarded).split(",")):
+        headers = getattr(request, "headers", None)
+        getlist = getattr(headers, "getlist", None)  # starlette's Headers: one value per header line
+        get = getattr(headers, "get", None)  # a plain mapping (Gradio's copy of a queued request)
+        values = getlist("x-forwarded-for") if callable(getlist) else [get("x-forwarded-for") if callable(get) else ""]
+        forwarded = ",".join(str(v) for v in values if v)
+        for entry in reversed(forwarded.split(",")):
             host = _host_of(entry)
             if host is not None and host.is_global:
                 return str(host)
