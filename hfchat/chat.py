@@ -119,18 +119,23 @@ class ChatService:
         return None if settings.spec.backend is Backend.LOCAL else started + self.turn_timeout
 
     def bounded(self, turn: Turn, settings: ChatSettings, cancel: threading.Event, started: float) -> Bounded:
-        """The turn's stream from its backend, within max_new_tokens and the deadlines."""
-        if settings.spec.backend is Backend.LOCAL:
-            started = time.monotonic()  # the model is ready now: generation starts the clock
+        """The turn's stream from its backend, within max_new_tokens and the deadlines.
+
+        A remote server must send its first chunk within --timeout of the request, however
+        it trickles bytes; a local generation may wait longer for its turn on the device."""
+        opened = time.monotonic()
+        local = settings.spec.backend is Backend.LOCAL
+        if local:
+            started = opened  # the model is ready now: generation starts the clock
         deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel)
-        return Bounded(
-            deltas,
-            settings.generation.max_new_tokens,
-            started + self.turn_timeout,
-            self.turn_timeout,
-            self.stall_timeout,
-            cancel,
+        deadlines = Deadlines(
+            turn_end=started + self.turn_timeout,
+            turn_timeout=self.turn_timeout,
+            stall_timeout=self.stall_timeout,
+            first_by=None if local else opened + self.timeout,
+            first_timeout=self.timeout,
         )
+        return Bounded(deltas, settings.generation.max_new_tokens, deadlines, cancel)
 
     def open_turn(
         self,
@@ -245,16 +250,40 @@ _TIMEOUTS = (DeadlineExceeded, TimeoutError, httpx.TimeoutException)
 """What a read past its deadline raises: hfchat.net's own error, or httpx's wrapping of it."""
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """One turn's time limits, on the time.monotonic() clock."""
+
+    turn_end: float
+    turn_timeout: float
+    stall_timeout: float
+    first_by: float | None = None
+    """When the first chunk must have come (a remote server: --timeout after the request)."""
+    first_timeout: float = 0
+
+    def next_due(self, started: bool, now: float) -> tuple[float, str]:
+        """When the next chunk must arrive, and the notice if it does not."""
+        turn = (self.turn_end, f"cut: the turn took longer than {self.turn_timeout:g} s (--turn-timeout).")
+        if started:
+            stall = f"cut: the server sent nothing for {self.stall_timeout:g} s (--stall-timeout)."
+            return min(turn, (now + self.stall_timeout, stall))
+        if self.first_by is None:
+            return turn
+        first = f"cut: the server sent nothing for {self.first_timeout:g} s (--timeout)."
+        return min(turn, (self.first_by, first))
+
+
 class Bounded:
     """A backend's deltas within one turn's limits; iterate it once, then read `cut`.
 
     - Tokens: more chunks (answer and reasoning alike) than `max_new_tokens`, or a server
       usage above it, ends the reply; so do more than CHARS_PER_TOKEN x max_new_tokens
       characters (a chunk is clipped first, so an oversized one is never kept whole).
-    - Time: the stream must end by `turn_end` (time.monotonic()), and once it has started
-      each next chunk must come within `stall_timeout`. Each read runs under that deadline
-      (`hfchat.deadline.io_deadline`: hfchat.net makes socket reads honour it, and the local
-      streamer's wait does too); a chunk that still arrives late ends the reply after it.
+    - Time (`Deadlines`): the stream must end by the turn's deadline, its first chunk come
+      within --timeout (remote servers), and each next one within --stall-timeout. Each
+      read runs under that deadline (`hfchat.deadline.io_deadline`: hfchat.net makes socket
+      reads honour it, and the local streamer's wait does too); a chunk that still arrives
+      late ends the reply after it.
 
     At a limit, `cut` says why ("cut: ..."), `cancel` is set so a generate thread stops,
     and the stream is closed, which ends the HTTP request.
@@ -264,17 +293,13 @@ class Bounded:
         self,
         deltas: Iterator[Delta],
         max_new_tokens: int,
-        turn_end: float,
-        turn_timeout: float,
-        stall_timeout: float,
+        deadlines: Deadlines,
         cancel: threading.Event,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.deltas = deltas
         self.max_new_tokens = max_new_tokens
-        self.turn_end = turn_end
-        self.turn_timeout = turn_timeout
-        self.stall_timeout = stall_timeout
+        self.deadlines = deadlines
         self.cancel = cancel
         self.clock = clock
         self.cut = ""
@@ -283,7 +308,7 @@ class Bounded:
         chunks, chars_left, started = 0, CHARS_PER_TOKEN * self.max_new_tokens, False
         with closing_stream(self.deltas):
             while True:
-                due = min(self.turn_end, self.clock() + self.stall_timeout) if started else self.turn_end
+                due, late_notice = self.deadlines.next_due(started, self.clock())
                 try:
                     with io_deadline(due):
                         delta = next(self.deltas)
@@ -291,8 +316,8 @@ class Bounded:
                     return
                 except _TIMEOUTS:
                     if self.clock() < due - 0.05:
-                        raise  # a read timeout of its own (--timeout), not the turn's deadline
-                    return self._stop(self._late(due))
+                        raise  # a read timeout of its own (--timeout), not one of the deadlines
+                    return self._stop(late_notice)
                 late = self.clock() > due  # arrived after the deadline (a reader that ignores it)
                 if delta.text or delta.reasoning:
                     started = True
@@ -308,15 +333,10 @@ class Bounded:
                 if delta.usage is not None and (delta.usage.output_tokens or 0) > self.max_new_tokens:
                     return self._stop(self._too_long())
                 if late:
-                    return self._stop(self._late(due))
+                    return self._stop(late_notice)
 
     def _too_long(self) -> str:
         return f"cut: the server sent more than max_new_tokens ({self.max_new_tokens})."
-
-    def _late(self, due: float) -> str:
-        if due >= self.turn_end:
-            return f"cut: the turn took longer than {self.turn_timeout:g} s (--turn-timeout)."
-        return f"cut: the server sent nothing for {self.stall_timeout:g} s (--stall-timeout)."
 
     def _stop(self, reason: str) -> None:
         self.cut = reason

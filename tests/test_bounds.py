@@ -73,6 +73,10 @@ class FaultServer:
 
     def _body(self, mode: str) -> Iterator[str]:
         try:
+            if mode == "trickle-first":  # 1 byte every 0.5 s from the start: no first chunk ever
+                while True:
+                    time.sleep(0.5)
+                    yield ":"
             yield chunk("Start. ")
             if mode == "endless":  # tokens forever, no usage
                 while True:
@@ -183,6 +187,17 @@ def test_a_one_byte_a_second_stream_ends_at_the_turn_timeout(fault: FaultServer)
     assert not turn.gave_up and turn.seconds < 8, f"the turn ran {turn.seconds:.1f} s"
     assert "cut: the turn took longer than 3 s (--turn-timeout)" in turn.text, turn.text
     assert turn.text.startswith("Start.")
+    assert fault.closed.wait(10), "the server never saw the stream closed"
+    assert_next_message_works(fn, fault)
+
+
+def test_a_server_that_trickles_before_its_first_chunk_ends_at_the_read_timeout(fault: FaultServer) -> None:
+    """--timeout meant "how long an endpoint may take to answer": now it holds for a trickle too."""
+    fn = chat_fn(fault.url, "--turn-timeout", "60", timeout=2)
+    fault.mode = "trickle-first"
+    turn = run_turn(fn)
+    assert not turn.gave_up and turn.seconds < 7, f"the turn ran {turn.seconds:.1f} s"
+    assert "cut: the server sent nothing for 2 s (--timeout)" in turn.text, turn.text
     assert fault.closed.wait(10), "the server never saw the stream closed"
     assert_next_message_works(fn, fault)
 
