@@ -1,8 +1,8 @@
 """`python -m bench.bigreply`: the app's memory when servers send huge replies (issue 10, break 4).
 
 A loopback endpoint streams a reply that would be `--reply-mb` MB (chunks of `--chunk-kb` KB,
-as fast as the app reads, no usage, never a finish reason), and `--sessions` new
-gradio_client sessions each ask for one reply at once. The app's RSS (psutil) is sampled
+as fast as the app reads, no usage, never a finish reason), and `--sessions` new visitor
+sessions (Gradio's REST API, one event at a time) each ask for one reply at once. The app's RSS (psutil) is sampled
 throughout: at start, after a warm-up turn, its peak, when the replies are in, and
 `--settle` seconds after the clients have gone. Also reported: the characters each reply
 kept, and how much of each huge reply the server managed to send before the app hung up.
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import psutil  # noqa: E402
-from gradio_client import Client  # noqa: E402
 
 from bench.common import base_env, reply_text, stop_process, wait_http_200  # noqa: E402
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, free_port, sse_response  # noqa: E402
@@ -92,14 +92,27 @@ class Sampler:
 
 
 def one_session(url: str, max_new_tokens: int) -> int:
-    """One new visitor asks once; returns how many characters the reply it got holds."""
-    client = Client(url, verbose=False)
-    try:
-        message = {"text": "Say a lot.", "files": []}
-        out = client.predict(message=message, max_new_tokens=max_new_tokens, api_name="/chat")
-        return len(reply_text(out))
-    finally:
-        client.close()
+    """One new visitor asks once; returns how many characters the reply it got holds.
+
+    Plain httpx on Gradio's REST API, reading one event at a time: gradio_client keeps every
+    intermediate update, which for a 100 MB reply is gigabytes in this process."""
+    with httpx.Client(base_url=url, timeout=600) as http:
+        params = http.get("gradio_api/info").json()["named_endpoints"]["/chat"]["parameters"]
+        values = {p["parameter_name"]: p["parameter_default"] for p in params[1:]}
+        values["max_new_tokens"] = max_new_tokens
+        body = {"data": [{"text": "Say a lot.", "files": []}, *values.values()]}
+        call = http.post("gradio_api/call/chat", json=body)
+        call.raise_for_status()
+        event, data = "", ""
+        with http.stream("GET", f"gradio_api/call/chat/{call.json()['event_id']}") as events:
+            for line in events.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    data = line.split(":", 1)[1].strip()
+    if event != "complete":
+        raise RuntimeError(f"the app answered {event!r}: {data[:200]}")
+    return len(reply_text(json.loads(data)))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
