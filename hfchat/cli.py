@@ -223,7 +223,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "--timeout",
         type=_positive,
         default=default("timeout", DEFAULT_TIMEOUT_S),
-        help="seconds to wait for an endpoint to connect or answer each read",
+        help="seconds an endpoint may take to connect, to answer each read, and to send its first chunk",
     )
     p.add_argument(
         "--turn-timeout",
