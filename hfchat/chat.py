@@ -283,7 +283,8 @@ class Bounded:
       within --timeout (remote servers), and each next one within --stall-timeout. Each
       read runs under that deadline (`hfchat.deadline.io_deadline`: hfchat.net makes socket
       reads honour it, and the local streamer's wait does too); a chunk that still arrives
-      late ends the reply after it.
+      late ends the reply after it. Before the first chunk a deadline is a timeout error
+      (nothing to keep, so the reply reads "Timed out"), after it a cut.
 
     At a limit, `cut` says why ("cut: ..."), `cancel` is set so a generate thread stops,
     and the stream is closed, which ends the HTTP request.
@@ -315,8 +316,10 @@ class Bounded:
                 except StopIteration:
                     return
                 except _TIMEOUTS:
-                    if self.clock() < due - 0.05:
-                        raise  # a read timeout of its own (--timeout), not one of the deadlines
+                    if not started or self.clock() < due - 0.05:
+                        # Nothing arrived yet: the server did not answer in time, an error like
+                        # any timeout. Or a read timeout of its own (--timeout) came first.
+                        raise
                     return self._stop(late_notice)
                 late = self.clock() > due  # arrived after the deadline (a reader that ignores it)
                 if delta.text or delta.reasoning:
