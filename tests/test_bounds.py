@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gradio_client import Client
 
+from app import build_app, queued
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.reply import answer_text
-from tests.fixtures.servers import RecordedRequest, Recorder, Response, chat_route_handler, sse_response
+from tests.fixtures.servers import RecordedRequest, Recorder, Response, chat_route_handler, free_port, sse_response
 
 GIVE_UP_S = 20.0
 """How long a test reads a turn before calling it unbounded."""
@@ -66,7 +68,8 @@ class FaultServer:
         return self.recorder.url
 
     def handle(self, req: RecordedRequest) -> Response:
-        if self.mode == "ok":
+        asked = json.dumps(req.json)
+        if self.mode == "ok" or (self.mode == "trickle-attack" and "attack" not in asked):
             return chat_route_handler("All good here.")(req)
         self.closed.clear()
         return sse_response(self._body(self.mode))
@@ -93,7 +96,7 @@ class FaultServer:
             elif mode == "huge-chunk":  # one chunk of 4 M characters, claimed to be 1 token
                 yield chunk("x" * 4_000_000, usage=1)
                 yield "data: [DONE]\n\n"
-            elif mode == "trickle":  # 1 byte every 0.5 s of a chunk that never ends
+            elif mode in ("trickle", "trickle-attack"):  # 1 byte every 0.5 s of a chunk that never ends
                 yield 'data: {"choices": [{"index": 0, "delta": {"content": "'
                 while True:
                     time.sleep(0.5)
@@ -238,3 +241,29 @@ def test_turn_and_stall_timeouts_are_flags_and_variables() -> None:
     assert defaults.turn_timeout == 300 and defaults.stall_timeout == 60
     with pytest.raises(SystemExit):
         parse_options(["--turn-timeout", "0"], {})
+
+
+def test_slow_streams_free_their_workers_for_a_bystander(fault: FaultServer) -> None:
+    """Break 5: trickling streams held every worker, so a bystander waited for ever."""
+    options = parse_options(
+        ["--backend", "endpoint", "--endpoint-url", fault.url, "--concurrency", "2", "--turn-timeout", "3"], {}
+    )
+    demo = queued(build_app(options), options)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    fault.mode = "trickle-attack"
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        attacks = [
+            Client(url, verbose=False).submit(message={"text": "attack", "files": []}, api_name="/chat")
+            for _ in range(2)
+        ]
+        time.sleep(1)  # both workers are taken by the trickles
+        started = time.monotonic()
+        bystander = Client(url, verbose=False).submit(message={"text": "Hi", "files": []}, api_name="/chat")
+        assert answer_text(bystander.result(timeout=GIVE_UP_S)) == "All good here."
+        assert time.monotonic() - started < 8, "the bystander waited for the slow streams"
+        for attack in attacks:
+            assert "cut: the turn took longer than 3 s" in answer_text(attack.result(timeout=GIVE_UP_S))
+    finally:
+        demo.close()
