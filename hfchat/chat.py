@@ -33,7 +33,15 @@ from hfchat.config import (
     build_settings,
 )
 from hfchat.deadline import DeadlineExceeded, io_deadline
-from hfchat.errors import RECOVERABLE, ConfigError, EmptyReplyError, GenerationError, HFChatError, translate
+from hfchat.errors import (
+    RECOVERABLE,
+    ConfigError,
+    EmptyReplyError,
+    GenerationError,
+    HFChatError,
+    internal_error,
+    translate,
+)
 from hfchat.images import file_paths
 from hfchat.limits import CHARS_PER_TOKEN, DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, RateLimiter, client_address
 from hfchat.messages import (
@@ -88,8 +96,9 @@ class ChatService:
         """The built ChatHuggingFace for `spec`, and whether it came from the cache.
 
         The deployment's policy (local models, endpoint URLs) is checked on every build, before
-        any download or request.
+        any download or request. Every request it makes goes out under `hfchat.net`'s rules.
         """
+        net.install()
         build = self.build(spec, token)
 
         def checked_build() -> Any:
@@ -220,18 +229,15 @@ class ChatService:
                 _check_not_empty(reply)
             log.info("turn done: %s", reply.footer())
             yield reply.messages(show_speed)
-        except RECOVERABLE as exc:
-            error: HFChatError = translate(exc, settings.spec.where if settings else "The backend")
-            # An error we have no specific message for may be a bug: keep its traceback in the log.
-            # Servers and libraries may echo a token in their errors: both outputs are redacted.
-            trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
-            log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), token))
-            shown = redact(error.markdown(), token)
-            if reply is None:
-                yield [{"role": "assistant", "content": notice + shown}]
-            else:
-                reply.fail(shown)
-                yield reply.messages(show_speed)
+        except Exception as exc:  # noqa: BLE001 - the one boundary of a turn, see below
+            # Whatever a turn raises ends here as a message in the chat, after the partial reply,
+            # and the history is untouched. An exception that escaped would reach Gradio, whose
+            # generic "Error" badge loses the partial reply and wedges the browser tab (issue 10).
+            # Errors of servers and libraries (RECOVERABLE) are translated; anything else is a bug
+            # of ours, shown as an internal error whose reference finds its traceback in the log.
+            # Every secret of this turn is masked, even those not sent (a server may know another).
+            secrets = (token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
+            yield _failure(exc, settings, secrets, reply, notice, show_speed)
         finally:
             cancel.set()
 
@@ -354,6 +360,35 @@ def _clip(delta: Delta, chars_left: int) -> tuple[Delta, bool]:
     reasoning = delta.reasoning[: max(chars_left, 0)]
     text = delta.text[: max(chars_left - len(reasoning), 0)]
     return Delta(text=text, reasoning=reasoning, finish_reason=delta.finish_reason, usage=delta.usage), True
+
+
+def _failure(
+    exc: Exception,
+    settings: ChatSettings | None,
+    secrets: Sequence[str | None],
+    reply: Reply | None,
+    notice: str,
+    show: bool,
+) -> list[Message]:
+    """The chat window's messages for a turn that raised `exc`: the reply so far, then the error.
+
+    Servers and libraries may echo a token in their errors: what is shown and logged is redacted."""
+    error: HFChatError
+    if isinstance(exc, RECOVERABLE):
+        where = settings.spec.where if settings else "The backend"
+        error = translate(exc, where, started=reply is not None and reply.chunks > 0)
+        # An error we have no specific message for may be a bug: keep its traceback in the log.
+        trace = "".join(traceback.format_exception(exc)) if isinstance(error, GenerationError) else ""
+        log.warning("turn failed: %s: %s", type(exc).__name__, redact(f"{error.message}\n{trace}".strip(), *secrets))
+    else:
+        error = internal_error()
+        trace = "".join(traceback.format_exception(exc))
+        log.error("turn failed: internal error, reference %s:\n%s", error.reference, redact(trace, *secrets))
+    shown = redact(error.markdown(), *secrets)
+    if reply is None:
+        return [{"role": "assistant", "content": notice + shown}]
+    reply.fail(shown)
+    return reply.messages(show)
 
 
 def _backend(settings: ChatSettings) -> BackendModule:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -104,12 +105,15 @@ class ModelSpec(BaseModel):
 
     @property
     def where(self) -> str:
-        """How errors and logs name this backend (never with credentials in a URL)."""
+        """How errors and logs name this backend (never with credentials in a URL).
+
+        Total: it never raises, whatever the fields hold, because the error path names the
+        backend with it (a spec is built unchecked by `model_construct` too)."""
         if self.backend is Backend.PROVIDERS:
-            return f"Inference Providers ({self.provider}) for {self.model}"
+            return f"Inference Providers ({printable(str(self.provider))}) for {printable(str(self.model))}"
         if self.backend is Backend.ENDPOINT:
             return f"The endpoint {display_url(self.endpoint_url or '')}"
-        return f"The local model {self.model}"
+        return f"The local model {printable(str(self.model))}"
 
 
 class RetryPolicy(BaseModel):
@@ -253,21 +257,95 @@ def _check_local_model(model: str) -> None:
     _check_repo_id(model)
 
 
+SHOWN_MAX_CHARS = 200
+"""How much of a URL or name an error message or log line shows."""
+
+
+def printable(text: str, limit: int = SHOWN_MAX_CHARS) -> str:
+    """`text` on one line and at most `limit` characters: control, format and line-separator
+    characters (CR, LF, NUL, zero-width...) are escaped, so a log line can't be forged."""
+    head = text[: limit * 2]
+
+    def escaped(c: str) -> str:
+        odd = c != " " and unicodedata.category(c)[0] in "CZ"
+        return c.encode("unicode_escape").decode("ascii") if odd else c
+
+    shown = "".join(escaped(c) for c in head)
+    return shown if len(shown) <= limit and len(head) == len(text) else shown[: limit - 1] + "…"
+
+
 def display_url(url: str) -> str:
-    """A URL without user:password and query, safe to show and log."""
-    parts = urlparse(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    """A URL without user:password, query and fragment, safe to show and log.
+
+    Total: it never raises for any text (a bad port or bracket is shown roughly), because
+    error messages name the endpoint with it. A password containing '/' (which puts it in
+    the path, by the URL rules) is not shown either.
+    """
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        port = parts.port
+        scheme, path = parts.scheme, parts.path
+        host = f"[{host}]" if ":" in host else host
+        authority = f"{host}:{port}" if port else host
+    except ValueError:  # a port out of range or not a number, an unclosed '[': split by hand
+        scheme, found, rest = text.partition("://")
+        if not found:
+            scheme, rest = "", text
+        rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+        authority, slash, path = rest.partition("/")
+        authority, path = authority.rpartition("@")[2], slash + path
+    if "@" in path:
+        path = "/…@" + path.rpartition("@")[2]
+    return printable(f"{scheme}://{authority}{path}")
+
+
+MAX_URL_CHARS = 2048
+"""Longest endpoint_url accepted (browsers and servers commonly stop at about 2 K)."""
+
+_URL_EXAMPLE = (
+    "enter the server's base URL, such as http://127.0.0.1:8000 "
+    "(an OpenAI-compatible server: TGI, vLLM, transformers serve)"
+)
+_CHAR_NAMES = {"\r": "a carriage return (CR)", "\n": "a line break (LF)", "\t": "a tab", " ": "a space"}
+
+
+def _char_name(c: str) -> str:
+    name = _CHAR_NAMES.get(c) or unicodedata.name(c, "an invisible control character")
+    return f"{name} (U+{ord(c):04X})"
 
 
 def _check_url(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    """Refuse an endpoint URL that could not be connected to as typed, naming `endpoint_url`
+    and saying how to fix it; never echoes the URL (it may hold a password, or be huge)."""
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f"endpoint_url: {len(url):,} characters, over the limit of {MAX_URL_CHARS:,}; {_URL_EXAMPLE}")
+    odd = next((c for c in url if c.isspace() or unicodedata.category(c)[0] == "C"), None)
+    if odd is not None:
         raise ValueError(
-            "endpoint_url: enter the server's base URL, such as http://127.0.0.1:8000 "
-            "(an OpenAI-compatible server: TGI, vLLM, transformers serve)"
+            f"endpoint_url: contains {_char_name(odd)} at character {url.index(odd) + 1}; remove it "
+            f"(retype the URL rather than pasting it) and {_URL_EXAMPLE}"
+        )
+    try:
+        parsed = urlsplit(url)
+        host = parsed.hostname
+    except ValueError:  # an unclosed '[', or a host that changes under NFKC normalisation
+        raise ValueError(
+            f"endpoint_url: the host cannot be read (an IPv6 address goes in brackets, as in http://[::1]:8000); "
+            f"{_URL_EXAMPLE}"
+        ) from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise ValueError(f"endpoint_url: {_URL_EXAMPLE}")
+    try:
+        port = parsed.port
+    except ValueError:  # out of range, or not a number
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        typed = parsed.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise ValueError(
+            f"endpoint_url: the port {printable(typed, 12)!r} is not a number between 1 and 65535; fix the "
+            "number after the host's ':' (as in http://127.0.0.1:8000), or leave it out for the scheme's default"
         )
 
 

@@ -6,7 +6,10 @@ place, so the chat shows a readable message instead of a stack trace.
 
 from __future__ import annotations
 
+import ast
+import json
 import re
+import secrets
 from typing import ClassVar
 
 import httpx
@@ -106,6 +109,48 @@ class ChatTemplateError(HFChatError):
 
 class GenerationError(HFChatError):
     title = "Generation failed"
+
+
+class UnreadableReplyError(HFChatError):
+    """The server's stream is not the OpenAI chat-completion format: its fault, not ours."""
+
+    title = "Unreadable reply"
+
+
+class ReplyCutOffError(HFChatError):
+    """The reply had started when the stream broke: the words say so, and why."""
+
+    title = "The reply was cut off"
+
+
+class InternalError(HFChatError):
+    """A bug in hfchat. The page shows only a reference; the log has the traceback under it."""
+
+    title = "Internal error"
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(
+            f"Internal error (reference {reference}); the conversation is kept.",
+            "This is a bug in hfchat, not a problem with your settings: send again, and if it happens again "
+            f"report it with the reference {reference} (the app's log has the details under it).",
+        )
+        self.reference = reference
+
+    def markdown(self) -> str:
+        return f"{ERROR_MARK} {self.message}\n\n{self.hint}"
+
+
+def internal_error() -> InternalError:
+    """An InternalError with a fresh reference, short enough to read out, unique enough to grep."""
+    return InternalError(secrets.token_hex(3))
+
+
+class MalformedChunk(ValueError):
+    """Raised where a streamed chunk is read when its shape is wrong; `translate` names the server."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class UnsupportedTaskError(HFChatError):
@@ -253,12 +298,79 @@ _MISSING_MODEL = re.compile(
 )
 
 
-def translate(exc: BaseException, where: str = "The backend") -> HFChatError:
-    """Turn any error from the stack into an HFChatError that says how to fix it."""
+def _event_words(exc: BaseException) -> str:
+    """The server's own words in an error event (`data: {"error": ...}`), whose text
+    huggingface_hub makes from the event's `error` field: a string, or an OpenAI-style object."""
+    text = str(exc).strip()
+    if text.startswith("{") and len(text) < 20_000:
+        try:  # huggingface_hub passed the object through; its str() is a Python repr
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            message = value.get("message") or value.get("detail") or value.get("error")
+            text = message if isinstance(message, str) else json.dumps(value, default=str)
+    return " ".join(text.split())[:300]
+
+
+def _is_error_event(exc: BaseException) -> bool:
+    """huggingface_hub raises a TextGenerationError (an httpx.HTTPError) for an error event."""
+    return any(cls.__name__ == "TextGenerationError" for cls in type(exc).__mro__)
+
+
+_CUT_OFF_HINT = "The server may have crashed or restarted: check it, then send again (the text above is what arrived)."
+
+
+def _cut_off(exc: BaseException, where: str) -> HFChatError | None:
+    """After part of the reply: a broken stream or an error event says the reply was cut off, and why."""
+    text = str(exc)
+    if _is_error_event(exc):
+        return ReplyCutOffError(
+            f"{where} sent an error before the reply was complete. The server said: {_event_words(exc)}",
+            "Send again; if it keeps happening, check the server and its log (the text above is what arrived).",
+        )
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        why = "sent nothing more for too long (read timeout)"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        why = "closed the connection"
+    elif isinstance(exc, ConnectionResetError) or "reset" in text.lower():
+        why = "reset the connection"
+    elif isinstance(exc, (httpx.TransportError, ConnectionError)):
+        why = f"broke the connection ({text[:200]})"
+    else:
+        return None
+    return ReplyCutOffError(f"{where} {why} before the reply was complete.", _CUT_OFF_HINT)
+
+
+def translate(exc: BaseException, where: str = "The backend", *, started: bool = False) -> HFChatError:
+    """Turn any error from the stack into an HFChatError that says how to fix it.
+
+    `started`: part of the reply had arrived, so a broken stream means the reply was cut
+    off, not that the server could not be reached."""
     if isinstance(exc, HFChatError):
         return exc
     name = type(exc).__name__
     text = str(exc)
+    if isinstance(exc, MalformedChunk):
+        return UnreadableReplyError(
+            f"{where} sent a reply hfchat cannot read ({exc.detail[:200]}).",
+            "It does not follow the OpenAI chat-completion stream format: check that endpoint_url points at an "
+            "OpenAI-compatible server (TGI, vLLM, transformers serve) or pick another provider, then send again. "
+            "Any text above is what arrived before it.",
+        )
+    if started and (cut := _cut_off(exc, where)) is not None:
+        return cut
+    if _is_error_event(exc):
+        return ServerError(
+            f"{where} answered with an error. The server said: {_event_words(exc)}",
+            "This is a server-side problem: send again, or check the server and its log.",
+        )
+    if isinstance(exc, httpx.InvalidURL):
+        return ConfigError(
+            f"endpoint_url: the URL cannot be used ({text[:200]}).",
+            "Enter the server's base URL, such as http://127.0.0.1:8000, without spaces or control characters.",
+            field="endpoint_url",
+        )
     if name == "OfflineModeIsEnabled":
         return OfflineModeError(
             "HF_HUB_OFFLINE=1 is set, so huggingface_hub refuses to reach the Hugging Face Hub.",
@@ -349,10 +461,11 @@ RECOVERABLE: tuple[type[BaseException], ...] = (
     ImportError,
     MemoryError,
     TimeoutError,
-    KeyError,
-    TypeError,
     httpx.HTTPError,
+    httpx.InvalidURL,
     jinja2.TemplateError,
     SafetensorError,
 )
-"""Errors a chat turn turns into a message; anything else is a bug and propagates."""
+"""Errors from backends, servers and the environment, which a chat turn translates into a
+message. Anything else (KeyError, TypeError, AttributeError, AssertionError...) is a bug in
+hfchat: the turn shows an InternalError with a reference, and the log has its traceback."""

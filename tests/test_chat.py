@@ -55,13 +55,17 @@ def test_local_turn_shows_loading_then_the_reply(tiny_models: dict[str, Path]) -
     assert not again[0].startswith("⏳"), "a cached model needs no loading notice"
 
 
-def test_each_visitor_token_gets_its_own_client(proxy: RecordingProxy) -> None:
+def test_each_visitor_key_gets_its_own_client(proxy: RecordingProxy) -> None:
+    """A custom endpoint's credential is the visitor's endpoint key (the HF token never goes
+    there): each key gets its own client, and no key is in a cache key."""
     service = ChatService(cache=ModelCache(4), timeout=5)
     fn = make_chat_fn(service, parse_options(["--backend", "endpoint", "--endpoint-url", proxy.url], {}))
-    for token in ("hf_visitor_a", "hf_visitor_b", "hf_visitor_a"):
-        assert not turn(fn, hf_token=token, max_new_tokens=3)[-1].startswith("⚠️")
-    assert service.cache.stats.builds == 2, "two tokens, two clients; the same token reuses its own"
-    assert all("hf_visitor" not in repr(key) for key in service.cache.cached_keys())
+    for key in ("visitor-key-a", "visitor-key-b", "visitor-key-a"):
+        assert not turn(fn, endpoint_api_key=key, hf_token="hf_visitor", max_new_tokens=3)[-1].startswith("⚠️")
+    assert service.cache.stats.builds == 2, "two keys, two clients; the same key reuses its own"
+    assert all("visitor-key" not in repr(key) and "hf_visitor" not in repr(key) for key in service.cache.cached_keys())
+    sent = {r.headers.get("authorization") for r in proxy.requests if r.method == "POST"}
+    assert sent == {"Bearer visitor-key-a", "Bearer visitor-key-b"}
 
 
 def test_offline_mode_blocks_providers_with_a_message_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,18 @@ DeepSeek-R1 hosts stream in `reasoning_content`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from huggingface_hub import (
+    ChatCompletionStreamOutput,
+    ChatCompletionStreamOutputChoice,
+    ChatCompletionStreamOutputDelta,
+    ChatCompletionStreamOutputUsage,
+)
 from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
@@ -20,7 +27,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import Backend, ChatSettings
-from hfchat.errors import retry_after_of, status_of
+from hfchat.errors import MalformedChunk, retry_after_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +56,103 @@ class RemoteChat(FoldingChat):
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
         message_dicts, params = self._create_message_dicts(messages, stop)
-        for raw in self.llm.client.chat_completion(messages=message_dicts, **{**params, **kwargs, "stream": True}):
+        raws = self.llm.client.chat_completion(messages=message_dicts, **{**params, **kwargs, "stream": True})
+        for raw in _server_chunks(raws):
             chunk = _generation_chunk(raw)
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
 
+# Where huggingface_hub reads a streamed line (JSON, then its dataclasses): an error raised
+# there is about the server's bytes, whatever its type.
+_PARSERS = frozenset({"_format_chat_completion_stream_output", "parse_obj_as_instance"})
+
+
+def _server_chunks(raws: Iterator[Any]) -> Iterator[Any]:
+    """`raws` as they come, with huggingface_hub's failures to parse a line turned into
+    MalformedChunk: a line that is not JSON, or JSON that is not an object, is the server's
+    fault, while the same exception types raised anywhere else stay bugs."""
+    iterator = iter(raws)
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            if not _raised_parsing(exc):
+                raise
+            what = "JSON" if isinstance(exc, json.JSONDecodeError) else "a JSON object"
+            raise MalformedChunk(f"a streamed line is not {what}") from exc
+        yield raw
+
+
+def _raised_parsing(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in _PARSERS:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    """`value` when it is None or of `kind`, else MalformedChunk naming the field `what`."""
+    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise MalformedChunk(f"{what} is {type(value).__name__}, not {_kind_name(kind)}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "text", int: "a whole number", list: "a list"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, "an object") for k in kinds)
+
+
+def _count(usage: ChatCompletionStreamOutputUsage, name: str) -> int:
+    value = getattr(usage, name, None)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 12.0 from a lenient JSON encoder still counts
+    value = _typed(value, int, f"usage.{name}")
+    if value is not None and value < 0:
+        raise MalformedChunk(f"usage.{name} is negative")
+    return value or 0
+
+
 def _generation_chunk(raw: Any) -> ChatGenerationChunk:
-    """One raw `ChatCompletionStreamOutput` as a LangChain chunk, reasoning kept."""
-    choice = raw.choices[0] if raw.choices else None
-    delta = choice.delta if choice is not None else None
-    reasoning = (getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None) or "") if delta else ""
-    usage = raw.usage
+    """One raw `ChatCompletionStreamOutput` as a LangChain chunk, reasoning kept.
+
+    huggingface_hub keeps whatever JSON the server sent, so every field is checked here: a
+    chunk of the wrong shape (`"delta": "str"`, `"usage": "lots"`) raises MalformedChunk,
+    which says the server sent a reply hfchat cannot read, never an AttributeError of ours.
+    """
+    _typed(raw, ChatCompletionStreamOutput, "the chunk")
+    choices = _typed(raw.choices, list, "choices") or []
+    choice = _typed(choices[0], ChatCompletionStreamOutputChoice, "choices[0]") if choices else None
+    delta = _typed(choice.delta, ChatCompletionStreamOutputDelta, "choices[0].delta") if choice is not None else None
+    content = reasoning = ""
+    if delta is not None:
+        content = _typed(delta.content, str, "delta.content") or ""
+        reasoning = (
+            _typed(getattr(delta, "reasoning_content", None), str, "delta.reasoning_content")
+            or _typed(getattr(delta, "reasoning", None), str, "delta.reasoning")
+            or ""
+        )
+    usage = _typed(raw.usage, ChatCompletionStreamOutputUsage, "usage")
+    finish = _typed(choice.finish_reason, str, "finish_reason") if choice is not None else None
     message: BaseMessageChunk = AIMessageChunk(
-        content=(delta.content or "") if delta is not None else "",
+        content=content,
         additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
         usage_metadata=(
             {
-                "input_tokens": usage.prompt_tokens or 0,
-                "output_tokens": usage.completion_tokens or 0,
-                "total_tokens": usage.total_tokens or 0,
+                "input_tokens": _count(usage, "prompt_tokens"),
+                "output_tokens": _count(usage, "completion_tokens"),
+                "total_tokens": _count(usage, "total_tokens"),
             }
             if usage
             else None
         ),
     )
-    finish = choice.finish_reason if choice is not None else None
     return ChatGenerationChunk(message=message, generation_info={"finish_reason": finish} if finish else None)
 
 
