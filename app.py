@@ -26,7 +26,7 @@ from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, B
 from hfchat.errors import HFChatError
 from hfchat.export import build_export, check_import_size, file_stem, import_conversation, to_json, to_markdown
 from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.limits import RateLimiter
+from hfchat.limits import RateLimiter, client_address
 from hfchat.presets import (
     CONTROL_NAMES,
     ControlValues,
@@ -235,7 +235,9 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         sides = [Side(history=data[chats[s]] or [], values={n: data[c] for n, c in panels[s].items()}) for s in SIDES]
         session = getattr(request, "session_hash", None)
         signed_in = getattr(oauth_token, "token", None)
-        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, data[endpoint_key]):
+        client = client_address(request, options.on_space)
+        endpoint = data[endpoint_key]
+        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, endpoint, client):
             yield {box: "", status: "A and B are answering…", **dict(zip(chats.values(), windows, strict=True))}
         yield {status: "Both replies are in."}
 
@@ -296,6 +298,8 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         limiter=RateLimiter(options.rate_limit),
         retry=options.retry,
         limits=options.limits,
+        turn_timeout=options.turn_timeout,
+        stall_timeout=options.stall_timeout,
         endpoint_api_key=options.endpoint_api_key,
     )
     chat_fn = make_chat_fn(service, options)

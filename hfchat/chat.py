@@ -2,7 +2,8 @@
 
 Gradio-free: the UI and the API call `ChatService.respond`, which yields the reply so far
 as a list of chat messages (thinking, answer, speed footer; see `hfchat.reply`). Errors
-become a readable reply; the history is never touched.
+become a readable reply; the history is never touched. Every reply is bounded (`Bounded`):
+in tokens, characters, total time and time between chunks, whatever the server does.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from langchain_core.messages import BaseMessage
 
 from hfchat import net
-from hfchat.backends import BackendModule, Delta, builder, module_for
+from hfchat.backends import BackendModule, Delta, builder, closing_stream, module_for
 from hfchat.cache import ModelCache
 from hfchat.config import (
     DEFAULT_TIMEOUT_S,
@@ -30,6 +32,7 @@ from hfchat.config import (
     RetryPolicy,
     build_settings,
 )
+from hfchat.deadline import DeadlineExceeded, io_deadline
 from hfchat.errors import (
     RECOVERABLE,
     ConfigError,
@@ -40,7 +43,7 @@ from hfchat.errors import (
     translate,
 )
 from hfchat.images import file_paths
-from hfchat.limits import RateLimiter
+from hfchat.limits import CHARS_PER_TOKEN, DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, RateLimiter, client_address
 from hfchat.messages import (
     LOADING_MARK,
     build_messages,
@@ -68,6 +71,10 @@ class ChatService:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)
+    turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
+    """A turn's total deadline in seconds (--turn-timeout)."""
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
+    """The longest a started reply may go without a chunk (--stall-timeout)."""
     endpoint_api_key: str = field(default="", repr=False)
     """The operator's key for their own endpoint (--endpoint-api-key); see `net.endpoint_key`."""
 
@@ -108,17 +115,51 @@ class ChatService:
         token: str | None,
         cancel: threading.Event,
     ) -> Iterator[Delta]:
-        """The reply's deltas (no UI notices); raises the stack's own errors."""
-        turn = self.open_turn(settings, message, history, token)
-        yield from _backend(settings).stream(turn.chat, turn.messages, settings, cancel)
+        """The reply's deltas (no UI notices), within the turn's bounds; raises the stack's own errors."""
+        started = time.monotonic()
+        turn = self.open_turn(settings, message, history, token, self.turn_deadline(settings, started))
+        yield from self.bounded(turn, settings, cancel, started)
+
+    def turn_deadline(self, settings: ChatSettings, started: float) -> float | None:
+        """When a turn that began at `started` must end, for the network I/O of opening it.
+
+        A remote turn's clock starts with the request (the client's build also calls the
+        server); a local model's first load is not part of its turn (None)."""
+        return None if settings.spec.backend is Backend.LOCAL else started + self.turn_timeout
+
+    def bounded(self, turn: Turn, settings: ChatSettings, cancel: threading.Event, started: float) -> Bounded:
+        """The turn's stream from its backend, within max_new_tokens and the deadlines.
+
+        A remote server must send its first chunk within --timeout of the request, however
+        it trickles bytes; a local generation may wait longer for its turn on the device."""
+        opened = time.monotonic()
+        local = settings.spec.backend is Backend.LOCAL
+        if local:
+            started = opened  # the model is ready now: generation starts the clock
+        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel)
+        deadlines = Deadlines(
+            turn_end=started + self.turn_timeout,
+            turn_timeout=self.turn_timeout,
+            stall_timeout=self.stall_timeout,
+            first_by=None if local else opened + self.timeout,
+            first_timeout=self.timeout,
+        )
+        return Bounded(deltas, settings.generation.max_new_tokens, deadlines, cancel)
 
     def open_turn(
-        self, settings: ChatSettings, message: Any, history: Sequence[Mapping[str, Any]], token: str | None
+        self,
+        settings: ChatSettings,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        token: str | None,
+        deadline: float | None = None,
     ) -> Turn:
-        """The messages and the model for one turn, timing the model's build on a cache miss."""
+        """The messages and the model for one turn, timing the model's build on a cache miss;
+        the build's network I/O must finish by `deadline` (time.monotonic())."""
         messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
         started = time.perf_counter()
-        chat, hit = self.model_for(settings.spec, token)
+        with io_deadline(deadline):
+            chat, hit = self.model_for(settings.spec, token)
         load_s = time.perf_counter() - started
         images = sum(image_count(m.content) for m in messages)
         cache = "hit" if hit else f"miss (built in {load_s:.2f} s)"
@@ -136,11 +177,14 @@ class ChatService:
         cancel: threading.Event | None = None,
         show_speed: bool = True,
         endpoint_key: str | None = None,
+        client: str | None = None,
     ) -> Iterator[list[Message]]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
         (see `Reply.messages`), or a readable error (after any partial reply, which is kept).
+        A reply past a limit (`Bounded`) is cut: what arrived is kept, with a notice.
 
-        `session` (Gradio's session hash) is what the per-session rate limit counts.
+        `session` (Gradio's session hash) is what the per-session rate limit counts; on a
+        public deployment `client` (the visitor's address) is counted too.
         Setting `cancel` from another thread stops the generation even while this generator
         is blocked waiting for the backend (compare mode's Stop); closing it does too.
         `endpoint_key` is the visitor's own key for their custom endpoint (this session only)."""
@@ -149,12 +193,13 @@ class ChatService:
         notice = ""
         settings: ChatSettings | None = None
         cancel = cancel or threading.Event()
+        started = time.monotonic()
         try:
             if not content_text(message).strip() and not file_paths(message):
                 raise ConfigError(
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
-            self.limiter.admit(session)
+            self.limiter.admit(session, client if self.policy.public else None)
             self.limits.check_text("message", content_text(message))
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
             settings = build_settings(
@@ -169,15 +214,19 @@ class ChatService:
             notice = trim_notice(dropped, self.limits.max_history_chars)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
                 yield [{"role": "assistant", "content": f"{notice}{loading_notice(settings.spec)}"}]
-            turn = self.open_turn(settings, message, history, token)
+            turn = self.open_turn(settings, message, history, token, self.turn_deadline(settings, started))
             source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
             reply = Reply(source, notice=notice)
-            for delta in _backend(settings).stream(turn.chat, turn.messages, settings, cancel):
+            deltas = self.bounded(turn, settings, cancel, started)
+            for delta in deltas:
                 reply.add(delta)
                 if delta.text or delta.reasoning:
                     yield reply.messages(show_speed)
-            reply.finish()
-            _check_not_empty(reply)
+            if deltas.cut:
+                reply.cut(deltas.cut)
+            else:
+                reply.finish()
+                _check_not_empty(reply)
             log.info("turn done: %s", reply.footer())
             yield reply.messages(show_speed)
         except Exception as exc:  # noqa: BLE001 - the one boundary of a turn, see below
@@ -201,6 +250,116 @@ class Turn:
     messages: list[BaseMessage]
     cached: bool
     load_s: float
+
+
+_TIMEOUTS = (DeadlineExceeded, TimeoutError, httpx.TimeoutException)
+"""What a read past its deadline raises: hfchat.net's own error, or httpx's wrapping of it."""
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """One turn's time limits, on the time.monotonic() clock."""
+
+    turn_end: float
+    turn_timeout: float
+    stall_timeout: float
+    first_by: float | None = None
+    """When the first chunk must have come (a remote server: --timeout after the request)."""
+    first_timeout: float = 0
+
+    def next_due(self, started: bool, now: float) -> tuple[float, str]:
+        """When the next chunk must arrive, and the notice if it does not."""
+        turn = (self.turn_end, f"cut: the turn took longer than {self.turn_timeout:g} s (--turn-timeout).")
+        if started:
+            stall = f"cut: the server sent nothing for {self.stall_timeout:g} s (--stall-timeout)."
+            return min(turn, (now + self.stall_timeout, stall))
+        if self.first_by is None:
+            return turn
+        first = f"cut: the server sent nothing for {self.first_timeout:g} s (--timeout)."
+        return min(turn, (self.first_by, first))
+
+
+class Bounded:
+    """A backend's deltas within one turn's limits; iterate it once, then read `cut`.
+
+    - Tokens: more chunks (answer and reasoning alike) than `max_new_tokens`, or a server
+      usage above it, ends the reply; so do more than CHARS_PER_TOKEN x max_new_tokens
+      characters (a chunk is clipped first, so an oversized one is never kept whole).
+    - Time (`Deadlines`): the stream must end by the turn's deadline, its first chunk come
+      within --timeout (remote servers), and each next one within --stall-timeout. Each
+      read runs under that deadline (`hfchat.deadline.io_deadline`: hfchat.net makes socket
+      reads honour it, and the local streamer's wait does too); a chunk that still arrives
+      late ends the reply after it. Before the first chunk a deadline is a timeout error
+      (nothing to keep, so the reply reads "Timed out"), after it a cut.
+
+    At a limit, `cut` says why ("cut: ..."), `cancel` is set so a generate thread stops,
+    and the stream is closed, which ends the HTTP request.
+    """
+
+    def __init__(
+        self,
+        deltas: Iterator[Delta],
+        max_new_tokens: int,
+        deadlines: Deadlines,
+        cancel: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deltas = deltas
+        self.max_new_tokens = max_new_tokens
+        self.deadlines = deadlines
+        self.cancel = cancel
+        self.clock = clock
+        self.cut = ""
+
+    def __iter__(self) -> Iterator[Delta]:
+        chunks, chars_left, started = 0, CHARS_PER_TOKEN * self.max_new_tokens, False
+        with closing_stream(self.deltas):
+            while True:
+                due, late_notice = self.deadlines.next_due(started, self.clock())
+                try:
+                    with io_deadline(due):
+                        delta = next(self.deltas)
+                except StopIteration:
+                    return
+                except _TIMEOUTS:
+                    if not started or self.clock() < due - 0.05:
+                        # Nothing arrived yet: the server did not answer in time, an error like
+                        # any timeout. Or a read timeout of its own (--timeout) came first.
+                        raise
+                    return self._stop(late_notice)
+                late = self.clock() > due  # arrived after the deadline (a reader that ignores it)
+                if delta.text or delta.reasoning:
+                    started = True
+                    chunks += 1
+                    if chunks > self.max_new_tokens:
+                        return self._stop(self._too_long())
+                    delta, clipped = _clip(delta, chars_left)
+                    chars_left -= len(delta.text) + len(delta.reasoning)
+                    if clipped:
+                        yield delta
+                        return self._stop(self._too_long())
+                yield delta
+                if delta.usage is not None and (delta.usage.output_tokens or 0) > self.max_new_tokens:
+                    return self._stop(self._too_long())
+                if late:
+                    return self._stop(late_notice)
+
+    def _too_long(self) -> str:
+        return f"cut: the server sent more than max_new_tokens ({self.max_new_tokens})."
+
+    def _stop(self, reason: str) -> None:
+        self.cut = reason
+        self.cancel.set()  # a local generate thread stops at its next token
+        log.warning("turn %s", reason)
+
+
+def _clip(delta: Delta, chars_left: int) -> tuple[Delta, bool]:
+    """`delta` with at most `chars_left` characters of reasoning and text, and whether it was cut."""
+    if len(delta.text) + len(delta.reasoning) <= chars_left:
+        return delta, False
+    reasoning = delta.reasoning[: max(chars_left, 0)]
+    text = delta.text[: max(chars_left - len(reasoning), 0)]
+    return Delta(text=text, reasoning=reasoning, finish_reason=delta.finish_reason, usage=delta.usage), True
 
 
 def _failure(
@@ -317,10 +476,19 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
             device=device,
         )
         session = getattr(request, "session_hash", None)
+        client = client_address(request, getattr(d, "on_space", False))
         # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; app.py sets the hint.
         signed_in = getattr(oauth_token, "token", None)
         yield from service.respond(
-            message, history, values, hf_token, session, signed_in, show_speed=show_speed, endpoint_key=endpoint_api_key
+            message,
+            history,
+            values,
+            hf_token,
+            session,
+            signed_in,
+            show_speed=show_speed,
+            endpoint_key=endpoint_api_key,
+            client=client,
         )
 
     return chat

@@ -18,7 +18,7 @@ from hfchat.config import (
     RetryPolicy,
 )
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
-from hfchat.limits import Rate, parse_rate
+from hfchat.limits import DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, Rate, parse_rate
 from hfchat.policy import DeploymentPolicy, is_public, parse_param_count
 from hfchat.providers import AUTO, chat_providers
 from hfchat.space import oauth_enabled
@@ -55,6 +55,8 @@ class AppOptions:
     device: str = "auto"
     cache_size: int = 2
     timeout: int = DEFAULT_TIMEOUT_S
+    turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
     local_concurrency: int = DEFAULT_LOCAL_SLOTS
     public: bool = False
@@ -64,6 +66,8 @@ class AppOptions:
     max_queue: int = 64
     auth: tuple[str, str] | None = None
     oauth: bool = False
+    on_space: bool = False
+    """Running on a Hugging Face Space (SPACE_ID): visitors' addresses come from X-Forwarded-For."""
 
     @property
     def deployment_policy(self) -> DeploymentPolicy:
@@ -130,6 +134,13 @@ def _seconds(value: str) -> float:
     number = float(value)
     if not 0 <= number <= 300:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"must be between 0 and 300 seconds, got {value}")
+    return number
+
+
+def _duration(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number == float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {value}")
     return number
 
 
@@ -212,7 +223,21 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "--timeout",
         type=_positive,
         default=default("timeout", DEFAULT_TIMEOUT_S),
-        help="seconds to wait for an endpoint",
+        help="seconds an endpoint may take to connect, to answer each read, and to send its first chunk",
+    )
+    p.add_argument(
+        "--turn-timeout",
+        type=_duration,
+        default=default("turn_timeout", DEFAULT_TURN_TIMEOUT_S),
+        help=f"longest a reply may take, in seconds (default {DEFAULT_TURN_TIMEOUT_S}); past it the reply "
+        "is cut and what arrived is kept",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=_duration,
+        default=default("stall_timeout", DEFAULT_STALL_TIMEOUT_S),
+        help=f"longest a reply may go without a new chunk once it has started, in seconds "
+        f"(default {DEFAULT_STALL_TIMEOUT_S}); past it the reply is cut",
     )
     p.add_argument(
         "--concurrency",
@@ -254,7 +279,8 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "--rate-limit",
         type=_rate,
         default=default("rate_limit", "off"),
-        help="messages each visitor session may send, e.g. 10/min, 2/s, 100/h (default off)",
+        help="messages each visitor may send, e.g. 10/min, 2/s, 100/h (default off); counted per "
+        "session, and on a public deployment per client address too",
     )
     p.add_argument(
         "--auth",
@@ -344,6 +370,8 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         device=args.device,
         cache_size=args.cache_size,
         timeout=args.timeout,
+        turn_timeout=args.turn_timeout,
+        stall_timeout=args.stall_timeout,
         concurrency=args.concurrency,
         local_concurrency=args.local_concurrency,
         public=is_public(args.host, args.share, env, forced=args.public),
@@ -353,6 +381,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         max_queue=args.max_queue,
         auth=args.auth,
         oauth=oauth_enabled(env),
+        on_space=bool(env.get("SPACE_ID")),
         retry=RetryPolicy(retries=args.retries, backoff=args.retry_backoff, max_wait=args.retry_max_wait),
         limits=InputLimits(
             max_message_chars=args.max_message_chars,

@@ -139,14 +139,16 @@ def compare_turn(
     session: str | None = None,
     oauth_token: str | None = None,
     endpoint_key: str | None = None,
+    client: str | None = None,
 ) -> Iterator[list[list[Any]]]:
     """Send one prompt to every side at once; each update is every side's chat window.
 
     A blank prompt changes nothing, like the main chat box. The prompt is shown on both
     sides at once, before either model answers. Each side is one turn for the rate limit
-    of `session`, goes through the same checks as a main chat turn, and uses the same token
-    (the visitor's box, else their sign-in, else the server's), and the visitor's endpoint
-    key from the main sidebar, which `ChatService.credential` sends only to a custom endpoint.
+    of `session` (and of `client`, the visitor's address, on a public deployment), goes
+    through the same checks as a main chat turn, and uses the same token (the visitor's box,
+    else their sign-in, else the server's), and the visitor's endpoint key from the main
+    sidebar, which `ChatService.credential` sends only to a custom endpoint.
     """
     if not content_text(message).strip():
         return
@@ -164,6 +166,7 @@ def compare_turn(
             oauth_token=oauth_token,
             cancel=cancel,
             endpoint_key=endpoint_key,
+            client=client,
         )
         for side, cancel in zip(sides, cancels, strict=True)
     ]

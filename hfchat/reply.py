@@ -15,11 +15,13 @@ from typing import Any
 
 from hfchat.backends import Delta
 from hfchat.config import Backend, ChatSettings, display_url
+from hfchat.errors import ERROR_MARK
 from hfchat.messages import FOOTER_ID, SPEED_MARK
 from hfchat.safe_markdown import safe_images
 from hfchat.speed import SpeedMeter
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CUT_TITLE = "Reply cut short"
 THINKING_TITLE = "Thinking"
 
 Message = dict[str, Any]
@@ -88,6 +90,8 @@ class Reply:
     thinking: str = ""
     answer: str = ""
     error: str = ""
+    cut_reason: str = ""
+    """Why the app stopped reading the stream early (a limit), shown after what arrived."""
     chunks: int = 0
     thinking_started: float | None = None
     thinking_ended: float | None = None
@@ -127,6 +131,23 @@ class Reply:
             self.meter.counted_by = "chunks"
         self.meter.finish()
         self.finished = True
+
+    def cut(self, reason: str) -> None:
+        """The app stopped reading at a limit (`reason`, e.g. "cut: the turn took longer than
+        300 s"): keep what arrived, as a finished reply, then the notice."""
+        self.finish()
+        if self.meter.output_tokens is None or self.meter.output_tokens < self.chunks:
+            self.meter.output_tokens = self.chunks  # a server's usage may lie: count what came
+            self.meter.counted_by = "chunks"
+        self.meter.finish_reason = "cut"
+        self.cut_reason = reason
+
+    def notice_markdown(self) -> str:
+        """The cut notice; like an error, it starts a line with the error mark, so it is
+        never sent back to the model (see `hfchat.messages.strip_error`)."""
+        if not self.cut_reason:
+            return ""
+        return f"{ERROR_MARK} **{CUT_TITLE}.** {self.cut_reason}\n\nThe text above is what arrived."
 
     def fail(self, markdown: str) -> None:
         """The stream broke: keep what arrived, then the error notice."""
@@ -237,8 +258,9 @@ class Reply:
                 metadata = {"title": THINKING_TITLE, "status": "done", "duration": round(self.thinking_s, 2)}
             out.append({"role": "assistant", "content": safe_images(self.thinking.strip()), "metadata": metadata})
         answer = self.answer.lstrip("\n") if self.answer.strip() else ""  # text as the model wrote it
-        if self.error:
-            answer = f"{answer}\n\n{self.error}" if answer else self.error
+        for notice in (self.notice_markdown(), self.error):
+            if notice:
+                answer = f"{answer}\n\n{notice}" if answer else notice
         if answer or self.notice:  # remote images become links: showing a reply fetches nothing
             out.append({"role": "assistant", "content": safe_images(self.notice + answer)})
         if show_speed and self.finished and not self.error:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -25,6 +27,8 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.config import ChatSettings, ModelSpec, Quantization
+from hfchat.deadline import DeadlineExceeded, io_timeout
+from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.reply import THINK_OPEN, ends_inside_think
@@ -80,7 +84,15 @@ class FailFastStreamer(TextIteratorStreamer):
         self.text_queue.put(self.stop_signal)
 
     def __next__(self) -> str:
-        value = self.text_queue.get(timeout=self.timeout)
+        # The reading thread's deadline (hfchat.deadline: the turn's time limits) bounds the
+        # wait too, so a generation that outlives its turn is cut instead of waited for.
+        try:
+            value = self.text_queue.get(timeout=io_timeout(self.timeout))
+        except queue.Empty:
+            due = deadline_now()
+            if due is not None and due <= time.monotonic():
+                raise DeadlineExceeded("the turn's deadline passed while the model was generating") from None
+            raise
         if isinstance(value, _Failure):
             raise value.exc
         if value == self.stop_signal:
