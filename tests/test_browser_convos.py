@@ -8,6 +8,7 @@ browser's local storage, so each test starts by clearing it.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,12 +40,25 @@ class ConvoUI(ChatUI):
         before, saved = len(self.bot_messages()), self.stored()
         answer = self.chat(text)
         assert not answer.startswith("⚠️"), answer
-        wait_until(lambda: self.stored() != saved, 60, "the conversation to be saved")
+        self.saved_after(saved, "the conversation to be saved")
         return self.bot_messages()[before:]
 
     def stored(self) -> str:
         """The saved list as kept in local storage (encrypted), to see that a save happened."""
         return str(self.page.evaluate("() => localStorage.getItem('hfchat-conversations')"))
+
+    def saved_after(self, before: str, what: str, quiet_s: float = 1.5) -> str:
+        """Wait until the saved list differs from `before` and then stays the same for
+        `quiet_s`: a turn saves more than once (the question as it is sent, then the whole
+        turn), and the first change is not the last."""
+        wait_until(lambda: self.stored() != before, 60, what)
+        last, since = self.stored(), time.monotonic()
+        while time.monotonic() - since < quiet_s:
+            time.sleep(0.1)
+            now = self.stored()
+            if now != last:
+                last, since = now, time.monotonic()
+        return last
 
     def listing(self) -> list[str]:
         return [t.strip() for t in self.page.locator("#conversation-list label").all_inner_texts()]
@@ -124,13 +138,13 @@ def test_retry_undo_and_clear_keep_the_saved_conversation_in_step(
     ui.page.get_by_role("button", name="Retry").last.click()
     wait_until(lambda: len(ui.user_messages()) == 2, 30, "the retried question")
     ui.wait_reply()
-    wait_until(lambda: ui.stored() != saved, 60, "the retried reply to be saved")
+    ui.saved_after(saved, "the retried reply to be saved")
     assert ui.user_messages() == ["One", "Two"]
 
     saved = ui.stored()
     ui.page.get_by_role("button", name="Undo").last.click()
     wait_until(lambda: ui.user_messages() == ["One"], 30, "undo to remove the last turn")
-    wait_until(lambda: ui.stored() != saved, 60, "the undo to be saved")
+    ui.saved_after(saved, "the undo to be saved")
     bots = ui.bot_messages()
 
     # What was saved is what is shown: a reload brings back the undone state, and it goes on.
@@ -303,7 +317,7 @@ def test_an_edited_question_is_saved(browser_page: BrowserPage, local_app: AppPr
     ui.page.locator('button[aria-label="Submit"]:not([data-testid="submit-button"])').click()
     wait_until(lambda: ui.user_messages() == ["First", "Second"], 60, "the edited question")
     ui.wait_reply()
-    wait_until(lambda: ui.stored() != before, 60, "the edited conversation to be saved")
+    ui.saved_after(before, "the edited conversation to be saved")
     bots = ui.bot_messages()
     ui.reopen()
     ui.open_conversation("First")
