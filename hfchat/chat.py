@@ -44,7 +44,15 @@ from hfchat.errors import (
     translate,
 )
 from hfchat.images import file_paths
-from hfchat.limits import CHARS_PER_TOKEN, DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, RateLimiter, client_address
+from hfchat.limits import (
+    CHARS_PER_TOKEN,
+    DEFAULT_STALL_TIMEOUT_S,
+    DEFAULT_TURN_TIMEOUT_S,
+    DEFAULT_TURNS_PER_CLIENT,
+    ActiveTurns,
+    RateLimiter,
+    client_address,
+)
 from hfchat.messages import (
     LOADING_MARK,
     build_messages,
@@ -70,6 +78,8 @@ class ChatService:
     timeout: int = DEFAULT_TIMEOUT_S
     policy: DeploymentPolicy = field(default_factory=DeploymentPolicy)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
+    active: ActiveTurns = field(default_factory=lambda: ActiveTurns(DEFAULT_TURNS_PER_CLIENT))
+    """Turns running at once per client address, on a public deployment (--max-turns-per-client)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)
     turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
@@ -198,12 +208,14 @@ class ChatService:
         settings: ChatSettings | None = None
         cancel = cancel or threading.Event()
         started = time.monotonic()
+        held: str | None = None
         try:
             if not content_text(message).strip() and not file_paths(message):
                 raise ConfigError(
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
             self.limiter.admit(session, client if self.policy.public else None)
+            held = self.active.acquire(client if self.policy.public else None)
             self.limits.check_text("message", content_text(message))
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
             settings = build_settings(
@@ -244,6 +256,7 @@ class ChatService:
             yield _failure(exc, settings, secrets, reply, notice, show_speed)
         finally:
             cancel.set()
+            self.active.release(held)
 
 
 @dataclass(frozen=True)
