@@ -26,7 +26,7 @@ from hfchat.config import COMPUTE_DTYPES, DEVICES, QUANT_TYPES, RANGES, TASKS, B
 from hfchat.errors import HFChatError
 from hfchat.export import build_export, check_import_size, file_stem, import_conversation, to_json, to_markdown
 from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.limits import RateLimiter, client_address
+from hfchat.limits import ActiveTurns, RateLimiter, client_address
 from hfchat.presets import (
     CONTROL_NAMES,
     ControlValues,
@@ -296,6 +296,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         timeout=options.timeout,
         policy=options.deployment_policy,
         limiter=RateLimiter(options.rate_limit),
+        active=ActiveTurns(options.max_turns_per_client),
         retry=options.retry,
         limits=options.limits,
         turn_timeout=options.turn_timeout,

@@ -32,18 +32,27 @@ from hfchat.config import (
     RetryPolicy,
     build_settings,
 )
-from hfchat.deadline import DeadlineExceeded, io_deadline
+from hfchat.deadline import DeadlineExceeded, io_budget, io_deadline
 from hfchat.errors import (
     RECOVERABLE,
     ConfigError,
     EmptyReplyError,
     GenerationError,
     HFChatError,
+    ReplyTooLargeError,
     internal_error,
     translate,
 )
 from hfchat.images import file_paths
-from hfchat.limits import CHARS_PER_TOKEN, DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, RateLimiter, client_address
+from hfchat.limits import (
+    CHARS_PER_TOKEN,
+    DEFAULT_STALL_TIMEOUT_S,
+    DEFAULT_TURN_TIMEOUT_S,
+    DEFAULT_TURNS_PER_CLIENT,
+    ActiveTurns,
+    RateLimiter,
+    client_address,
+)
 from hfchat.messages import (
     LOADING_MARK,
     build_messages,
@@ -69,6 +78,8 @@ class ChatService:
     timeout: int = DEFAULT_TIMEOUT_S
     policy: DeploymentPolicy = field(default_factory=DeploymentPolicy)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
+    active: ActiveTurns = field(default_factory=lambda: ActiveTurns(DEFAULT_TURNS_PER_CLIENT))
+    """Turns running at once per client address, on a public deployment (--max-turns-per-client)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)
     turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
@@ -158,7 +169,10 @@ class ChatService:
         the build's network I/O must finish by `deadline` (time.monotonic())."""
         messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
         started = time.perf_counter()
-        with io_deadline(deadline):
+        # A remote build only asks for small answers (a model list, a provider mapping); a
+        # local one may download weights, which its deadline (None) and budget leave alone.
+        budget = None if deadline is None else BUILD_BUDGET_BYTES
+        with io_deadline(deadline), io_budget(budget):
             chat, hit = self.model_for(settings.spec, token)
         load_s = time.perf_counter() - started
         images = sum(image_count(m.content) for m in messages)
@@ -194,12 +208,14 @@ class ChatService:
         settings: ChatSettings | None = None
         cancel = cancel or threading.Event()
         started = time.monotonic()
+        held: str | None = None
         try:
             if not content_text(message).strip() and not file_paths(message):
                 raise ConfigError(
                     "message: the message is empty.", "Type a message, then press Enter.", field="message"
                 )
             self.limiter.admit(session, client if self.policy.public else None)
+            held = self.active.acquire(client if self.policy.public else None)
             self.limits.check_text("message", content_text(message))
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
             settings = build_settings(
@@ -240,6 +256,7 @@ class ChatService:
             yield _failure(exc, settings, secrets, reply, notice, show_speed)
         finally:
             cancel.set()
+            self.active.release(held)
 
 
 @dataclass(frozen=True)
@@ -251,6 +268,16 @@ class Turn:
     cached: bool
     load_s: float
 
+
+BUILD_BUDGET_BYTES = 4 * 2**20
+"""What a remote client's build may read from the network (GET /v1/models and the like)."""
+
+BYTES_PER_TOKEN = CHARS_PER_TOKEN * 4 + 1024
+"""What the wire may carry per token of a streamed reply: up to CHARS_PER_TOKEN characters
+of UTF-8, plus a generous allowance for each chunk's JSON and SSE framing."""
+
+REPLY_BASE_BYTES = 256 * 2**10
+"""Bytes allowed on top of BYTES_PER_TOKEN x max_new_tokens: headers, an error body, usage."""
 
 _TIMEOUTS = (DeadlineExceeded, TimeoutError, httpx.TimeoutException)
 """What a read past its deadline raises: hfchat.net's own error, or httpx's wrapping of it."""
@@ -285,6 +312,8 @@ class Bounded:
     - Tokens: more chunks (answer and reasoning alike) than `max_new_tokens`, or a server
       usage above it, ends the reply; so do more than CHARS_PER_TOKEN x max_new_tokens
       characters (a chunk is clipped first, so an oversized one is never kept whole).
+    - Bytes: the wire may carry REPLY_BASE_BYTES + BYTES_PER_TOKEN x max_new_tokens in all
+      (`hfchat.deadline.io_budget`), so a single huge line is stopped while it is read.
     - Time (`Deadlines`): the stream must end by the turn's deadline, its first chunk come
       within --timeout (remote servers), and each next one within --stall-timeout. Each
       read runs under that deadline (`hfchat.deadline.io_deadline`: hfchat.net makes socket
@@ -313,20 +342,24 @@ class Bounded:
 
     def __iter__(self) -> Iterator[Delta]:
         chunks, chars_left, started = 0, CHARS_PER_TOKEN * self.max_new_tokens, False
+        bytes_left = REPLY_BASE_BYTES + BYTES_PER_TOKEN * self.max_new_tokens
         with closing_stream(self.deltas):
             while True:
                 due, late_notice = self.deadlines.next_due(started, self.clock())
                 try:
-                    with io_deadline(due):
+                    with io_deadline(due), io_budget(bytes_left) as budget:
                         delta = next(self.deltas)
                 except StopIteration:
                     return
+                except ReplyTooLargeError:  # the wire carried more than any reply this long
+                    return self._stop(self._too_long())
                 except _TIMEOUTS:
                     if not started or self.clock() < due - 0.05:
                         # Nothing arrived yet: the server did not answer in time, an error like
                         # any timeout. Or a read timeout of its own (--timeout) came first.
                         raise
                     return self._stop(late_notice)
+                bytes_left -= budget.used if budget is not None else 0
                 late = self.clock() > due  # arrived after the deadline (a reader that ignores it)
                 if delta.text or delta.reasoning:
                     started = True

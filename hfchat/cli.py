@@ -18,7 +18,7 @@ from hfchat.config import (
     RetryPolicy,
 )
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
-from hfchat.limits import DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, Rate, parse_rate
+from hfchat.limits import DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, DEFAULT_TURNS_PER_CLIENT, Rate, parse_rate
 from hfchat.policy import DeploymentPolicy, is_public, parse_param_count
 from hfchat.providers import AUTO, chat_providers
 from hfchat.space import oauth_enabled
@@ -63,6 +63,7 @@ class AppOptions:
     local_models: tuple[str, ...] = ()
     max_local_params: int | None = None
     rate_limit: Rate | None = None
+    max_turns_per_client: int = DEFAULT_TURNS_PER_CLIENT
     max_queue: int = 64
     auth: tuple[str, str] | None = None
     oauth: bool = False
@@ -283,6 +284,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "session, and on a public deployment per client address too",
     )
     p.add_argument(
+        "--max-turns-per-client",
+        type=_count,
+        default=default("max_turns_per_client", DEFAULT_TURNS_PER_CLIENT),
+        help=f"replies one client address may have running at once on a public deployment (default "
+        f"{DEFAULT_TURNS_PER_CLIENT}; 0 = no limit)",
+    )
+    p.add_argument(
         "--auth",
         type=_auth,
         default=default("auth", ""),
@@ -378,6 +386,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         local_models=args.local_models,
         max_local_params=args.max_local_params,
         rate_limit=args.rate_limit,
+        max_turns_per_client=args.max_turns_per_client,
         max_queue=args.max_queue,
         auth=args.auth,
         oauth=oauth_enabled(env),

@@ -175,6 +175,12 @@ class EndpointNotAllowedError(HFChatError):
     title = "Endpoint not allowed here"
 
 
+class ReplyTooLargeError(HFChatError):
+    """A server sent more bytes than a request may return (see `hfchat.deadline.io_budget`)."""
+
+    title = "Reply too large"
+
+
 class RedirectRefusedError(HFChatError):
     """A custom endpoint answered with a redirect, which hfchat never follows (see hfchat.net)."""
 

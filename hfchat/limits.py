@@ -106,6 +106,55 @@ class RateLimiter:
         return hits
 
 
+DEFAULT_TURNS_PER_CLIENT = 4
+"""Turns one client address may have running at once on a public deployment."""
+
+
+class ActiveTurns:
+    """At most `limit` turns at once per client address; thread-safe.
+
+    A rate limit counts turns started, and a turn may run up to --turn-timeout: at 10/min
+    and 300 s, one address could hold 50 workers with slow streams, more than the queue
+    serves at once. Only running turns are remembered, so memory is bounded by them.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit or None  # 0 means no limit
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, client: str | None) -> str | None:
+        """Count a turn as running for `client`, or raise TooManyMessagesError; returns what
+        `release` takes (None when nothing was counted)."""
+        if self.limit is None or not client:
+            return None
+        with self._lock:
+            running = self._running.get(client, 0)
+            if running >= self.limit:
+                raise TooManyMessagesError(
+                    f"This demo runs at most {self.limit} replies at once for each visitor, and {running} of "
+                    "yours are still being written.",
+                    "Wait for a reply to finish (or press Stop on one), then send again. Your conversation is kept.",
+                    retry_after=1,
+                )
+            self._running[client] = running + 1
+        return client
+
+    def release(self, held: str | None) -> None:
+        if held is None:
+            return
+        with self._lock:
+            left = self._running.get(held, 1) - 1
+            if left > 0:
+                self._running[held] = left
+            else:
+                self._running.pop(held, None)
+
+    def running(self, client: str) -> int:
+        with self._lock:
+            return self._running.get(client, 0)
+
+
 def client_address(request: Any, on_space: bool = False) -> str | None:
     """The visitor's address for the rate limit, from Gradio's request (None without one).
 

@@ -20,8 +20,10 @@ ours. That makes this module the one place where hfchat decides:
 - **Redirects.** Only Hugging Face's services are followed (file downloads redirect to a
   CDN); a redirect from any other host is refused with a message, so a visitor's server
   cannot bounce a request to an internal address.
-- **Deadlines.** Every connect and read honours the thread's `hfchat.deadline`, so a server
-  that trickles one byte a second cannot hold a turn past its deadline.
+- **Deadlines and sizes.** Every connect and read honours the thread's `hfchat.deadline`, so
+  a server that trickles one byte a second cannot hold a turn past its deadline, and every
+  read counts against the thread's byte budget, so one that sends a 63 MB line is stopped
+  before it is read whole.
 - **Logs.** URLs in httpx's and httpcore's log lines lose their user:password and query.
 - **Offline mode.** HF_HUB_OFFLINE=1 is about the Hub: registered endpoint origins are let
   through it, everything else still meets huggingface_hub's own offline check.
@@ -44,7 +46,7 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 import httpx
 
-from hfchat.deadline import DeadlineExceeded, io_timeout
+from hfchat.deadline import DeadlineExceeded, count_read, io_timeout
 from hfchat.errors import EndpointNotAllowedError, RedirectRefusedError
 from hfchat.tokens import env_token, fingerprint
 
@@ -258,17 +260,20 @@ EGRESS = Egress()
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose reads and writes stop at the thread's deadline (see hfchat.deadline)."""
+    """A socket whose reads and writes stop at the thread's deadline, and whose reads count
+    against the thread's byte budget (see hfchat.deadline)."""
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            return self._stream.read(max_bytes, io_timeout(timeout))
+            data = self._stream.read(max_bytes, io_timeout(timeout))
         except httpcore.ReadTimeout:
             io_timeout(None)  # raises DeadlineExceeded when it was the deadline that ran out
             raise
+        count_read(len(data))  # and past the thread's byte budget, ReplyTooLargeError
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, io_timeout(timeout))

@@ -62,6 +62,7 @@ class FaultServer:
     mode: str = "ok"
     closed: threading.Event = field(default_factory=threading.Event)
     sent_chunks: int = 0
+    sent_bytes: int = 0
 
     @property
     def url(self) -> str:
@@ -96,6 +97,13 @@ class FaultServer:
             elif mode == "huge-chunk":  # one chunk of 4 M characters, claimed to be 1 token
                 yield chunk("x" * 4_000_000, usage=1)
                 yield "data: [DONE]\n\n"
+            elif mode == "huge-line":  # one 64 MB line, sent 1 MB at a time as the client reads it
+                yield 'data: {"choices": [{"index": 0, "delta": {"content": "'
+                piece = "x" * 2**20
+                for _ in range(64):
+                    self.sent_bytes += len(piece)
+                    yield piece
+                yield '"}}]}\n\n'
             elif mode in ("trickle", "trickle-attack"):  # 1 byte every 0.5 s of a chunk that never ends
                 yield 'data: {"choices": [{"index": 0, "delta": {"content": "'
                 while True:
@@ -180,6 +188,19 @@ def test_one_huge_chunk_is_capped_before_it_is_kept(fault: FaultServer) -> None:
     turn = run_turn(fn)
     assert "cut: the server sent more than max_new_tokens" in turn.text, turn.text[-300:]
     assert len(turn.text) < 16 * MAX_NEW_TOKENS + 500, f"{len(turn.text):,} characters kept"
+    assert_next_message_works(fn, fault)
+
+
+def test_a_huge_line_is_stopped_while_it_is_read_not_after(fault: FaultServer) -> None:
+    """A single 64 MB SSE line (as in the report's 62.9 M-character reply) used to be read
+    whole into memory before anything parsed it; now the wire's byte budget stops it."""
+    fn = chat_fn(fault.url, "--max-new-tokens", str(MAX_NEW_TOKENS))
+    fault.mode = "huge-line"
+    turn = run_turn(fn)
+    assert "cut: the server sent more than max_new_tokens" in turn.text, turn.text[-300:]
+    assert fault.closed.wait(10), "the server never saw the stream closed"
+    # The budget is about 300 KB for 40 tokens; loopback socket buffers hold a few MB more.
+    assert fault.sent_bytes < 16 * 2**20, f"the server got to send {fault.sent_bytes / 2**20:.0f} MB"
     assert_next_message_works(fn, fault)
 
 

@@ -7,17 +7,28 @@ with new Clients from one address, and the limiter and the address rule directly
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import gradio as gr
 import pytest
 from gradio_client import Client
 
+from hfchat.chat import ChatService
 from hfchat.errors import TooManyMessagesError
-from hfchat.limits import Rate, RateLimiter, client_address
+from hfchat.limits import ActiveTurns, Rate, RateLimiter, client_address
+from hfchat.policy import DeploymentPolicy
 from hfchat.reply import answer_text
-from tests.fixtures.browser import AppProcess
-from tests.fixtures.servers import Recorder, chat_route_handler
+from tests.fixtures import sidebar_values
+from tests.fixtures.browser import AppProcess, wait_until
+from tests.fixtures.servers import (
+    RecordedRequest,
+    Recorder,
+    Response,
+    chat_route_handler,
+    sse_chat_stream,
+    sse_response,
+)
 
 REPLY = "Hello from the endpoint."
 
@@ -92,3 +103,63 @@ def test_on_a_space_the_address_is_the_last_public_one_the_proxies_forwarded() -
     assert client_address(gr.Request(headers={"x-forwarded-for": "[2001:db8::1]:443, junk"}), True) is None
     assert client_address(gr.Request(headers={"x-forwarded-for": "8.8.8.8:1234"}), True) == "8.8.8.8"
     assert client_address(None) is None
+
+
+def test_turns_running_at_once_are_capped_per_address() -> None:
+    active = ActiveTurns(2)
+    held = [active.acquire("1.2.3.4"), active.acquire("1.2.3.4")]
+    with pytest.raises(TooManyMessagesError, match="at most 2 replies at once"):
+        active.acquire("1.2.3.4")
+    other = active.acquire("5.6.7.8")
+    assert active.running("1.2.3.4") == 2 and active.running("5.6.7.8") == 1
+    active.release(held[0])
+    assert active.acquire("1.2.3.4") == "1.2.3.4", "a finished turn frees its place"
+    for h in [held[1], other, "1.2.3.4"]:
+        active.release(h)
+    assert active.running("1.2.3.4") == 0 and not active._running, "nothing is kept once turns end"
+    unlimited = ActiveTurns(0)
+    assert [unlimited.acquire("1.2.3.4") for _ in range(50)] == [None] * 50
+    assert ActiveTurns(1).acquire(None) is None, "a private deployment passes no address"
+
+
+def test_a_slow_reply_holds_its_visitors_place_until_it_ends() -> None:
+    """One address cannot fill the workers with slow streams: its next turn is refused at
+    once while its earlier ones run, and another address is served meanwhile."""
+    release = threading.Event()
+
+    def slow(req: RecordedRequest) -> Response:
+        def body() -> Iterator[str]:
+            events = sse_chat_stream("Slow start and the end.")
+            yield events[0]
+            release.wait(30)
+            yield from events[1:]
+
+        return sse_response(body())
+
+    with Recorder({("POST", "/v1/chat/completions"): slow}) as server:
+        service = ChatService(
+            policy=DeploymentPolicy.of(public=True, operator_endpoint=server.url), active=ActiveTurns(1)
+        )
+        values = sidebar_values(backend="endpoint", endpoint_url=server.url)
+
+        def turn(client: str, session: str) -> str:
+            updates = service.respond({"text": "Hi", "files": []}, [], values, None, session, client=client)
+            return answer_text(list(updates)[-1])
+
+        first = threading.Thread(target=turn, args=("10.9.8.7", "a"))
+        first.start()
+        posted = lambda: [r for r in server.requests if r.method == "POST"]  # noqa: E731
+        wait_until(posted, 30, "the first turn to stream")
+        refused = turn("10.9.8.7", "b")
+        assert refused.startswith("⚠️ **Busy, try again.**") and "at most 1 replies at once" in refused, refused
+        assert "conversation is kept" in refused
+        assert len(posted()) == 1, "the refused turn sent nothing"
+        bystander = threading.Thread(target=turn, args=("10.1.1.1", "c"))
+        bystander.start()
+        wait_until(lambda: service.active.running("10.1.1.1") == 1, 30, "another address to be served meanwhile")
+        release.set()
+        first.join(30)
+        bystander.join(30)
+        assert service.active.running("10.9.8.7") == 0
+        again = turn("10.9.8.7", "d")
+        assert again and not again.startswith("⚠️"), f"its place is free again: {again}"
