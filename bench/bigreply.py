@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from bench.common import base_env, reply_text, stop_process, wait_http_200  # noqa: E402
+from bench.common import base_env, chat_over_rest, reply_text, stop_process, wait_http_200  # noqa: E402
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, free_port, sse_response  # noqa: E402
 
 
@@ -100,19 +100,8 @@ def one_session(url: str, max_new_tokens: int) -> int:
         params = http.get("gradio_api/info").json()["named_endpoints"]["/chat"]["parameters"]
         values = {p["parameter_name"]: p["parameter_default"] for p in params[1:]}
         values["max_new_tokens"] = max_new_tokens
-        body = {"data": [{"text": "Say a lot.", "files": []}, *values.values()]}
-        call = http.post("gradio_api/call/chat", json=body)
-        call.raise_for_status()
-        event, data = "", ""
-        with http.stream("GET", f"gradio_api/call/chat/{call.json()['event_id']}") as events:
-            for line in events.iter_lines():
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    data = line.split(":", 1)[1].strip()
-    if event != "complete":
-        raise RuntimeError(f"the app answered {event!r}: {data[:200]}")
-    return len(reply_text(json.loads(data)))
+        output = chat_over_rest(http, [{"text": "Say a lot.", "files": []}, *values.values()])
+    return len(reply_text(output))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

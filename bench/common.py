@@ -276,3 +276,21 @@ def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str]) -> No
     extra = "".join(f"- {line}\n" for line in notes)
     text = text[:start] + f"\n{head}.\n\n{markdown_table(rows)}{extra}" + text[end:]
     readme.write_text(text)
+
+
+def chat_over_rest(http: httpx.Client, data: Sequence[Any]) -> Any:
+    """One `/chat` call over Gradio's REST API (`data`: the message, then every setting), read
+    one event at a time; returns the final output. Plain httpx keeps the client light, and
+    unlike gradio_client it does not keep every intermediate update (gigabytes for a huge reply)."""
+    call = http.post("gradio_api/call/chat", json={"data": list(data)})
+    call.raise_for_status()
+    event, payload = "", ""
+    with http.stream("GET", f"gradio_api/call/chat/{call.json()['event_id']}") as events:
+        for line in events.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = line.split(":", 1)[1].strip()
+    if event != "complete":
+        raise RuntimeError(f"the app answered {event!r}: {payload[:200]}")
+    return json.loads(payload)

@@ -9,7 +9,6 @@ what is measured, not a model's compute. The same is also run with `--concurrenc
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -23,6 +22,7 @@ from bench.common import (
     Stats,
     app_process,
     at_least,
+    chat_over_rest,
     interleaved,
     ratios,
     reply_text,
@@ -64,18 +64,7 @@ class Session:
         self.defaults = [p["parameter_default"] for p in params[1:]]  # every setting as the flags set it
 
     def turn(self, text: str) -> str:
-        call = self.http.post("gradio_api/call/chat", json={"data": [{"text": text, "files": []}, *self.defaults]})
-        call.raise_for_status()
-        event, data = "", ""
-        with self.http.stream("GET", f"gradio_api/call/chat/{call.json()['event_id']}") as events:
-            for line in events.iter_lines():
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    data = line.split(":", 1)[1].strip()
-        if event != "complete":
-            raise RuntimeError(f"the app answered {event!r}: {data[:200]}")
-        return reply_text(json.loads(data))
+        return reply_text(chat_over_rest(self.http, [{"text": text, "files": []}, *self.defaults]))
 
 
 def _turns(session: Session, n: int) -> None:

@@ -119,24 +119,22 @@ def _inline_destination(text: str, start: int) -> tuple[str, int] | None:
             return None
         dest, i = text[i + 1 : end], end + 1
     else:
-        begin, depth = i, 0
-        while i < stop and not text[i].isspace():
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == "(":
-                depth += 1
-                if depth > MAX_NESTING:
-                    return None
-            elif ch == ")":
-                if depth == 0:
-                    break
-                depth -= 1
-            i += 1
-        dest = text[begin:i]
+        space = _unbalanced_close(text, i, stop, at_space=True)
+        if space is None:
+            return None
+        dest, i = text[i:space], space
+    close = _unbalanced_close(text, i, stop, at_space=False)  # an optional title, then ")"
+    if close is None or close >= stop or text[close] != ")":
+        return None
+    return dest, close + 1
+
+
+def _unbalanced_close(text: str, i: int, stop: int, *, at_space: bool) -> int | None:
+    """The index of the first ")" from `i` that closes no "(" of its own (backslash escapes
+    skipped), or with `at_space` of the first whitespace before it; `stop` or beyond when
+    neither comes, None when parentheses nest deeper than MAX_NESTING."""
     depth = 0
-    while i < stop:  # an optional title, then the closing parenthesis
+    while i < stop and not (at_space and text[i].isspace()):
         ch = text[i]
         if ch == "\\":
             i += 2
@@ -147,10 +145,10 @@ def _inline_destination(text: str, start: int) -> tuple[str, int] | None:
                 return None
         elif ch == ")":
             if depth == 0:
-                return dest, i + 1
+                return i
             depth -= 1
         i += 1
-    return None
+    return i
 
 
 def _markdown_images(text: str, definitions: Mapping[str, str]) -> str:
