@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from hfchat import conversations as convos
 from hfchat.messages import build_messages
@@ -44,6 +45,20 @@ def endpoint() -> Iterator[Recorder]:
         yield recorder
 
 
+def reopen_after_restart(ui: ConvoUI, tries: int = 5) -> None:
+    """Reload the page once the app is back. Gradio reloads the page by itself when it
+    reconnects, and a reload of ours that crosses that one fails in Playwright ("Not
+    attached to an active page"): then it is simply tried again."""
+    for attempt in range(tries):
+        try:
+            ui.reopen()
+            return
+        except PlaywrightError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(1)
+
+
 def test_a_turn_cut_by_an_app_restart_is_kept_and_the_next_message_has_the_history(
     endpoint: Recorder, browser_page: BrowserPage
 ) -> None:
@@ -56,7 +71,7 @@ def test_a_turn_cut_by_an_app_restart_is_kept_and_the_next_message_has_the_histo
         wait_until(lambda: len(ui.renders()) >= 3, 60, "the slow reply to stream")
         app.stop()  # the app process goes away mid-reply (SIGTERM to its process group)
         app.start()  # same port: same origin, same browser storage
-        ui.reopen()
+        reopen_after_restart(ui)
         wait_until(lambda: ui.user_messages() == [QUESTION], 60, "the interrupted turn back in the window")
         marked = ui.page.locator(ConvoUI.BOT).filter(has_text="Interrupted")
         wait_until(lambda: marked.count() == 1, 30, "the turn marked interrupted")
