@@ -9,12 +9,14 @@ reached over HTTP with gradio_client or httpx, as a visitor would. This is the o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hfchat.cli import AppOptions
 from hfchat.testing.servers import free_port
+from hfchat.ui import build_app
+from hfchat.ui.page import PAGE_HEAD, queued
 
 if TYPE_CHECKING:
     from gradio import Blocks
@@ -40,16 +42,6 @@ class RunningApp:
         return Client(self.url, verbose=False, **kwargs)
 
 
-def _ui() -> tuple[Callable[..., Blocks], Callable[[Blocks, AppOptions], Blocks], str]:
-    """`build_app`, `queued` and the page head, from wherever the UI lives in this checkout."""
-    try:
-        from hfchat.ui import build_app  # type: ignore[import-not-found,unused-ignore]
-        from hfchat.ui.page import PAGE_HEAD, queued  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # before app.py was split into hfchat/ui/
-        from app import PAGE_HEAD, build_app, queued  # type: ignore[no-redef,unused-ignore]
-    return build_app, queued, PAGE_HEAD
-
-
 @contextlib.contextmanager
 def running_app(options: AppOptions, service: ChatService | Any = None) -> Iterator[RunningApp]:
     """`build_app(options, service)` queued and launched as `main()` does it (the same queue
@@ -58,14 +50,13 @@ def running_app(options: AppOptions, service: ChatService | Any = None) -> Itera
     `service` is a `ChatService` or a stand-in such as `FakeService`; None lets `build_app`
     compose the service from `options`, exactly as `python app.py` does.
     """
-    build_app, queued, page_head = _ui()
     demo = queued(build_app(options, service), options)
     port = free_port()
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,
         auth=options.auth,
-        head=page_head,
+        head=PAGE_HEAD,
         prevent_thread_lock=True,
         quiet=True,
     )
