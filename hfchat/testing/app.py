@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from hfchat.chat import ChatService
 
 
+LAUNCH_ATTEMPTS = 3
+
+
 @dataclass
 class RunningApp:
     """An app launched by `running_app`: its URL (ending in "/"), the Blocks it serves, the
@@ -51,15 +54,24 @@ def running_app(options: AppOptions, service: ChatService | Any = None) -> Itera
     compose the service from `options`, exactly as `python app.py` does.
     """
     demo = queued(build_app(options, service), options)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        auth=options.auth,
-        head=PAGE_HEAD,
-        prevent_thread_lock=True,
-        quiet=True,
-    )
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        port = free_port()
+        try:
+            demo.launch(
+                server_name="127.0.0.1",
+                server_port=port,
+                auth=options.auth,
+                head=PAGE_HEAD,
+                prevent_thread_lock=True,
+                quiet=True,
+            )
+            break
+        except ValueError as exc:
+            # Gradio checks its own URL with a 3 s HEAD: on a loaded machine that can time out,
+            # and launch() then says "localhost is not accessible". Not the app's fault: retry.
+            demo.close()
+            if "localhost is not accessible" not in str(exc) or attempt == LAUNCH_ATTEMPTS:
+                raise
     try:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, options, service)
     finally:
