@@ -28,6 +28,7 @@ from hfchat.cli import parse_options
 from hfchat.reply import answer_text
 from hfchat.ui import build_app
 from hfchat.ui.page import queued
+from hfchat.updates import ReplyView
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, chat_route_handler, free_port, sse_response
 
 GIVE_UP_S = 20.0
@@ -148,7 +149,7 @@ def run_turn(fn: Any, message: str = "Hello", history: list[dict[str, Any]] | No
     """Read a turn to its end, or give up after GIVE_UP_S (closing it, as Stop would)."""
     started = time.monotonic()
     updates = fn(message, list(history or []), **kw)
-    last: list[dict[str, Any]] = []
+    last: ReplyView = ()
     gave_up = False
     try:
         for update in updates:
