@@ -23,6 +23,7 @@ from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
 from hfchat.ui.page import PAGE_HEAD, queued
 from hfchat.ui.presets import preset_panel, wire_presets
+from hfchat.ui.render import rendered
 
 log = logging.getLogger("hfchat.app")
 
@@ -40,7 +41,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         stall_timeout=options.stall_timeout,
         endpoint_api_key=options.endpoint_api_key,
     )
-    chat_fn = make_chat_fn(service, options)
+    chat_fn = rendered(make_chat_fn(service, options))
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls

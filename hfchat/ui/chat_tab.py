@@ -14,7 +14,8 @@ The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from gradio.components import Component
 
 from hfchat import conversations as convos
 from hfchat.errors import HFChatError
+from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
 
@@ -30,8 +32,9 @@ TITLE = "hfchat"
 DESCRIPTION = "Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally."
 PLACEHOLDER = "Type a message (attach images with the task image-text-to-text)…"
 
-ChatFn = Callable[..., Iterator[Any]]
-"""`hfchat.chat.make_chat_fn`'s function: (message, history, request=, oauth_token=, **settings)."""
+ChatFn = Callable[..., Iterator[list[Message]]]
+"""`hfchat.chat.make_chat_fn`'s function as rendered (`hfchat.ui.render.rendered`): called with
+(message, history, request=, oauth_token=, **settings), it yields the reply so far as messages."""
 
 
 def idle_box() -> dict[str, Any]:
@@ -94,11 +97,6 @@ def _settings(turn: dict[str, Any] | None) -> ControlValues | None:
     return ControlValues.model_validate(turn) if turn is not None else None
 
 
-def _messages(view: Any) -> list[dict[str, Any]]:
-    """One update of `chat_fn` as chat-window messages."""
-    return list(view)
-
-
 def wire_chat(
     chat: ChatPanel,
     saved: ConversationPanel,
@@ -118,9 +116,10 @@ def wire_chat(
 
     def reply(
         message: Any, history: list[dict[str, Any]], settings: dict[str, Any], request: Any, oauth_token: Any
-    ) -> Iterator[list[dict[str, Any]]]:
-        for view in chat_fn(message, list(history), request=request, oauth_token=oauth_token, **settings):
-            yield _messages(view)
+    ) -> Generator[list[Message], None, None]:
+        """The reply so far, as messages. Closing this (Gradio does, on Stop) closes the chat
+        function's generator too, which ends the turn."""
+        yield from chat_fn(message, list(history), request=request, oauth_token=oauth_token, **settings)
 
     def begin(data: dict[Component, Any]) -> dict[Component, Any]:
         """The question in the window and saved, marked interrupted until its reply is saved."""
@@ -179,9 +178,10 @@ def wire_chat(
         values = turn_values(settings, settable)
         yield {chat.turn: values, chat.pending: None}
         shown = [*history, question]
-        for messages in reply(message, history, settings, request, oauth_token):
-            shown = [*history, question, *messages]
-            yield {chat.chatbot: shown, chat.history: shown}
+        with closing(reply(message, history, settings, request, oauth_token)) as replies:
+            for messages in replies:
+                shown = [*history, question, *messages]
+                yield {chat.chatbot: shown, chat.history: shown}
         done = convos.commit(convos.load(stored), conversation_id, shown, _settings(values))
         yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
 
@@ -255,7 +255,7 @@ def wire_chat(
     return turns
 
 
-def _api(chat: ChatPanel, settings: dict[str, Any], reply: Callable[..., Iterator[Any]]) -> None:
+def _api(chat: ChatPanel, settings: dict[str, Any], reply: Callable[..., Generator[list[Message], None, None]]) -> None:
     """`/chat`: the message (the chat box's `{"text", "files"}`) and every setting by name; it
     streams the reply's messages, and each API session keeps its history, as a browser tab does."""
 
@@ -268,8 +268,9 @@ def _api(chat: ChatPanel, settings: dict[str, Any], reply: Callable[..., Iterato
     ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         history = list(history or [])
         question = convos.user_message(message)
-        for messages in reply(message, history, values, request, oauth_token):
-            yield messages, [*history, question, *messages]
+        with closing(reply(message, history, values, request, oauth_token)) as replies:
+            for messages in replies:
+                yield messages, [*history, question, *messages]
 
     api_history = gr.State([])
     answer = gr.JSON(label="Response", visible=False)
