@@ -150,7 +150,6 @@ class GenerationSettings(BaseModel):
     top_p: float = _schema("top_p")
     top_k: int = _schema("top_k")
     repetition_penalty: float = _schema("repetition_penalty")
-    min_p: float = _schema("min_p")
     frequency_penalty: float = _schema("frequency_penalty")
     seed: int | None = _schema("seed")
     """None = random."""

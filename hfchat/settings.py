@@ -233,13 +233,6 @@ class SidebarSettings(BaseModel):
         le=2.0,
         help="multiplicative penalty on repeated tokens; 1.0 = off",
     )
-    min_p: float = setting(
-        0.0,
-        Control("min_p", Widget.SLIDER, LOCAL, step=0.01, info=f"{_SAMPLING}; 0 = off"),
-        ge=0.0,
-        le=1.0,
-        help="drop tokens less likely than min_p times the likeliest; 0 = off",
-    )
     frequency_penalty: float = setting(
         0.0,
         Control("frequency_penalty", Widget.SLIDER, REMOTE, step=0.05, info="OpenAI scale, 0 = off"),

@@ -328,8 +328,6 @@ def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
     pipeline_kwargs: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens, "do_sample": gen.do_sample}
     if gen.do_sample:
         pipeline_kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
-        if gen.min_p:
-            pipeline_kwargs["min_p"] = gen.min_p
     if gen.repetition_penalty != 1.0:
         pipeline_kwargs["repetition_penalty"] = gen.repetition_penalty
     return {"pipeline_kwargs": pipeline_kwargs, "seed": gen.seed}
