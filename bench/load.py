@@ -42,8 +42,8 @@ import psutil  # noqa: E402
 
 from hfchat.errors import ERROR_MARK  # noqa: E402
 from hfchat.messages import LOADING_MARK, content_text  # noqa: E402
-from tests.fixtures.make_tiny_models import build_all  # noqa: E402
-from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port  # noqa: E402
+from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port  # noqa: E402
+from hfchat.testing.tiny_models import build_all  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_MODELS = ROOT / ".pytest_cache" / "d" / "tiny-models"

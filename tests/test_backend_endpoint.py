@@ -16,7 +16,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from hfchat.backends import endpoint, joined_text, module_for, remote
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
-from tests.fixtures.servers import (
+from hfchat.testing.servers import (
     Recorder,
     RecordingProxy,
     TransformersServe,

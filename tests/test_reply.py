@@ -12,18 +12,9 @@ from hfchat.backends import Delta, Usage
 from hfchat.config import Backend, ChatSettings, ModelSpec
 from hfchat.messages import FOOTER_ID, build_messages, history_to_messages
 from hfchat.reply import THINKING_TITLE, Reply, ReplySource, answer_text, ends_inside_think
+from hfchat.testing import FakeClock
 
 SOURCE = ReplySource(Backend.PROVIDERS, "deepseek-ai/DeepSeek-R1-0528", "auto", cached=True)
-
-
-class FakeClock:
-    """A clock the test moves by hand, so durations are exact."""
-
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fed(*texts: str, source: ReplySource = SOURCE) -> Reply:
