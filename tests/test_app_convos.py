@@ -20,6 +20,7 @@ import pytest
 from gradio_client.utils import apply_diff
 
 from hfchat import conversations as convos
+from hfchat.chat import chat_signature
 from hfchat.cli import parse_options
 from hfchat.messages import content_text
 from hfchat.testing.app import RunningApp
@@ -321,3 +322,17 @@ def test_export_offers_files_named_after_the_title_and_leaves_no_temp_files(
 
     page.send("And food?")  # the conversation changed: the old downloads are put away
     assert not page.props[page.find(elem_id="export-json")]["visible"]
+
+
+def test_chat_is_the_one_public_endpoint_with_every_setting_by_name_and_default(app: RunningApp) -> None:
+    info = httpx.get(app.url + "gradio_api/info").json()
+    assert list(info["named_endpoints"]) == ["/chat"] and not info["unnamed_endpoints"], "the page's events are private"
+    documented = chat_signature(app.options).parameters
+    params = info["named_endpoints"]["/chat"]["parameters"]
+    settings = [name for name in documented if name not in ("message", "history", "request", "oauth_token")]
+    assert [p["parameter_name"] for p in params] == ["message", *settings]
+    for p in params[1:]:
+        assert p["parameter_has_default"], p["parameter_name"]
+        default = documented[p["parameter_name"]].default
+        if default is not None:  # an empty one shows as the control's own empty value
+            assert p["parameter_default"] == default, p["parameter_name"]

@@ -251,13 +251,19 @@ def wire_chat(
         **quick,
     )
 
-    _api(chat, by_name, reply)
+    _api(chat, by_name, reply, inspect.signature(chat_fn))
     return turns
 
 
-def _api(chat: ChatPanel, settings: dict[str, Any], reply: Callable[..., Generator[list[Message], None, None]]) -> None:
+def _api(
+    chat: ChatPanel,
+    settings: dict[str, Any],
+    reply: Callable[..., Generator[list[Message], None, None]],
+    documented: inspect.Signature,
+) -> None:
     """`/chat`: the message (the chat box's `{"text", "files"}`) and every setting by name; it
-    streams the reply's messages, and each API session keeps its history, as a browser tab does."""
+    streams the reply's messages, and each API session keeps its history, as a browser tab does.
+    `documented` (the chat function's signature) gives each setting's default to API clients."""
 
     def chat_api(
         message: Any,
@@ -271,6 +277,12 @@ def _api(chat: ChatPanel, settings: dict[str, Any], reply: Callable[..., Generat
         with closing(reply(message, history, values, request, oauth_token)) as replies:
             for messages in replies:
                 yield messages, [*history, question, *messages]
+
+    # Gradio lists a setting as optional when the function names its default (a control whose
+    # value is empty, such as seed, says nothing): the settings as keyword-only parameters.
+    own = [p for p in inspect.signature(chat_api).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    named = [documented.parameters[name].replace(kind=inspect.Parameter.KEYWORD_ONLY) for name in settings]
+    chat_api.__signature__ = inspect.Signature([*own, *named])  # type: ignore[attr-defined]
 
     api_history = gr.State([])
     answer = gr.JSON(label="Response", visible=False)
