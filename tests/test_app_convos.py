@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,7 @@ from hfchat.messages import content_text
 from hfchat.testing.app import RunningApp
 from hfchat.testing.fake_service import FakeService, Scripted
 from hfchat.ui.page import BROWSER_STORAGE_SECRET
-
-# Never called: the service is fake. An endpoint app builds no model at start-up.
-FLAGS = ["--backend", "endpoint", "--endpoint-url", "http://127.0.0.1:9/v1", "--max-new-tokens", "16"]
+from tests.test_app_wiring import FLAGS, plain
 
 
 class Page:
@@ -178,21 +176,18 @@ class Page:
 
 @pytest.fixture
 def fake() -> FakeService:
+    """The service under the page: scripted replies, and a record of what each turn sent."""
     return FakeService()
 
 
 @pytest.fixture
-def app(fake: FakeService, start_app: Callable[..., RunningApp]) -> Iterator[RunningApp]:
-    yield start_app(parse_options(FLAGS, {}), fake)
+def app(fake: FakeService, start_app: Callable[..., RunningApp]) -> RunningApp:
+    return start_app(parse_options(FLAGS, {}), fake)
 
 
 def plain_texts(exported: dict[str, Any]) -> list[str]:
     """The questions and answers of an exported conversation (the speed line carries metadata)."""
     return [m["text"] for m in exported["messages"] if "metadata" not in m]
-
-
-def plain(messages: Any) -> list[str]:
-    return [content_text(m["content"]) for m in messages if not m.get("metadata")]
 
 
 def test_the_list_is_stored_under_a_fixed_key_and_secret(app: RunningApp) -> None:
