@@ -241,7 +241,7 @@ def wire_chat(
         """The chat's trash button: the conversation is deleted, as in Gradio's own list."""
         done = convos.commit(convos.load(data[store]), data[current], [], None)
         out: dict[Component, Any] = {chat.history: [], chat.textbox: idle_box(), chat.turn: None}
-        return out | saved_outputs(saved, done or convos.Saved(convos.load(data[store]), None))
+        return out | saved_outputs(saved, done or convos.Saved(convos.load(data[store]), None), changed=bool(done))
 
     chat.chatbot.clear(
         clear,

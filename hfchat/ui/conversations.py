@@ -82,13 +82,14 @@ def conversation_panel() -> ConversationPanel:
     )
 
 
-def saved_outputs(panel: ConversationPanel, saved: convos.Saved) -> dict[Component, Any]:
-    """The update for a changed list: stored, listed, and the current conversation's id and
-    title shown (an earlier export's downloads are put away: they no longer match)."""
+def saved_outputs(panel: ConversationPanel, saved: convos.Saved, changed: bool = True) -> dict[Component, Any]:
+    """The update for the list after an event: stored (unless it is `changed` not: every write
+    re-encrypts it), listed, and the current conversation's id and title shown (an earlier
+    export's downloads are put away: they no longer match)."""
     shown = convos.find(saved.conversations, saved.current)
     hidden = gr.update(visible=False)
     return {
-        panel.store: convos.dump(saved.conversations),
+        panel.store: convos.dump(saved.conversations) if changed else gr.skip(),
         panel.current: saved.current,
         panel.opened: saved.current,
         panel.listing: gr.update(choices=convos.choices(saved.conversations), value=saved.current),
@@ -118,12 +119,12 @@ def wire_conversations(
     store, current = p.store, p.current
     upload_root = Path(gr.utils.get_upload_folder())
 
-    def show(saved: convos.Saved) -> dict[Component, Any]:
+    def show(saved: convos.Saved, changed: bool = True) -> dict[Component, Any]:
         """The list, with the conversation `saved.current` (None: a new one) in the window."""
         conversation = convos.find(saved.conversations, saved.current)
         messages = convos.keep_available_files(conversation.messages, upload_root) if conversation else []
         return {
-            **saved_outputs(p, saved),
+            **saved_outputs(p, saved, changed),
             chat.chatbot: messages,
             chat.history: messages,
             chat.turn: None,
@@ -132,13 +133,14 @@ def wire_conversations(
 
     shown = [*p.saving, chat.chatbot, chat.history, chat.turn, chat.textbox]
 
-    def left(data: dict[Any, Any]) -> list[convos.Conversation]:
-        """The list after leaving the window's conversation: a reply cut short is kept as shown."""
+    def left(data: dict[Any, Any]) -> tuple[list[convos.Conversation], bool]:
+        """The list after leaving the window's conversation (a reply cut short is kept as
+        shown), and whether that changed it."""
         conversations = convos.load(data[store])
         turn = data[chat.turn]
         settings = ControlValues.model_validate(turn) if turn is not None else None
         done = convos.commit(conversations, data[current], data[chat.history] or [], settings)
-        return done.conversations if done else conversations
+        return (done.conversations, True) if done else (conversations, False)
 
     leaving: set[Any] = {store, current, chat.history, chat.turn}
 
@@ -146,20 +148,21 @@ def wire_conversations(
         """On page load: the list, and the conversation that was open, back in the window."""
         conversations = convos.load(data[store])
         opened = convos.find(conversations, data[p.opened])
-        return show(convos.Saved(conversations, opened.id if opened else None))
+        return show(convos.Saved(conversations, opened.id if opened else None), changed=False)
 
     quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
     demo.load(reopen, inputs={store, p.opened}, outputs=shown, **quick)
 
     def new(data: dict[Any, Any]) -> dict[Any, Any]:
-        return show(convos.Saved(left(data), None))
+        conversations, changed = left(data)
+        return show(convos.Saved(conversations, None), changed)
 
     p.new.click(new, inputs=leaving, outputs=shown, cancels=turns, **quick)
 
     def switch(data: dict[Any, Any]) -> dict[Any, Any]:
-        conversations = left(data)
+        conversations, changed = left(data)
         chosen = convos.find(conversations, data[p.listing])
-        return show(convos.Saved(conversations, chosen.id if chosen else None))
+        return show(convos.Saved(conversations, chosen.id if chosen else None), changed)
 
     p.listing.input(switch, inputs={*leaving, p.listing}, outputs=shown, cancels=turns, **quick)
 
@@ -218,7 +221,7 @@ def wire_conversations(
         try:
             check_import_size(path.stat().st_size)  # before reading it
             imported = import_conversation(path.read_bytes())
-            added = convos.add(left(data), imported)
+            added = convos.add(left(data)[0], imported)
             convos.check_fits(added.conversations)
         except HFChatError as exc:
             return refused(exc, store)
