@@ -20,7 +20,8 @@ import httpx
 from langchain_core.messages import BaseMessage
 
 from hfchat import net
-from hfchat.backends import BackendModule, Delta, builder, closing_stream, module_for
+from hfchat.backends import builder, module_for
+from hfchat.backends.types import ChatBackend, Delta, closing_stream
 from hfchat.cache import ModelCache
 from hfchat.config import (
     DEFAULT_TIMEOUT_S,
@@ -424,7 +425,7 @@ def _failure(
     return reply.messages(show)
 
 
-def _backend(settings: ChatSettings) -> BackendModule:
+def _backend(settings: ChatSettings) -> ChatBackend:
     return module_for(settings.spec.backend, settings.spec.task)
 
 

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hfchat.backends import Delta
+from hfchat.backends.types import THINK_CLOSE, THINK_OPEN, Delta
 from hfchat.config import Backend, ChatSettings, display_url
 from hfchat.errors import ERROR_MARK
 from hfchat.messages import FOOTER_ID, SPEED_MARK
 from hfchat.safe_markdown import safe_images
 from hfchat.speed import SpeedMeter
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CUT_TITLE = "Reply cut short"
 THINKING_TITLE = "Thinking"
 
@@ -34,11 +33,6 @@ def answer_text(messages: list[Message]) -> str:
     For callers that want the plain reply, such as `/chat` API clients and the tests.
     """
     return "\n\n".join(str(m["content"]) for m in messages if not m.get("metadata"))
-
-
-def ends_inside_think(prompt: str) -> bool:
-    """True when a chat template opened a think block for the reply (DeepSeek-R1 does)."""
-    return prompt.rstrip().endswith(THINK_OPEN)
 
 
 def _held_back(text: str) -> int:

@@ -14,7 +14,8 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from hfchat.backends import endpoint, joined_text, module_for, remote
+from hfchat.backends import endpoint, module_for, remote
+from hfchat.backends.types import joined_text
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
 from tests.fixtures.servers import (
     Recorder,

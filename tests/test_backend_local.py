@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from hfchat.backends import joined_text, local
+from hfchat.backends import local
+from hfchat.backends.types import joined_text
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, Quantization

@@ -17,7 +17,8 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from PIL import Image
 
-from hfchat.backends import joined_text, local, local_vision, module_for
+from hfchat.backends import local, local_vision, module_for
+from hfchat.backends.types import joined_text
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options

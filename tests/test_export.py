@@ -185,7 +185,7 @@ def test_file_stems_are_safe() -> None:
 
 def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> None:
     """The real reply model's messages: a Thinking block, the answer, the ⏱ footer."""
-    from hfchat.backends import Delta, Usage
+    from hfchat.backends.types import Delta, Usage
     from hfchat.config import Backend
     from hfchat.reply import Reply, ReplySource
 

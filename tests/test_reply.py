@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hfchat.backends import Delta, Usage
+from hfchat.backends.types import Delta, Usage, ends_inside_think
 from hfchat.config import Backend, ChatSettings, ModelSpec
 from hfchat.messages import FOOTER_ID, build_messages, history_to_messages
-from hfchat.reply import THINKING_TITLE, Reply, ReplySource, answer_text, ends_inside_think
+from hfchat.reply import THINKING_TITLE, Reply, ReplySource, answer_text
 
 SOURCE = ReplySource(Backend.PROVIDERS, "deepseek-ai/DeepSeek-R1-0528", "auto", cached=True)
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from hfchat.backends import Delta
+from hfchat.backends.types import Delta
 from hfchat.config import Backend
 from hfchat.reply import Reply, ReplySource
 from hfchat.safe_markdown import safe_images

@@ -6,15 +6,11 @@ Modules are imported on first use, so an endpoint-only start never imports torch
 from __future__ import annotations
 
 import importlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, cast
 
-from langchain_core.messages import BaseMessage
-
-from hfchat.config import Backend, ChatSettings, ModelSpec
+from hfchat.backends.types import ChatBackend
+from hfchat.config import Backend, ModelSpec
 from hfchat.images import IMAGE_TASK
 
 _COMMON = frozenset(
@@ -38,72 +34,14 @@ _MODULES = {
 }
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one reply, and who counted them: "server" (the usage the server
-    sent) or "tokenizer" (the local model's own token ids)."""
-
-    input_tokens: int | None
-    output_tokens: int | None
-    counted_by: str
-
-
-@dataclass(frozen=True)
-class Delta:
-    """One piece of a streamed reply, as every backend yields it.
-
-    `text` is answer text (which may still hold `<think>` tags; the reply model splits
-    them out), `reasoning` is what providers send in a separate `reasoning_content` field.
-    The last delta usually carries `finish_reason` ("stop", "length") and `usage`.
-    """
-
-    text: str = ""
-    reasoning: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.text or self.reasoning or self.finish_reason or self.usage)
-
-
-def joined_text(deltas: Iterator[Delta]) -> str:
-    """All answer text of a stream, for callers that want the plain reply (tests, bench)."""
-    return "".join(delta.text for delta in deltas)
-
-
-class BackendModule(Protocol):
-    def build(self, spec: ModelSpec, token: str | None) -> Any: ...
-
-    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]: ...
-
-    def stream(
-        self, chat: Any, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-    ) -> Iterator[Delta]: ...
-
-
 _VISION_MODULE = "hfchat.backends.local_vision"
 """Local image-text-to-text models run transformers' pipeline directly, not through LangChain."""
 
 
-def module_for(backend: Backend, task: str = "text-generation") -> BackendModule:
+def module_for(backend: Backend, task: str = "text-generation") -> ChatBackend:
     """The module that builds and streams for this backend (and task, for local models)."""
     name = _VISION_MODULE if backend is Backend.LOCAL and task == IMAGE_TASK else _MODULES[backend]
-    return cast(BackendModule, importlib.import_module(name))
-
-
-T = TypeVar("T")
-
-
-@contextmanager
-def closing_stream(stream: Iterator[T]) -> Iterator[Iterator[T]]:
-    """Close a LangChain stream as soon as we stop reading it (Stop), not when it is
-    garbage-collected: that is what ends the HTTP request or the generate thread."""
-    try:
-        yield stream
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+    return cast(ChatBackend, importlib.import_module(name))
 
 
 def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:

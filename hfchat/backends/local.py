@@ -24,14 +24,13 @@ from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
+from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.reply import THINK_OPEN, ends_inside_think
 from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)

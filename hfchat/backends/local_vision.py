@@ -15,7 +15,6 @@ from typing import Any
 import transformers
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
-from hfchat.backends import Delta
 from hfchat.backends.local import (
     LOAD_LOCK,
     FailFastStreamer,
@@ -26,6 +25,7 @@ from hfchat.backends.local import (
     quantization_config,
     stream_generation,
 )
+from hfchat.backends.types import Delta
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import UnsupportedTaskError
 from hfchat.images import IMAGE_TASK, decode_data_url

@@ -24,8 +24,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
+from hfchat.backends.types import Delta, Usage, closing_stream
 from hfchat.config import Backend, ChatSettings
 from hfchat.errors import MalformedChunk, retry_after_of, status_of
 
