@@ -20,7 +20,7 @@ import httpx
 from langchain_core.messages import BaseMessage
 
 from hfchat import net
-from hfchat.backends import builder, module_for
+from hfchat.backends import backend_for, builder
 from hfchat.backends.types import ChatBackend, Delta, closing_stream
 from hfchat.cache import ModelCache
 from hfchat.config import (
@@ -426,7 +426,7 @@ def _failure(
 
 
 def _backend(settings: ChatSettings) -> ChatBackend:
-    return module_for(settings.spec.backend, settings.spec.task)
+    return backend_for(settings.spec.backend, settings.spec.task)
 
 
 def _check_not_empty(reply: Reply) -> None:

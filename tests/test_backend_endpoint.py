@@ -6,6 +6,7 @@ What reached the server is asserted on the wire: the stack's silent drops (tempe
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -14,9 +15,13 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from hfchat.backends import endpoint, module_for, remote
+from hfchat.backends import backend_for
+from hfchat.backends.endpoint import ENDPOINT
+from hfchat.backends.providers import PROVIDERS
 from hfchat.backends.types import joined_text
-from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
+from hfchat.config import TASKS, Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
+from hfchat.errors import ConfigError
+from hfchat.images import IMAGE_TASK
 from tests.fixtures.servers import (
     Recorder,
     RecordingProxy,
@@ -35,7 +40,7 @@ def endpoint_settings(url: str, served: str | None = None, **gen: Any) -> ChatSe
 
 
 def run(settings: ChatSettings, token: str | None = None, messages: Any = MESSAGES) -> str:
-    backend = module_for(settings.spec.backend)
+    backend = backend_for(settings.spec.backend)
     chat = backend.build(settings.spec, token)
     return joined_text(backend.stream(chat, messages, settings, threading.Event()))
 
@@ -146,31 +151,38 @@ def test_auto_provider_route(hub_recorder: Recorder) -> None:
 
 def test_call_kwargs_per_backend() -> None:
     settings = endpoint_settings("http://127.0.0.1:1", served="m", max_new_tokens=5, frequency_penalty=-0.5)
-    assert endpoint.call_kwargs is remote.call_kwargs
-    assert remote.call_kwargs(settings) == {
-        "max_tokens": 5,
-        "temperature": 0.0,
-        "frequency_penalty": -0.5,
-        "model": "m",
-    }
+    common = {"max_tokens": 5, "temperature": 0.0, "frequency_penalty": -0.5}
+    assert ENDPOINT.call_kwargs(settings) == {**common, "model": "m"}
+    assert PROVIDERS.call_kwargs(settings) == common, "only the endpoint's hook sends the served name"
     spec = ModelSpec(backend=Backend.PROVIDERS, model="org/m", provider="auto")
     sampled = ChatSettings(spec=spec, generation=GenerationSettings(do_sample=True, temperature=0.3, top_p=0.4, seed=2))
-    assert remote.call_kwargs(sampled) == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.4, "seed": 2}
+    assert PROVIDERS.call_kwargs(sampled) == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.4, "seed": 2}
+
+
+def test_every_pair_the_settings_allow_has_a_backend_and_others_list_the_valid_pairs() -> None:
+    for backend, task in itertools.product(Backend, TASKS):
+        assert backend_for(backend, task) is not None
+    assert backend_for(Backend.ENDPOINT, IMAGE_TASK) is ENDPOINT
+    assert backend_for(Backend.PROVIDERS) is PROVIDERS
+    with pytest.raises(ConfigError) as info:
+        backend_for(Backend.LOCAL, "summarization")
+    assert "summarization" in info.value.message and info.value.field == "task"
+    assert "local/image-text-to-text" in info.value.hint and "endpoint/text-generation" in info.value.hint
 
 
 def test_server_template_refusing_the_system_role_still_chats(serve_nosystem: TransformersServe) -> None:
     """Defect 6 on an endpoint: the server's template raises on the system role."""
     with RecordingProxy(serve_nosystem.url) as proxy:
         settings = endpoint_settings(proxy.url, max_new_tokens=6)
-        chat = endpoint.build(settings.spec, None)
-        assert joined_text(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
+        chat = ENDPOINT.build(settings.spec, None)
+        assert joined_text(ENDPOINT.stream(chat, MESSAGES, settings, threading.Event()))
         assert chat.fold_system, "the cached client remembers to fold"
         refused, folded = chat_bodies(proxy)
         assert refused["messages"][0]["role"] == "system"
         assert [m["role"] for m in folded["messages"]] == ["user"]
         assert folded["messages"][0]["content"] == "Be brief.\n\nHello there"
         proxy.clear()
-        assert joined_text(endpoint.stream(chat, MESSAGES, settings, threading.Event()))
+        assert joined_text(ENDPOINT.stream(chat, MESSAGES, settings, threading.Event()))
         assert len(chat_bodies(proxy)) == 1, "no failed attempt once the fold is known"
 
 
@@ -181,7 +193,7 @@ QUESTION = [HumanMessage("Hello there")]
 
 def timed_run(settings: ChatSettings, cancel: threading.Event | None = None) -> tuple[str | BaseException, float]:
     """The reply (or the error raised), and how long the call took."""
-    backend = module_for(settings.spec.backend)
+    backend = backend_for(settings.spec.backend)
     chat = backend.build(settings.spec, None)
     started = time.monotonic()
     try:
@@ -246,7 +258,7 @@ def test_a_started_stream_is_never_retried(proxy: RecordingProxy) -> None:
     settings = retrying(proxy.url, retries=3, backoff=0.05).model_copy(
         update={"generation": GenerationSettings(max_new_tokens=40)}
     )
-    backend = module_for(settings.spec.backend)
+    backend = backend_for(settings.spec.backend)
     chat = backend.build(settings.spec, None)
     got: list[str] = []
     with pytest.raises(httpx.HTTPError):

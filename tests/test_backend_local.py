@@ -12,6 +12,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from hfchat.backends import local
+from hfchat.backends.local import LOCAL
 from hfchat.backends.types import joined_text
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
@@ -34,13 +35,13 @@ def generate_threads() -> list[threading.Thread]:
 
 
 def reply(chat: Any, spec: ModelSpec, messages: Any = MESSAGES, **gen: Any) -> str:
-    return joined_text(local.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
+    return joined_text(LOCAL.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
 
 
 @pytest.fixture(scope="module")
 def chat_model(tiny_models: dict[str, Path]) -> tuple[Any, ModelSpec]:
     spec = spec_for(tiny_models["chat"])
-    return local.build(spec, None), spec
+    return LOCAL.build(spec, None), spec
 
 
 def test_invoke_returns_only_the_reply_not_the_prompt(chat_model: tuple[Any, ModelSpec]) -> None:
@@ -56,7 +57,7 @@ def test_invoke_returns_only_the_reply_not_the_prompt(chat_model: tuple[Any, Mod
 
 def test_stream_is_token_by_token_and_greedy_is_deterministic(chat_model: tuple[Any, ModelSpec]) -> None:
     chat, spec = chat_model
-    chunks = [d.text for d in local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event())]
+    chunks = [d.text for d in LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event())]
     assert len([c for c in chunks if c]) >= 2
     assert "".join(chunks) == reply(chat, spec, max_new_tokens=12)
 
@@ -76,9 +77,9 @@ def test_sampling_settings_reach_generate(chat_model: tuple[Any, ModelSpec]) -> 
 
 def test_call_kwargs_are_generate_settings_on_the_local_scale() -> None:
     spec = ModelSpec(backend=Backend.LOCAL, model="org/m", device="cpu")
-    greedy = local.call_kwargs(settings_for(spec, max_new_tokens=5))
+    greedy = LOCAL.call_kwargs(settings_for(spec, max_new_tokens=5))
     assert greedy == {"pipeline_kwargs": {"max_new_tokens": 5, "do_sample": False}, "seed": None}
-    sampled = local.call_kwargs(
+    sampled = LOCAL.call_kwargs(
         settings_for(spec, do_sample=True, temperature=0.5, top_p=0.8, top_k=7, repetition_penalty=1.2, seed=1)
     )
     assert sampled["pipeline_kwargs"] == {
@@ -96,7 +97,7 @@ def test_cancel_ends_the_generate_thread(chat_model: tuple[Any, ModelSpec]) -> N
     """The Stop button must end generate itself, not just hide its output."""
     chat, spec = chat_model
     cancel = threading.Event()
-    stream = local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=5000), cancel)
+    stream = LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=5000), cancel)
     received = [next(stream) for _ in range(3)]
     assert len(generate_threads()) == 1
     started = time.monotonic()
@@ -122,7 +123,7 @@ def test_error_in_generate_thread_reaches_the_reader_at_once(chat_model: tuple[A
 def test_model_without_chat_template_still_chats(tiny_models: dict[str, Path]) -> None:
     """Defect 6a: no chat template falls back to the documented plain template."""
     spec = spec_for(tiny_models["plain"])
-    chat = local.build(spec, None)
+    chat = LOCAL.build(spec, None)
     assert chat.tokenizer.chat_template == local.PLAIN_TEMPLATE
     prompt = chat._to_chat_prompt(MESSAGES)
     assert prompt.startswith("System: You are terse.") and prompt.endswith("Assistant:")
@@ -132,7 +133,7 @@ def test_model_without_chat_template_still_chats(tiny_models: dict[str, Path]) -
 def test_template_refusing_system_role_gets_it_folded(tiny_models: dict[str, Path]) -> None:
     """Defect 6b: a template that raises on the system role still chats; the prompt keeps the text."""
     spec = spec_for(tiny_models["nosystem"])
-    chat = local.build(spec, None)
+    chat = LOCAL.build(spec, None)
     assert chat.fold_system
     prompt = chat._to_chat_prompt(MESSAGES)
     assert "You are terse.\n\nTell me a story" in prompt
@@ -141,10 +142,10 @@ def test_template_refusing_system_role_gets_it_folded(tiny_models: dict[str, Pat
 
 def test_seq2seq_is_refused_with_a_fix(tiny_models: dict[str, Path]) -> None:
     with pytest.raises(UnsupportedTaskError) as info:
-        local.build(spec_for(tiny_models["t5"], task="text2text-generation"), None)
+        LOCAL.build(spec_for(tiny_models["t5"], task="text2text-generation"), None)
     assert "text2text-generation" in info.value.message and "text-generation" in info.value.hint
     with pytest.raises(UnsupportedTaskError) as info:
-        local.build(spec_for(tiny_models["t5"]), None)
+        LOCAL.build(spec_for(tiny_models["t5"]), None)
     assert "encoder-decoder" in info.value.message
 
 
@@ -152,13 +153,13 @@ def test_4bit_loading_is_real_and_smaller(tiny_models: dict[str, Path], chat_mod
     import bitsandbytes as bnb
 
     spec = spec_for(tiny_models["chat"], quantization=Quantization(compute_dtype="float32"))
-    chat = local.build(spec, None)
-    model = local.model_of(chat)
+    chat = LOCAL.build(spec, None)
+    model = LOCAL.model_of(chat)
     assert model.is_loaded_in_4bit
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers, "linear layers must become bitsandbytes Linear4bit"
     assert layers[0].weight.quant_type == "nf4"
-    full = local.model_of(chat_model[0]).get_memory_footprint()
+    full = LOCAL.model_of(chat_model[0]).get_memory_footprint()
     assert model.get_memory_footprint() < full
     assert reply(chat, spec, max_new_tokens=6)
 
@@ -172,7 +173,7 @@ def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_mode
     def counting_builder(spec: ModelSpec, token: str | None) -> Any:
         def build() -> Any:
             builds.append(spec)
-            return local.build(spec, token)
+            return LOCAL.build(spec, token)
 
         return build
 
@@ -182,7 +183,7 @@ def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_mode
         settings = settings_for(spec, max_new_tokens=3, do_sample=True, temperature=temperature)
         assert joined_text(service.stream(settings, "hi", [], None, threading.Event()))
     assert len(builds) == 1
-    model_ref = weakref.ref(local.model_of(service.cache.get(spec, lambda: None)[0]))
+    model_ref = weakref.ref(LOCAL.model_of(service.cache.get(spec, lambda: None)[0]))
     other = spec_for(tiny_models["plain"])
     joined_text(service.stream(settings_for(other, max_new_tokens=2), "hi", [], None, threading.Event()))
     gc.collect()
@@ -203,7 +204,7 @@ def test_generations_on_one_device_take_turns_first_come_first_served(chat_model
 
     def visitor(i: int) -> None:
         parts = []
-        for delta in local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=6), threading.Event()):
+        for delta in LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=6), threading.Event()):
             first_token.setdefault(i, time.monotonic())
             parts.append(delta.text)
         replies[i] = "".join(parts)
@@ -241,7 +242,7 @@ def test_a_turn_cancelled_while_queued_never_runs(chat_model: tuple[Any, ModelSp
     cancel = threading.Event()
     got: list[str] = []
     try:
-        stream = local.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=400), cancel)
+        stream = LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=400), cancel)
 
         def read() -> None:
             # LangChain raises "No generation chunks" for a stream that ends empty.
@@ -271,16 +272,16 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
     tie_weights = PreTrainedModel.tie_weights
     specs = [ModelSpec(backend=Backend.LOCAL, model=str(tiny_models[name]), device="cpu") for name in ("chat", "plain")]
     for _ in range(3):
-        threads = [threading.Thread(target=local.build, args=(spec, None)) for spec in specs]
+        threads = [threading.Thread(target=LOCAL.build, args=(spec, None)) for spec in specs]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(120)
         assert PreTrainedModel.tie_weights is tie_weights
-    chat = local.build(specs[0], None)
+    chat = LOCAL.build(specs[0], None)
     settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
     replies = [
-        "".join(d.text for d in local.stream(chat, [HumanMessage("Hello!")], settings, threading.Event()))
+        "".join(d.text for d in LOCAL.stream(chat, [HumanMessage("Hello!")], settings, threading.Event()))
         for _ in range(2)
     ]
     assert replies[0] and replies[0] == replies[1], "greedy: the same reply twice"

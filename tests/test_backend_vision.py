@@ -17,7 +17,9 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from PIL import Image
 
-from hfchat.backends import local, local_vision, module_for
+from hfchat.backends import backend_for, local, local_vision
+from hfchat.backends.local import LOCAL
+from hfchat.backends.local_vision import VISION
 from hfchat.backends.types import joined_text
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
@@ -63,22 +65,22 @@ def question(picture: str, text: str = "What is in this picture?", system: str =
 @pytest.fixture(scope="module")
 def vlm(tiny_models: dict[str, Path]) -> tuple[local_vision.VisionChat, ModelSpec]:
     spec = spec_for(tiny_models["vlm"])
-    return local_vision.build(spec, None), spec
+    return VISION.build(spec, None), spec
 
 
 def reply(vlm: tuple[Any, ModelSpec], messages: list[Any], **gen: Any) -> str:
     chat, spec = vlm
-    return joined_text(local_vision.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
+    return joined_text(VISION.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
 
 
 def test_the_registry_sends_local_image_chats_to_the_vision_module() -> None:
-    assert module_for(Backend.LOCAL, IMAGE_TASK) is local_vision
-    assert module_for(Backend.LOCAL, "text-generation") is local
+    assert backend_for(Backend.LOCAL, IMAGE_TASK) is VISION
+    assert backend_for(Backend.LOCAL, "text-generation") is LOCAL
 
 
 def test_local_reply_streams_and_depends_on_the_image(vlm: Any, pictures: dict[str, str]) -> None:
     chat, spec = vlm
-    deltas = list(local_vision.stream(chat, question(pictures["red"]), settings_for(spec), threading.Event()))
+    deltas = list(VISION.stream(chat, question(pictures["red"]), settings_for(spec), threading.Event()))
     chunks = [d.text for d in deltas if d.text]
     assert len(chunks) >= 2, "token by token"
     last = deltas[-1]
@@ -116,7 +118,7 @@ def test_pipeline_chat_has_decoded_images_and_no_urls(pictures: dict[str, str]) 
 def test_stop_ends_the_generate_thread(vlm: Any, pictures: dict[str, str]) -> None:
     chat, spec = vlm
     cancel = threading.Event()
-    stream = local_vision.stream(chat, question(pictures["red"]), settings_for(spec, max_new_tokens=5000), cancel)
+    stream = VISION.stream(chat, question(pictures["red"]), settings_for(spec, max_new_tokens=5000), cancel)
     assert next(stream)
     stream.close()  # what Stop does to the turn
     deadline = time.monotonic() + 30
@@ -128,7 +130,7 @@ def test_stop_ends_the_generate_thread(vlm: Any, pictures: dict[str, str]) -> No
 
 def test_a_text_only_model_is_refused_before_loading(tiny_models: dict[str, Path]) -> None:
     with pytest.raises(UnsupportedTaskError) as info:
-        local_vision.build(spec_for(tiny_models["chat"]), None)
+        VISION.build(spec_for(tiny_models["chat"]), None)
     assert "llama" in info.value.message and "text-generation" in info.value.hint
 
 
@@ -137,7 +139,7 @@ def test_4bit_vision_model_loads_and_answers(tiny_models: dict[str, Path], pictu
     import bitsandbytes as bnb
 
     spec = spec_for(tiny_models["vlm"], quantization=Quantization(compute_dtype="float32"))
-    chat = local_vision.build(spec, None)
+    chat = VISION.build(spec, None)
     assert chat.pipeline.model.is_loaded_in_4bit
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in chat.pipeline.model.modules())
     assert reply((chat, spec), question(pictures["red"])).strip()
@@ -175,7 +177,7 @@ def test_inference_providers_get_the_same_image_parts(hub_recorder: Recorder, pi
     )
     hub_recorder.route("POST", "/together/v1/chat/completions", chat_route_handler("A red square."))
     spec = ModelSpec(backend=Backend.PROVIDERS, model="org/vlm", provider="together", task=IMAGE_TASK)
-    backend = module_for(Backend.PROVIDERS, IMAGE_TASK)
+    backend = backend_for(Backend.PROVIDERS, IMAGE_TASK)
     chat = backend.build(spec, SENTINEL_TOKEN)
     messages = question(pictures["red"])
     text = joined_text(backend.stream(chat, messages, ChatSettings(spec=spec), threading.Event()))
@@ -198,7 +200,7 @@ def test_an_image_without_text_is_a_message(tiny_models: dict[str, Path], pictur
 
 
 def test_the_token_is_not_kept_on_the_built_pipeline(tiny_models: dict[str, Path]) -> None:
-    chat = local_vision.build(spec_for(tiny_models["vlm"]), SENTINEL_TOKEN)
+    chat = VISION.build(spec_for(tiny_models["vlm"]), SENTINEL_TOKEN)
     pipe = chat.pipeline
     kept = [vars(pipe), vars(pipe.model.config), vars(pipe.processor), vars(pipe.processor.tokenizer)]
     assert SENTINEL_TOKEN not in repr(kept)

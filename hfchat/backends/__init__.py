@@ -1,6 +1,8 @@
-"""The backend registry: one module per backend, each with `build` and `call_kwargs`.
+"""The backend registry: one backend object per (backend, task) pair, as huggingface_hub
+keeps one provider helper per (provider, task) (`PROVIDERS[provider][task]`).
 
-Modules are imported on first use, so an endpoint-only start never imports torch.
+Each object has `build`, `call_kwargs` and `stream` (`types.ChatBackend`). Their modules are
+imported on first use, so an endpoint-only start never imports torch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, cast
 
 from hfchat.backends.types import ChatBackend
 from hfchat.config import Backend, ModelSpec
+from hfchat.errors import ConfigError
 from hfchat.images import IMAGE_TASK
 
 _COMMON = frozenset(
@@ -27,23 +30,41 @@ CONTROLS: dict[Backend, frozenset[str]] = {
 
 ALL_CONTROLS = frozenset().union(*CONTROLS.values())
 
-_MODULES = {
-    Backend.PROVIDERS: "hfchat.backends.providers",
-    Backend.ENDPOINT: "hfchat.backends.endpoint",
-    Backend.LOCAL: "hfchat.backends.local",
+TEXT_TASK = "text-generation"
+
+REGISTRY: dict[tuple[Backend, str], str] = {
+    (Backend.PROVIDERS, TEXT_TASK): "hfchat.backends.providers:PROVIDERS",
+    (Backend.PROVIDERS, IMAGE_TASK): "hfchat.backends.providers:PROVIDERS",
+    (Backend.PROVIDERS, "text2text-generation"): "hfchat.backends.providers:PROVIDERS",
+    (Backend.ENDPOINT, TEXT_TASK): "hfchat.backends.endpoint:ENDPOINT",
+    (Backend.ENDPOINT, IMAGE_TASK): "hfchat.backends.endpoint:ENDPOINT",
+    (Backend.ENDPOINT, "text2text-generation"): "hfchat.backends.endpoint:ENDPOINT",
+    (Backend.LOCAL, TEXT_TASK): "hfchat.backends.local:LOCAL",
+    # LangChain's HuggingFacePipeline runs only text tasks: image chats run transformers' pipeline.
+    (Backend.LOCAL, IMAGE_TASK): "hfchat.backends.local_vision:VISION",
+    # transformers 5 has no text2text-generation pipeline: the local build refuses it with
+    # the installed version's own reason and the way out (a decoder-only model, an endpoint).
+    (Backend.LOCAL, "text2text-generation"): "hfchat.backends.local:LOCAL",
 }
+"""Which object builds and streams each (backend, task) pair, as "module:name". Remote
+backends send every task as an OpenAI chat completion. Modules are imported on first use
+(`backend_for`), so an endpoint-only start never imports torch."""
 
 
-_VISION_MODULE = "hfchat.backends.local_vision"
-"""Local image-text-to-text models run transformers' pipeline directly, not through LangChain."""
-
-
-def module_for(backend: Backend, task: str = "text-generation") -> ChatBackend:
-    """The module that builds and streams for this backend (and task, for local models)."""
-    name = _VISION_MODULE if backend is Backend.LOCAL and task == IMAGE_TASK else _MODULES[backend]
-    return cast(ChatBackend, importlib.import_module(name))
+def backend_for(backend: Backend, task: str = TEXT_TASK) -> ChatBackend:
+    """The backend object for this pair; an unknown pair is a ConfigError that lists the valid ones."""
+    where = REGISTRY.get((backend, task))
+    if where is None:
+        valid = ", ".join(f"{b.value}/{t}" for b, t in REGISTRY)
+        raise ConfigError(
+            f"task: the {backend.label} backend cannot run the task '{task}'.",
+            f"Choose one of these backend/task pairs: {valid}.",
+            field="task",
+        )
+    module, _, name = where.partition(":")
+    return cast(ChatBackend, getattr(importlib.import_module(module), name))
 
 
 def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:
     """A zero-argument build function for the cache; the token stays in the closure."""
-    return lambda: module_for(spec.backend, spec.task).build(spec, token)
+    return lambda: backend_for(spec.backend, spec.task).build(spec, token)

@@ -291,11 +291,6 @@ what it found: two loads that overlap (compare mode's A and B, two visitors) can
 no-op in place for good, and every later model then loads with untied, uninitialized weights."""
 
 
-def build(spec: ModelSpec, token: str | None) -> LocalChat:
-    with LOAD_LOCK:
-        return _build(spec, token)
-
-
 def _build(spec: ModelSpec, token: str | None) -> LocalChat:
     _check_task(spec.task)
     check_architecture(spec, token)
@@ -332,11 +327,6 @@ def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
     return {"pipeline_kwargs": pipeline_kwargs, "seed": gen.seed}
 
 
-def model_of(chat: LocalChat) -> Any:
-    """The transformers model inside a built chat, for footprint checks and cleanup."""
-    return chat.llm.pipeline.model
-
-
 def _stream(
     chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
 ) -> Iterator[Delta]:
@@ -356,5 +346,28 @@ def _stream(
                 prefix = ""
 
 
-stream = on_gpu(_stream)
+generate = on_gpu(_stream)
 """Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
+
+
+class LocalBackend:
+    """Local text models: ChatHuggingFace over a StoppablePipeline (LocalChat)."""
+
+    def build(self, spec: ModelSpec, token: str | None) -> LocalChat:
+        with LOAD_LOCK:
+            return _build(spec, token)
+
+    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
+        return call_kwargs(settings)
+
+    def stream(
+        self, chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    ) -> Iterator[Delta]:
+        return generate(chat, messages, settings, cancel)
+
+    def model_of(self, chat: LocalChat) -> Any:
+        """The transformers model inside a built chat, for footprint checks and cleanup."""
+        return chat.llm.pipeline.model
+
+
+LOCAL = LocalBackend()

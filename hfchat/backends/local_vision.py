@@ -32,8 +32,6 @@ from hfchat.images import IMAGE_TASK, decode_data_url
 from hfchat.messages import fold_system_prompt
 from hfchat.space import on_gpu
 
-__all__ = ["VisionChat", "build", "call_kwargs", "model_of", "stream", "to_pipeline_chat"]
-
 
 @dataclass
 class VisionChat:
@@ -77,23 +75,6 @@ def _check_vision_model(spec: ModelSpec, token: str | None) -> None:
         )
 
 
-def build(spec: ModelSpec, token: str | None) -> VisionChat:
-    _check_vision_model(spec, token)
-    model_kwargs: dict[str, Any] = {}
-    if spec.quantization is not None:
-        model_kwargs["quantization_config"] = quantization_config(spec.quantization)
-    with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
-        pipe = transformers.pipeline(
-            IMAGE_TASK,
-            model=spec.model,
-            token=token,
-            trust_remote_code=False,
-            model_kwargs=model_kwargs,
-            **placement(spec),
-        )
-    return VisionChat(pipeline=pipe, fold_system=_refuses_system(pipe.processor, spec.model))
-
-
 def to_pipeline_chat(messages: Sequence[BaseMessage], fold_system: bool = False) -> list[dict[str, Any]]:
     """LangChain messages as the pipeline's chat: content parts, images decoded to PIL.
 
@@ -121,11 +102,6 @@ def to_pipeline_chat(messages: Sequence[BaseMessage], fold_system: bool = False)
     return chat
 
 
-def model_of(chat: VisionChat) -> Any:
-    """The transformers model inside a built chat, for footprint checks and cleanup."""
-    return chat.pipeline.model
-
-
 def _stream(
     chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
 ) -> Iterator[Delta]:
@@ -149,5 +125,40 @@ def _stream(
     )
 
 
-stream = on_gpu(_stream)
+generate = on_gpu(_stream)
 """Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
+
+
+class VisionBackend:
+    """Local image-text-to-text models: the local text path's settings, its own pipeline."""
+
+    def build(self, spec: ModelSpec, token: str | None) -> VisionChat:
+        _check_vision_model(spec, token)
+        model_kwargs: dict[str, Any] = {}
+        if spec.quantization is not None:
+            model_kwargs["quantization_config"] = quantization_config(spec.quantization)
+        with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
+            pipe = transformers.pipeline(
+                IMAGE_TASK,
+                model=spec.model,
+                token=token,
+                trust_remote_code=False,
+                model_kwargs=model_kwargs,
+                **placement(spec),
+            )
+        return VisionChat(pipeline=pipe, fold_system=_refuses_system(pipe.processor, spec.model))
+
+    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
+        return call_kwargs(settings)
+
+    def stream(
+        self, chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    ) -> Iterator[Delta]:
+        return generate(chat, messages, settings, cancel)
+
+    def model_of(self, chat: VisionChat) -> Any:
+        """The transformers model inside a built chat, for footprint checks and cleanup."""
+        return chat.pipeline.model
+
+
+VISION = VisionBackend()
