@@ -14,13 +14,13 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from app import build_app
 from hfchat.backends import CONTROLS, local
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.config import Backend
 from hfchat.reply import answer_text
+from hfchat.ui import build_app
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 

@@ -6,7 +6,8 @@ import inspect
 
 import gradio as gr
 
-from app import BROWSER_STORAGE_SECRET, SavedChatInterface
+from hfchat.ui.chat_tab import SavedChatInterface
+from hfchat.ui.page import BROWSER_STORAGE_SECRET
 
 
 def test_gradio_still_saves_through_the_hooks_we_replace() -> None:

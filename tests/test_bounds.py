@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
-from app import build_app, queued
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.reply import answer_text
+from hfchat.ui import build_app
+from hfchat.ui.page import queued
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, chat_route_handler, free_port, sse_response
 
 GIVE_UP_S = 20.0

@@ -27,10 +27,10 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from app import build_app
 from hfchat.cli import parse_options
 from hfchat.errors import ERROR_MARK
 from hfchat.reply import answer_text
+from hfchat.ui import build_app
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
 

@@ -23,13 +23,14 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import QueueError
 
-from app import build_app, queued
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import AppOptions, parse_options
 from hfchat.config import ModelSpec
 from hfchat.limits import RateLimiter
 from hfchat.messages import content_text
+from hfchat.ui import build_app
+from hfchat.ui.page import queued
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import RecordedRequest, Recorder, RecordingProxy, free_port, json_response
 

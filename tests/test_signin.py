@@ -22,11 +22,11 @@ import pytest
 from gradio_client import Client
 from itsdangerous import TimestampSigner
 
-from app import build_app
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.tokens import fingerprint
+from hfchat.ui import build_app
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import Recorder, chat_route_handler, free_port
 
