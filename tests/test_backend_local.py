@@ -140,6 +140,20 @@ def test_template_refusing_system_role_gets_it_folded(tiny_models: dict[str, Pat
     assert reply(chat, spec, max_new_tokens=6)
 
 
+def test_one_system_role_probe_reads_tokenizers_and_vision_processors(tiny_models: dict[str, Path]) -> None:
+    from transformers import AutoProcessor, AutoTokenizer
+
+    from hfchat.backends.chat_model import refuses_system
+
+    accepting = AutoTokenizer.from_pretrained(tiny_models["chat"])
+    refusing = AutoTokenizer.from_pretrained(tiny_models["nosystem"])
+    assert not refuses_system(accepting) and refuses_system(refusing)
+    processor = AutoProcessor.from_pretrained(tiny_models["vlm"])
+    assert not refuses_system(processor, content_parts=True)
+    processor.chat_template = refusing.chat_template  # the same refusal, in content parts
+    assert refuses_system(processor, content_parts=True)
+
+
 def test_seq2seq_is_refused_with_a_fix(tiny_models: dict[str, Path]) -> None:
     with pytest.raises(UnsupportedTaskError) as info:
         LOCAL.build(spec_for(tiny_models["t5"], task="text2text-generation"), None)

@@ -24,7 +24,7 @@ from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from hfchat.backends.chat_model import FoldingChat
+from hfchat.backends.chat_model import FoldingChat, refuses_system
 from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.deadline import DeadlineExceeded, io_timeout
@@ -259,16 +259,9 @@ def placement(spec: ModelSpec) -> dict[str, Any]:
 
 def _prepare_template(tokenizer: Any) -> bool:
     """Give a template-less tokenizer the plain template; return True if the system role must be folded."""
-    from jinja2 import TemplateError
-
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = PLAIN_TEMPLATE
-    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    try:
-        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-    except TemplateError:
-        return True
-    return False
+    return refuses_system(tokenizer)
 
 
 def check_architecture(spec: ModelSpec, token: str | None) -> Any:

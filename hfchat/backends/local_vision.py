@@ -15,6 +15,7 @@ from typing import Any
 import transformers
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
+from hfchat.backends.chat_model import refuses_system
 from hfchat.backends.local import (
     LOAD_LOCK,
     FailFastStreamer,
@@ -41,24 +42,13 @@ class VisionChat:
     fold_system: bool = False
 
 
-def _refuses_system(processor: Any, model: str) -> bool:
-    """Probe the processor's chat template; True if it refuses the system role."""
-    from jinja2 import TemplateError
-
+def _check_template(processor: Any, model: str) -> None:
+    """Images are placed in the prompt by the processor's chat template: refuse a model without one."""
     if not getattr(processor, "chat_template", None):
         raise UnsupportedTaskError(
             f"{model} has no chat template in its processor, so images can't be placed in the prompt.",
             "Choose a vision-language chat model (for example HuggingFaceTB/SmolVLM-256M-Instruct).",
         )
-    probe = [
-        {"role": "system", "content": [{"type": "text", "text": "s"}]},
-        {"role": "user", "content": [{"type": "text", "text": "u"}]},
-    ]
-    try:
-        processor.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-    except TemplateError:
-        return True
-    return False
 
 
 def _check_vision_model(spec: ModelSpec, token: str | None) -> None:
@@ -146,7 +136,8 @@ class VisionBackend:
                 model_kwargs=model_kwargs,
                 **placement(spec),
             )
-        return VisionChat(pipeline=pipe, fold_system=_refuses_system(pipe.processor, spec.model))
+        _check_template(pipe.processor, spec.model)
+        return VisionChat(pipeline=pipe, fold_system=refuses_system(pipe.processor, content_parts=True))
 
     def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
         return call_kwargs(settings)
