@@ -57,8 +57,13 @@ def test_invoke_returns_only_the_reply_not_the_prompt(chat_model: tuple[Any, Mod
 
 def test_stream_is_token_by_token_and_greedy_is_deterministic(chat_model: tuple[Any, ModelSpec]) -> None:
     chat, spec = chat_model
-    chunks = [d.text for d in LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event())]
+    deltas = list(LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event()))
+    chunks = [d.text for d in deltas]
     assert len([c for c in chunks if c]) >= 2
+    summary = deltas[-1]  # the finish reason and the model's own token counts come last, as data
+    assert summary.text == "" and summary.usage is not None and summary.usage.counted_by == "tokenizer"
+    assert summary.usage.input_tokens and len([c for c in chunks if c]) <= summary.usage.output_tokens <= 12
+    assert summary.finish_reason == ("length" if summary.usage.output_tokens == 12 else "stop")
     assert "".join(chunks) == reply(chat, spec, max_new_tokens=12)
 
 

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -166,6 +167,16 @@ def stream_generation(
         ticket.withdraw()
 
 
+@dataclass
+class LocalCall:
+    """One local generation's own state, passed through LangChain's stream keywords (as
+    `call=`): the Stop event goes in, the final summary delta (finish reason and token
+    counts) comes out, as data beside the text chunks rather than inside one of them."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    summary: Delta | None = None
+
+
 class StoppablePipeline(HuggingFacePipeline):
     """HuggingFacePipeline whose stream can be cancelled and surfaces errors at once."""
 
@@ -176,9 +187,9 @@ class StoppablePipeline(HuggingFacePipeline):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        """Stream one generation. Extra keywords: `cancel` (a threading.Event that stops
-        generate), `pipeline_kwargs` (generate settings) and `seed`."""
-        cancel: threading.Event = kwargs.get("cancel") or threading.Event()
+        """Stream one generation. Extra keywords: `call` (a LocalCall: its `cancel` stops
+        generate, its `summary` is set at the end), `pipeline_kwargs` (generate settings) and `seed`."""
+        call: LocalCall = kwargs.get("call") or LocalCall()
         pipeline_kwargs = dict(kwargs.get("pipeline_kwargs") or {})
 
         def generate(streamer: FailFastStreamer, criteria: StoppingCriteriaList) -> Any:
@@ -187,7 +198,7 @@ class StoppablePipeline(HuggingFacePipeline):
         deltas = stream_generation(
             generate,
             self.pipeline.tokenizer,
-            cancel,
+            call.cancel,
             str(self.pipeline.device),
             kwargs.get("seed"),
             max_new_tokens=pipeline_kwargs.get("max_new_tokens"),
@@ -195,8 +206,11 @@ class StoppablePipeline(HuggingFacePipeline):
         )
         with closing_stream(deltas):
             for delta in deltas:
-                if delta.usage is not None:  # the last one: it rides in generation_info
-                    yield GenerationChunk(text="", generation_info={"summary": delta})
+                if delta.usage is not None:  # the last one
+                    call.summary = delta
+                    # An empty closing chunk: LangChain raises "No generation chunks" for a
+                    # stream without any, and a model that says nothing is an empty reply.
+                    yield GenerationChunk(text="")
                     continue
                 chunk = GenerationChunk(text=delta.text)
                 if run_manager:
@@ -329,14 +343,14 @@ def _stream(
     text starts with that tag again, so the reply reads as the model meant it.
     """
     prefix = THINK_OPEN if ends_inside_think(chat._to_chat_prompt(list(messages))) else ""
-    with closing_stream(chat.stream(list(messages), cancel=cancel, **call_kwargs(settings))) as chunks:
+    call = LocalCall(cancel)
+    with closing_stream(chat.stream(list(messages), call=call, **call_kwargs(settings))) as chunks:
         for chunk in chunks:
-            summary = chunk.response_metadata.get("summary")
-            if isinstance(summary, Delta):
-                yield summary
-            elif isinstance(chunk.content, str) and chunk.content:
+            if isinstance(chunk.content, str) and chunk.content:
                 yield Delta(text=prefix + chunk.content)
                 prefix = ""
+    if call.summary is not None:
+        yield call.summary
 
 
 generate = on_gpu(_stream)
