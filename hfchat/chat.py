@@ -44,6 +44,7 @@ from hfchat.errors import (
     internal_error,
     translate,
 )
+from hfchat.fairqueue import DeviceQueues
 from hfchat.images import file_paths
 from hfchat.limits import (
     CHARS_PER_TOKEN,
@@ -65,7 +66,7 @@ from hfchat.messages import (
 )
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Message, Reply, ReplySource
-from hfchat.tokens import fingerprint, redact, resolve_token
+from hfchat.tokens import Fingerprinter, redact, resolve_token
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class ChatService:
     """The longest a started reply may go without a chunk (--stall-timeout)."""
     endpoint_api_key: str = field(default="", repr=False)
     """The operator's key for their own endpoint (--endpoint-api-key); see `net.endpoint_key`."""
+    queues: DeviceQueues = field(default_factory=DeviceQueues)
+    """Where local generations take turns per device (--local-concurrency slots each)."""
+    fingerprint: Fingerprinter = field(default_factory=Fingerprinter, repr=False)
+    """Tells tokens apart in the cache's keys without holding them."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -148,7 +153,7 @@ class ChatService:
         local = settings.spec.backend is Backend.LOCAL
         if local:
             started = opened  # the model is ready now: generation starts the clock
-        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel)
+        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel, self.queues)
         deadlines = Deadlines(
             turn_end=started + self.turn_timeout,
             turn_timeout=self.turn_timeout,
@@ -221,7 +226,7 @@ class ChatService:
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
             settings = build_settings(
                 **values,
-                token_fingerprint=fingerprint(token),
+                token_fingerprint=self.fingerprint(token),
                 timeout=self.timeout,
                 retry=self.retry,
                 local_dirs=self.limits.local_dirs,

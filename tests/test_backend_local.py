@@ -18,6 +18,7 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, Quantization
 from hfchat.errors import UnsupportedTaskError
+from hfchat.fairqueue import DeviceQueues
 
 MESSAGES = [SystemMessage("You are terse."), HumanMessage("Tell me a story about a robot.")]
 
@@ -35,7 +36,7 @@ def generate_threads() -> list[threading.Thread]:
 
 
 def reply(chat: Any, spec: ModelSpec, messages: Any = MESSAGES, **gen: Any) -> str:
-    return joined_text(LOCAL.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
+    return joined_text(LOCAL.stream(chat, messages, settings_for(spec, **gen), threading.Event(), DeviceQueues()))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,9 @@ def test_invoke_returns_only_the_reply_not_the_prompt(chat_model: tuple[Any, Mod
 
 def test_stream_is_token_by_token_and_greedy_is_deterministic(chat_model: tuple[Any, ModelSpec]) -> None:
     chat, spec = chat_model
-    deltas = list(LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event()))
+    deltas = list(
+        LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=12), threading.Event(), DeviceQueues())
+    )
     chunks = [d.text for d in deltas]
     assert len([c for c in chunks if c]) >= 2
     summary = deltas[-1]  # the finish reason and the model's own token counts come last, as data
@@ -102,7 +105,7 @@ def test_cancel_ends_the_generate_thread(chat_model: tuple[Any, ModelSpec]) -> N
     """The Stop button must end generate itself, not just hide its output."""
     chat, spec = chat_model
     cancel = threading.Event()
-    stream = LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=5000), cancel)
+    stream = LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=5000), cancel, DeviceQueues())
     received = [next(stream) for _ in range(3)]
     assert len(generate_threads()) == 1
     started = time.monotonic()
@@ -212,10 +215,9 @@ def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_mode
 
 def test_generations_on_one_device_take_turns_first_come_first_served(chat_model: tuple[Any, ModelSpec]) -> None:
     """Visitors queue fairly for the CPU: the one who asked first is answered first."""
-    from hfchat.fairqueue import LOCAL_QUEUES
-
     chat, spec = chat_model
-    queue = LOCAL_QUEUES.for_device("cpu")
+    queues = DeviceQueues()
+    queue = queues.for_device("cpu")
     blocker = queue.enqueue()  # another visitor's generation holds the CPU
     assert blocker.wait(5)
     first_token: dict[int, float] = {}
@@ -223,7 +225,7 @@ def test_generations_on_one_device_take_turns_first_come_first_served(chat_model
 
     def visitor(i: int) -> None:
         parts = []
-        for delta in LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=6), threading.Event()):
+        for delta in LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=6), threading.Event(), queues):
             first_token.setdefault(i, time.monotonic())
             parts.append(delta.text)
         replies[i] = "".join(parts)
@@ -252,16 +254,15 @@ def test_generations_on_one_device_take_turns_first_come_first_served(chat_model
 
 
 def test_a_turn_cancelled_while_queued_never_runs(chat_model: tuple[Any, ModelSpec]) -> None:
-    from hfchat.fairqueue import LOCAL_QUEUES
-
     chat, spec = chat_model
-    queue = LOCAL_QUEUES.for_device("cpu")
+    queues = DeviceQueues()
+    queue = queues.for_device("cpu")
     blocker = queue.enqueue()
     assert blocker.wait(5)
     cancel = threading.Event()
     got: list[str] = []
     try:
-        stream = LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=400), cancel)
+        stream = LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=400), cancel, queues)
 
         def read() -> None:
             # LangChain raises "No generation chunks" for a stream that ends empty.
@@ -300,7 +301,44 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
     chat = LOCAL.build(specs[0], None)
     settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
     replies = [
-        "".join(d.text for d in LOCAL.stream(chat, [HumanMessage("Hello!")], settings, threading.Event()))
+        "".join(
+            d.text for d in LOCAL.stream(chat, [HumanMessage("Hello!")], settings, threading.Event(), DeviceQueues())
+        )
         for _ in range(2)
     ]
     assert replies[0] and replies[0] == replies[1], "greedy: the same reply twice"
+
+
+def test_an_app_built_with_local_concurrency_2_answers_two_visitors_at_once(tiny_models: dict[str, Path]) -> None:
+    """--local-concurrency reaches the app that `build_app(options)` makes (in a test as in
+    `python app.py`): with 2 slots, a short reply is not queued behind a long one."""
+    from gradio_client import Client
+
+    from hfchat.cli import parse_options
+    from hfchat.reply import answer_text
+    from hfchat.ui import build_app
+    from hfchat.ui.page import queued
+    from tests.fixtures.servers import free_port
+
+    model = str(tiny_models["chat"])
+    flags = ["--backend", "local", "--model", model, "--device", "cpu", "--local-concurrency", "2"]
+    options = parse_options([*flags, "--turn-timeout", "120"], {})  # the long turn ends by then whatever happens
+    demo = queued(build_app(options), options)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    url, message = f"http://127.0.0.1:{port}/", {"text": "Tell me a story.", "files": []}
+    long = None
+    try:
+        assert answer_text(Client(url, verbose=False).predict(message=message, api_name="/chat", max_new_tokens=2))
+        long = Client(url, verbose=False).submit(message=message, api_name="/chat", max_new_tokens=4000)
+        deadline = time.monotonic() + 60
+        while not any(answer_text(out) for out in long.outputs()):  # the long reply holds one slot now
+            assert time.monotonic() < deadline and not long.done(), long.outputs()[-1:]
+            time.sleep(0.05)
+        short = Client(url, verbose=False).submit(message=message, api_name="/chat", max_new_tokens=3)
+        assert answer_text(short.result(timeout=60)), "one slot would queue it behind the long reply"
+        assert not long.done(), "answered while the long reply still streams"
+    finally:
+        if long is not None:
+            long.cancel()
+        demo.close()

@@ -26,6 +26,7 @@ from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, Quantization
 from hfchat.errors import UnsupportedTaskError
+from hfchat.fairqueue import DeviceQueues
 from hfchat.images import IMAGE_TASK
 from hfchat.messages import build_messages
 from hfchat.reply import answer_text
@@ -70,7 +71,7 @@ def vlm(tiny_models: dict[str, Path]) -> tuple[local_vision.VisionChat, ModelSpe
 
 def reply(vlm: tuple[Any, ModelSpec], messages: list[Any], **gen: Any) -> str:
     chat, spec = vlm
-    return joined_text(VISION.stream(chat, messages, settings_for(spec, **gen), threading.Event()))
+    return joined_text(VISION.stream(chat, messages, settings_for(spec, **gen), threading.Event(), DeviceQueues()))
 
 
 def test_the_registry_sends_local_image_chats_to_the_vision_module() -> None:
@@ -80,7 +81,7 @@ def test_the_registry_sends_local_image_chats_to_the_vision_module() -> None:
 
 def test_local_reply_streams_and_depends_on_the_image(vlm: Any, pictures: dict[str, str]) -> None:
     chat, spec = vlm
-    deltas = list(VISION.stream(chat, question(pictures["red"]), settings_for(spec), threading.Event()))
+    deltas = list(VISION.stream(chat, question(pictures["red"]), settings_for(spec), threading.Event(), DeviceQueues()))
     chunks = [d.text for d in deltas if d.text]
     assert len(chunks) >= 2, "token by token"
     last = deltas[-1]
@@ -118,7 +119,9 @@ def test_pipeline_chat_has_decoded_images_and_no_urls(pictures: dict[str, str]) 
 def test_stop_ends_the_generate_thread(vlm: Any, pictures: dict[str, str]) -> None:
     chat, spec = vlm
     cancel = threading.Event()
-    stream = VISION.stream(chat, question(pictures["red"]), settings_for(spec, max_new_tokens=5000), cancel)
+    stream = VISION.stream(
+        chat, question(pictures["red"]), settings_for(spec, max_new_tokens=5000), cancel, DeviceQueues()
+    )
     assert next(stream)
     stream.close()  # what Stop does to the turn
     deadline = time.monotonic() + 30
@@ -180,7 +183,7 @@ def test_inference_providers_get_the_same_image_parts(hub_recorder: Recorder, pi
     backend = backend_for(Backend.PROVIDERS, IMAGE_TASK)
     chat = backend.build(spec, SENTINEL_TOKEN)
     messages = question(pictures["red"])
-    text = joined_text(backend.stream(chat, messages, ChatSettings(spec=spec), threading.Event()))
+    text = joined_text(backend.stream(chat, messages, ChatSettings(spec=spec), threading.Event(), DeviceQueues()))
     assert text == "A red square."
     body = next(r.json for r in hub_recorder.requests if r.path == "/together/v1/chat/completions")
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}

@@ -15,7 +15,6 @@ from hfchat.backends import local
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.compare import Side, assistant_messages, compare_turn, copy_settings, describe, merge_latest
-from hfchat.fairqueue import LOCAL_QUEUES
 from hfchat.messages import FOOTER_ID, SPEED_MARK, history_to_messages
 from tests.fixtures import sidebar_values
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
@@ -206,7 +205,7 @@ def test_stop_ends_the_generating_side_and_the_queued_one(tiny_models: dict[str,
         assert time.monotonic() < deadline, "one side should be streaming by now"
     assert streaming.count(True) == 1, "the other side waits for the device"
     assert len(generating()) == 2, "one generates, the other waits for its turn"
-    queue = LOCAL_QUEUES.for_device("cpu")
+    queue = service.queues.for_device("cpu")
     turn.close()
     deadline = time.monotonic() + 30
     while (generating() or queue.holding or queue.waiting) and time.monotonic() < deadline:

@@ -57,15 +57,18 @@ def test_a_withdrawn_waiter_leaves_at_once_and_the_next_one_goes() -> None:
     assert queue.holding == 0
 
 
-def test_slots_allow_that_many_at_once_and_configure_applies_to_live_queues() -> None:
+def test_slots_allow_that_many_at_once_on_every_device() -> None:
     queues = DeviceQueues()
     cpu = queues.for_device("cpu")
     assert queues.for_device("cpu") is cpu and queues.for_device("cuda:0") is not cpu
     a, b = cpu.enqueue(), cpu.enqueue()
     assert a.wait(0) and not b.wait(0)
-    queues.configure(2)
-    assert b.wait(0) and cpu.holding == 2
+    two = DeviceQueues(2)
+    for device in ("cpu", "cuda:0"):
+        queue = two.for_device(device)
+        a, b, c = queue.enqueue(), queue.enqueue(), queue.enqueue()
+        assert a.wait(0) and b.wait(0) and not c.wait(0) and queue.holding == 2
     with pytest.raises(ValueError):
-        queues.configure(0)
+        DeviceQueues(0)
     with pytest.raises(ValueError):
         FairQueue(0)

@@ -25,7 +25,6 @@ from itsdangerous import TimestampSigner
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
-from hfchat.tokens import fingerprint
 from hfchat.ui import build_app
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import Recorder, chat_route_handler, free_port
@@ -139,7 +138,9 @@ def test_each_visitor_pays_with_their_own_token(space_app: SpaceApp, hub_recorde
     }
     # Through the cache: one client per token, told apart by fingerprints, never by the token.
     keys = list(space_app.service.cache.cached_keys())
-    assert {key.token_fingerprint for key in keys} == {fingerprint(t) for t in (TOKEN_A, TOKEN_B, TOKEN_BOX, TOKEN_ENV)}
+    assert {key.token_fingerprint for key in keys} == {
+        space_app.service.fingerprint(t) for t in (TOKEN_A, TOKEN_B, TOKEN_BOX, TOKEN_ENV)
+    }
     assert space_app.service.cache.stats.builds == 4
     assert all(SENTINEL_TOKEN not in repr(key) for key in keys)
 

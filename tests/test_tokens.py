@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hfchat.tokens import REDACTED, fingerprint, redact, resolve_token
+from hfchat.tokens import REDACTED, Fingerprinter, redact, resolve_token
 from tests.fixtures import SENTINEL_TOKEN
 
 
@@ -15,9 +15,12 @@ def test_session_token_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch
 
 
 def test_fingerprint_tells_tokens_apart_without_containing_them() -> None:
+    fingerprint = Fingerprinter()
+    assert fingerprint(SENTINEL_TOKEN) == fingerprint(SENTINEL_TOKEN), "stable: the cache finds its entries"
     assert fingerprint(SENTINEL_TOKEN) != fingerprint(SENTINEL_TOKEN + "x")
     assert SENTINEL_TOKEN not in fingerprint(SENTINEL_TOKEN)
     assert fingerprint(None) == "anonymous"
+    assert Fingerprinter()(SENTINEL_TOKEN) != fingerprint(SENTINEL_TOKEN), "each has its own key"
 
 
 def test_redact_masks_given_env_and_token_shaped_strings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,7 +31,7 @@ from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
-from hfchat.fairqueue import LOCAL_QUEUES
+from hfchat.fairqueue import DeviceQueues, FairQueue
 from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def stream_generation(
     generate: Callable[[FailFastStreamer, StoppingCriteriaList], Any],
     tokenizer: Any,
     cancel: threading.Event,
-    device: str,
+    queue: FairQueue,
     seed: int | None,
     *,
     max_new_tokens: int | None = None,
@@ -131,13 +131,14 @@ def stream_generation(
     (unless stopped) a last delta with the finish reason and the token counts.
 
     Setting `cancel` (or leaving the loop) ends generate at its next token; an error in
-    the thread reaches the reader at once.
+    the thread reaches the reader at once. `queue` is the device's: generate waits there
+    for its turn.
     """
     streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     criteria = StoppingCriteriaList([CancelCriteria(cancel)])
     # Generations on one device take turns, first come first served: a CPU or one GPU
     # runs two no faster. The place in the queue is taken now, in arrival order.
-    ticket = LOCAL_QUEUES.for_device(device).enqueue()
+    ticket = queue.enqueue()
 
     def run() -> None:
         try:
@@ -170,10 +171,12 @@ def stream_generation(
 @dataclass
 class LocalCall:
     """One local generation's own state, passed through LangChain's stream keywords (as
-    `call=`): the Stop event goes in, the final summary delta (finish reason and token
-    counts) comes out, as data beside the text chunks rather than inside one of them."""
+    `call=`): the Stop event and the chat service's device queues go in, the final summary
+    delta (finish reason and token counts) comes out, as data beside the text chunks rather
+    than inside one of them."""
 
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event
+    queues: DeviceQueues
     summary: Delta | None = None
 
 
@@ -189,7 +192,7 @@ class StoppablePipeline(HuggingFacePipeline):
     ) -> Iterator[GenerationChunk]:
         """Stream one generation. Extra keywords: `call` (a LocalCall: its `cancel` stops
         generate, its `summary` is set at the end), `pipeline_kwargs` (generate settings) and `seed`."""
-        call: LocalCall = kwargs.get("call") or LocalCall()
+        call: LocalCall = kwargs["call"]
         pipeline_kwargs = dict(kwargs.get("pipeline_kwargs") or {})
 
         def generate(streamer: FailFastStreamer, criteria: StoppingCriteriaList) -> Any:
@@ -199,7 +202,7 @@ class StoppablePipeline(HuggingFacePipeline):
             generate,
             self.pipeline.tokenizer,
             call.cancel,
-            str(self.pipeline.device),
+            call.queues.for_device(str(self.pipeline.device)),
             kwargs.get("seed"),
             max_new_tokens=pipeline_kwargs.get("max_new_tokens"),
             eos=eos_ids(self.pipeline.model),
@@ -335,7 +338,11 @@ def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
 
 
 def _stream(
-    chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    chat: LocalChat,
+    messages: Sequence[BaseMessage],
+    settings: ChatSettings,
+    cancel: threading.Event,
+    queues: DeviceQueues,
 ) -> Iterator[Delta]:
     """The reply's deltas; setting `cancel` ends the generate thread at the next token.
 
@@ -343,7 +350,7 @@ def _stream(
     text starts with that tag again, so the reply reads as the model meant it.
     """
     prefix = THINK_OPEN if ends_inside_think(chat._to_chat_prompt(list(messages))) else ""
-    call = LocalCall(cancel)
+    call = LocalCall(cancel, queues)
     with closing_stream(chat.stream(list(messages), call=call, **call_kwargs(settings))) as chunks:
         for chunk in chunks:
             if isinstance(chunk.content, str) and chunk.content:
@@ -368,9 +375,14 @@ class LocalBackend:
         return call_kwargs(settings)
 
     def stream(
-        self, chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+        self,
+        chat: LocalChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        cancel: threading.Event,
+        queues: DeviceQueues,
     ) -> Iterator[Delta]:
-        return generate(chat, messages, settings, cancel)
+        return generate(chat, messages, settings, cancel, queues)
 
     def model_of(self, chat: LocalChat) -> Any:
         """The transformers model inside a built chat, for footprint checks and cleanup."""

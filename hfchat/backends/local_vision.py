@@ -29,6 +29,7 @@ from hfchat.backends.local import (
 from hfchat.backends.types import Delta
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import UnsupportedTaskError
+from hfchat.fairqueue import DeviceQueues
 from hfchat.images import IMAGE_TASK, decode_data_url
 from hfchat.messages import fold_system_prompt
 from hfchat.space import on_gpu
@@ -93,7 +94,11 @@ def to_pipeline_chat(messages: Sequence[BaseMessage], fold_system: bool = False)
 
 
 def _stream(
-    chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    chat: VisionChat,
+    messages: Sequence[BaseMessage],
+    settings: ChatSettings,
+    cancel: threading.Event,
+    queues: DeviceQueues,
 ) -> Iterator[Delta]:
     """The reply's deltas; setting `cancel` ends the generate thread at the next token."""
     kwargs = call_kwargs(settings)
@@ -108,7 +113,7 @@ def _stream(
         generate,
         tokenizer,
         cancel,
-        str(chat.pipeline.device),
+        queues.for_device(str(chat.pipeline.device)),
         kwargs["seed"],
         max_new_tokens=kwargs["pipeline_kwargs"]["max_new_tokens"],
         eos=eos_ids(chat.pipeline.model),
@@ -143,9 +148,14 @@ class VisionBackend:
         return call_kwargs(settings)
 
     def stream(
-        self, chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+        self,
+        chat: VisionChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        cancel: threading.Event,
+        queues: DeviceQueues,
     ) -> Iterator[Delta]:
-        return generate(chat, messages, settings, cancel)
+        return generate(chat, messages, settings, cancel, queues)
 
     def model_of(self, chat: VisionChat) -> Any:
         """The transformers model inside a built chat, for footprint checks and cleanup."""

@@ -34,6 +34,8 @@ from hfchat.errors import MalformedChunk, retry_after_of, status_of
 if TYPE_CHECKING:
     from langchain_huggingface import HuggingFaceEndpoint
 
+    from hfchat.fairqueue import DeviceQueues
+
 log = logging.getLogger(__name__)
 
 # A server whose chat template refuses the system role answers with one of these
@@ -218,9 +220,15 @@ class RemoteBackend:
         return self._prepare_call(kwargs, settings)
 
     def stream(
-        self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+        self,
+        chat: FoldingChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        cancel: threading.Event,
+        queues: DeviceQueues | None = None,
     ) -> Iterator[Delta]:
         """The reply's deltas; leaving the loop closes the HTTP stream, which stops the server.
+        Remote requests never wait in the device `queues`: they run in parallel.
 
         429 and 503 before the first token are retried with backoff (see `_first`).
         If the server fails before the first token and the turn has a system prompt, it is

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
     from hfchat.config import ChatSettings, ModelSpec
+    from hfchat.fairqueue import DeviceQueues
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
@@ -79,7 +80,8 @@ class ChatBackend(Protocol):
 
     `build` makes the chat model the cache keeps (network or weights; once per ModelSpec),
     `call_kwargs` turns one turn's settings into what that model takes per call, and `stream`
-    runs one turn.
+    runs one turn. `queues` are the chat service's device queues: a local generation waits
+    there for its turn on the device; remote backends never queue.
     """
 
     def build(self, spec: ModelSpec, token: str | None) -> Any: ...
@@ -92,4 +94,5 @@ class ChatBackend(Protocol):
         messages: Sequence[BaseMessage],
         settings: ChatSettings,
         cancel: threading.Event,
+        queues: DeviceQueues,
     ) -> Iterator[Delta]: ...
