@@ -123,7 +123,8 @@ def test_error_in_generate_thread_reaches_the_reader_at_once(chat_model: tuple[A
     started = time.monotonic()
     with pytest.raises(ValueError):
         # A streamer cannot be used with beam search: generate raises inside the thread.
-        list(chat.stream(MESSAGES, pipeline_kwargs={"max_new_tokens": 4, "num_beams": 2}))
+        call = local.LocalCall(threading.Event(), DeviceQueues())
+        list(chat.stream(MESSAGES, call=call, pipeline_kwargs={"max_new_tokens": 4, "num_beams": 2}))
     assert time.monotonic() - started < 5
     assert not generate_threads()
 
