@@ -64,7 +64,7 @@ def test_zero_gpu_without_the_spaces_package_is_a_no_op(monkeypatch: pytest.Monk
 
 
 def test_local_generation_is_the_unwrapped_function_here() -> None:
-    assert local.generate is local._stream, "no ZeroGPU here: local generation runs as written"
+    assert local.LOCAL.stream is local._stream, "no ZeroGPU here: local generation runs as written"
 
 
 def test_sign_in_only_where_the_space_enables_it() -> None:

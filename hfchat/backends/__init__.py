@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from hfchat.backends.types import ChatBackend
 from hfchat.config import Backend, ModelSpec
@@ -63,6 +63,12 @@ def backend_for(backend: Backend, task: str = TEXT_TASK) -> ChatBackend:
         )
     module, _, name = where.partition(":")
     return cast(ChatBackend, getattr(importlib.import_module(module), name))
+
+
+if TYPE_CHECKING:  # mypy checks that every registered object is a ChatBackend; nothing is imported at run time
+    from hfchat.backends import endpoint, local, local_vision, providers
+
+    _REGISTERED: tuple[ChatBackend, ...] = (providers.PROVIDERS, endpoint.ENDPOINT, local.LOCAL, local_vision.VISION)
 
 
 def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:

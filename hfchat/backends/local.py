@@ -360,33 +360,31 @@ def _stream(
         yield call.summary
 
 
-generate = on_gpu(_stream)
-"""Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
+def build(spec: ModelSpec, token: str | None) -> LocalChat:
+    with LOAD_LOCK:
+        return _build(spec, token)
 
 
+def model_of(chat: LocalChat) -> Any:
+    """The transformers model inside a built chat, for footprint checks and cleanup."""
+    return chat.llm.pipeline.model
+
+
+Stream = Callable[[Any, Sequence[BaseMessage], ChatSettings, threading.Event, DeviceQueues], Iterator[Delta]]
+
+
+@dataclass(frozen=True)
 class LocalBackend:
-    """Local text models: ChatHuggingFace over a StoppablePipeline (LocalChat)."""
+    """A local backend (`types.ChatBackend`): how it loads a model and how it generates.
 
-    def build(self, spec: ModelSpec, token: str | None) -> LocalChat:
-        with LOAD_LOCK:
-            return _build(spec, token)
+    `stream` is wrapped by `space.on_gpu` when the module is imported: on a ZeroGPU Space
+    each generation runs under `spaces.GPU`, elsewhere it is the function as written."""
 
-    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
-        return call_kwargs(settings)
-
-    def stream(
-        self,
-        chat: LocalChat,
-        messages: Sequence[BaseMessage],
-        settings: ChatSettings,
-        cancel: threading.Event,
-        queues: DeviceQueues,
-    ) -> Iterator[Delta]:
-        return generate(chat, messages, settings, cancel, queues)
-
-    def model_of(self, chat: LocalChat) -> Any:
-        """The transformers model inside a built chat, for footprint checks and cleanup."""
-        return chat.llm.pipeline.model
+    build: Callable[[ModelSpec, str | None], Any]
+    stream: Stream
+    model_of: Callable[[Any], Any]
+    call_kwargs: Callable[[ChatSettings], dict[str, Any]] = call_kwargs
 
 
-LOCAL = LocalBackend()
+LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)
+"""Local text models: ChatHuggingFace over a StoppablePipeline (LocalChat)."""

@@ -19,6 +19,7 @@ from hfchat.backends.chat_model import refuses_system
 from hfchat.backends.local import (
     LOAD_LOCK,
     FailFastStreamer,
+    LocalBackend,
     call_kwargs,
     check_architecture,
     eos_ids,
@@ -64,6 +65,29 @@ def _check_vision_model(spec: ModelSpec, token: str | None) -> None:
             "Set Task to text-generation for this model, or choose a vision-language model "
             "(Llava, Idefics3, SmolVLM, Qwen2-VL, ...).",
         )
+
+
+def build(spec: ModelSpec, token: str | None) -> VisionChat:
+    _check_vision_model(spec, token)
+    model_kwargs: dict[str, Any] = {}
+    if spec.quantization is not None:
+        model_kwargs["quantization_config"] = quantization_config(spec.quantization)
+    with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
+        pipe = transformers.pipeline(
+            IMAGE_TASK,
+            model=spec.model,
+            token=token,
+            trust_remote_code=False,
+            model_kwargs=model_kwargs,
+            **placement(spec),
+        )
+    _check_template(pipe.processor, spec.model)
+    return VisionChat(pipeline=pipe, fold_system=refuses_system(pipe.processor, content_parts=True))
+
+
+def model_of(chat: VisionChat) -> Any:
+    """The transformers model inside a built chat, for footprint checks and cleanup."""
+    return chat.pipeline.model
 
 
 def to_pipeline_chat(messages: Sequence[BaseMessage], fold_system: bool = False) -> list[dict[str, Any]]:
@@ -120,46 +144,5 @@ def _stream(
     )
 
 
-generate = on_gpu(_stream)
-"""Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
-
-
-class VisionBackend:
-    """Local image-text-to-text models: the local text path's settings, its own pipeline."""
-
-    def build(self, spec: ModelSpec, token: str | None) -> VisionChat:
-        _check_vision_model(spec, token)
-        model_kwargs: dict[str, Any] = {}
-        if spec.quantization is not None:
-            model_kwargs["quantization_config"] = quantization_config(spec.quantization)
-        with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
-            pipe = transformers.pipeline(
-                IMAGE_TASK,
-                model=spec.model,
-                token=token,
-                trust_remote_code=False,
-                model_kwargs=model_kwargs,
-                **placement(spec),
-            )
-        _check_template(pipe.processor, spec.model)
-        return VisionChat(pipeline=pipe, fold_system=refuses_system(pipe.processor, content_parts=True))
-
-    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
-        return call_kwargs(settings)
-
-    def stream(
-        self,
-        chat: VisionChat,
-        messages: Sequence[BaseMessage],
-        settings: ChatSettings,
-        cancel: threading.Event,
-        queues: DeviceQueues,
-    ) -> Iterator[Delta]:
-        return generate(chat, messages, settings, cancel, queues)
-
-    def model_of(self, chat: VisionChat) -> Any:
-        """The transformers model inside a built chat, for footprint checks and cleanup."""
-        return chat.pipeline.model
-
-
-VISION = VisionBackend()
+VISION = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)
+"""Local image-text-to-text models: the local text path's settings, transformers' own pipeline."""
