@@ -34,7 +34,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.common import base_env, chat_over_rest, reply_text, stop_process, wait_http_200  # noqa: E402
-from tests.fixtures.servers import RecordedRequest, Recorder, Response, free_port, sse_response  # noqa: E402
+from hfchat.testing.servers import RecordedRequest, Recorder, Response, free_port, sse_response  # noqa: E402
 
 
 class HugeReplies:

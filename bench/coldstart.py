@@ -24,7 +24,7 @@ from bench.common import (
     stop_process,
     wait_http_200,
 )
-from tests.fixtures.servers import free_port
+from hfchat.testing.servers import free_port
 
 NAME = "coldstart"
 BARE = "import gradio as gr\n\ngr.ChatInterface(lambda m, h: m).launch()\n"

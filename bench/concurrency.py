@@ -1,7 +1,7 @@
 """3. Concurrency: aggregate chat turns per second with 16 concurrent sessions vs one,
 through the app (`python app.py`, its REST API) to an endpoint held at 100 ms round trip.
 
-The endpoint is a loopback OpenAI-compatible server (tests/fixtures/servers.py `Recorder`)
+The endpoint is a loopback OpenAI-compatible server (hfchat/testing/servers.py `Recorder`)
 that waits 100 ms before each answer, then streams a short reply: the app's remote path is
 what is measured, not a model's compute. The same is also run with `--concurrency 1`
 (Gradio's default limit) to show what the per-backend choice buys.
@@ -27,7 +27,7 @@ from bench.common import (
     ratios,
     reply_text,
 )
-from tests.fixtures.servers import Recorder, chat_route_handler, free_port, json_response
+from hfchat.testing.servers import Recorder, chat_route_handler, free_port, json_response
 
 NAME = "concurrency"
 SESSIONS = 16

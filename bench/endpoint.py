@@ -24,7 +24,7 @@ from bench.common import (
 from bench.models import build_model
 from hfchat import net
 from hfchat.speed import SpeedMeter
-from tests.fixtures.servers import TransformersServe, free_port
+from hfchat.testing.servers import TransformersServe, free_port
 
 NAME = "endpoint"
 PROMPT = "Tell me a story about a brave little robot who wanted to learn music, and keep it short."

@@ -1,6 +1,6 @@
 """Causal LMs for the benchmarks, built locally from config with random weights.
 
-Same recipe as the test suite's tiny models (tests/fixtures/make_tiny_models.py: the
+Same recipe as the test suite's tiny models (hfchat/testing/tiny_models.py: the
 offline BPE tokenizer, the ChatML template, suppressed special and blank tokens so every
 reply is exactly max_new_tokens of visible text), but big enough that generating takes
 seconds: the work the app wraps must dominate, as it does with real models.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.make_tiny_models import CHATML_TEMPLATE, _cached_build, _generation_config, build_tokenizer
+from hfchat.testing.tiny_models import CHATML_TEMPLATE, build_tokenizer, cached_build, generation_config
 
 # Llama-style shapes. Linear layers have widths divisible by 64, bitsandbytes' block size.
 SIZES: dict[str, dict[str, Any]] = {
@@ -51,11 +51,11 @@ def build_model(size: str, root: Path, *, seed: int = 0) -> Path:
         )
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config).eval()
-        model.generation_config = _generation_config(tok)
+        model.generation_config = generation_config(tok)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
 
-    return _cached_build(Path(root) / f"{size}-{seed}", write)
+    return cached_build(Path(root) / f"{size}-{seed}", write)
 
 
 def parameter_count(model: Any) -> int:

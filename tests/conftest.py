@@ -14,6 +14,7 @@ from tests.fixtures.pytest_fixtures import (
     serve_nosystem,
     serve_session,
     serve_vlm,
+    start_app,
     tiny_models,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "serve_nosystem",
     "serve_session",
     "serve_vlm",
+    "start_app",
     "tiny_models",
 ]
 

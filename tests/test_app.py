@@ -19,10 +19,10 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.config import Backend
-from hfchat.reply import answer_text
-from hfchat.ui import build_app
+from hfchat.testing import answer_text
+from hfchat.testing.app import running_app
+from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port
 from tests.fixtures import SENTINEL_TOKEN
-from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
 
 def box(text: str, *images: str) -> dict[str, Any]:
@@ -55,13 +55,8 @@ def app(tiny_models: dict[str, Path]) -> Iterator[App]:
         ["--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu", "--max-new-tokens", "8"], {}
     )
     service = ChatService(cache=ModelCache(options.cache_size))
-    demo = build_app(options, service)
-    port = free_port()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield App(f"http://127.0.0.1:{port}/", service)
-    finally:
-        demo.close()
+    with running_app(options, service) as running:
+        yield App(running.url, service)
 
 
 def test_local_chat_with_the_defaults_set_by_flags(app: App) -> None:
@@ -255,7 +250,7 @@ def test_all_tokens_spent_thinking_is_explained(app: App, tiny_models: dict[str,
 
 
 def test_reasoning_content_from_a_server_is_thinking_and_never_sent_back(app: App) -> None:
-    from tests.fixtures.servers import Recorder, chat_route_handler
+    from hfchat.testing.servers import Recorder, chat_route_handler
 
     with Recorder() as server:
         server.route("GET", "/v1/models", (404, {}, b""))

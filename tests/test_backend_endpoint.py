@@ -22,7 +22,7 @@ from hfchat.backends.types import joined_text
 from hfchat.config import TASKS, Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
 from hfchat.errors import ConfigError
 from hfchat.images import IMAGE_TASK
-from tests.fixtures.servers import (
+from hfchat.testing.servers import (
     Recorder,
     RecordingProxy,
     TransformersServe,

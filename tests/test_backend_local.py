@@ -313,33 +313,24 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
 def test_an_app_built_with_local_concurrency_2_answers_two_visitors_at_once(tiny_models: dict[str, Path]) -> None:
     """--local-concurrency reaches the app that `build_app(options)` makes (in a test as in
     `python app.py`): with 2 slots, a short reply is not queued behind a long one."""
-    from gradio_client import Client
-
     from hfchat.cli import parse_options
     from hfchat.reply import answer_text
-    from hfchat.ui import build_app
-    from hfchat.ui.page import queued
-    from tests.fixtures.servers import free_port
+    from hfchat.testing.app import running_app
 
     model = str(tiny_models["chat"])
     flags = ["--backend", "local", "--model", model, "--device", "cpu", "--local-concurrency", "2"]
     options = parse_options([*flags, "--turn-timeout", "120"], {})  # the long turn ends by then whatever happens
-    demo = queued(build_app(options), options)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    url, message = f"http://127.0.0.1:{port}/", {"text": "Tell me a story.", "files": []}
-    long = None
-    try:
-        assert answer_text(Client(url, verbose=False).predict(message=message, api_name="/chat", max_new_tokens=2))
-        long = Client(url, verbose=False).submit(message=message, api_name="/chat", max_new_tokens=4000)
-        deadline = time.monotonic() + 60
-        while not any(answer_text(out) for out in long.outputs()):  # the long reply holds one slot now
-            assert time.monotonic() < deadline and not long.done(), long.outputs()[-1:]
-            time.sleep(0.05)
-        short = Client(url, verbose=False).submit(message=message, api_name="/chat", max_new_tokens=3)
-        assert answer_text(short.result(timeout=60)), "one slot would queue it behind the long reply"
-        assert not long.done(), "answered while the long reply still streams"
-    finally:
-        if long is not None:
+    message = {"text": "Tell me a story.", "files": []}
+    with running_app(options) as app:  # build_app composes the service from the options
+        assert answer_text(app.client().predict(message=message, api_name="/chat", max_new_tokens=2))
+        long = app.client().submit(message=message, api_name="/chat", max_new_tokens=4000)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(answer_text(out) for out in long.outputs()):  # the long reply holds one slot now
+                assert time.monotonic() < deadline and not long.done(), long.outputs()[-1:]
+                time.sleep(0.05)
+            short = app.client().submit(message=message, api_name="/chat", max_new_tokens=3)
+            assert answer_text(short.result(timeout=60)), "one slot would queue it behind the long reply"
+            assert not long.done(), "answered while the long reply still streams"
+        finally:
             long.cancel()
-        demo.close()

@@ -14,21 +14,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gradio_client import Client
 
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
-from hfchat.reply import answer_text
-from hfchat.ui import build_app
-from hfchat.ui.page import queued
-from tests.fixtures.servers import RecordedRequest, Recorder, Response, chat_route_handler, free_port, sse_response
+from hfchat.testing import answer_text
+from hfchat.testing.app import RunningApp
+from hfchat.testing.servers import RecordedRequest, Recorder, Response, chat_route_handler, sse_response
+from hfchat.updates import ReplyView
 
 GIVE_UP_S = 20.0
 """How long a test reads a turn before calling it unbounded."""
@@ -148,7 +147,7 @@ def run_turn(fn: Any, message: str = "Hello", history: list[dict[str, Any]] | No
     """Read a turn to its end, or give up after GIVE_UP_S (closing it, as Stop would)."""
     started = time.monotonic()
     updates = fn(message, list(history or []), **kw)
-    last: list[dict[str, Any]] = []
+    last: ReplyView = ()
     gave_up = False
     try:
         for update in updates:
@@ -265,27 +264,20 @@ def test_turn_and_stall_timeouts_are_flags_and_variables() -> None:
         parse_options(["--turn-timeout", "0"], {})
 
 
-def test_slow_streams_free_their_workers_for_a_bystander(fault: FaultServer) -> None:
+def test_slow_streams_free_their_workers_for_a_bystander(
+    fault: FaultServer, start_app: Callable[..., RunningApp]
+) -> None:
     """Break 5: trickling streams held every worker, so a bystander waited for ever."""
     options = parse_options(
         ["--backend", "endpoint", "--endpoint-url", fault.url, "--concurrency", "2", "--turn-timeout", "3"], {}
     )
-    demo = queued(build_app(options), options)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    app = start_app(options)
     fault.mode = "trickle-attack"
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        attacks = [
-            Client(url, verbose=False).submit(message={"text": "attack", "files": []}, api_name="/chat")
-            for _ in range(2)
-        ]
-        time.sleep(1)  # both workers are taken by the trickles
-        started = time.monotonic()
-        bystander = Client(url, verbose=False).submit(message={"text": "Hi", "files": []}, api_name="/chat")
-        assert answer_text(bystander.result(timeout=GIVE_UP_S)) == "All good here."
-        assert time.monotonic() - started < 8, "the bystander waited for the slow streams"
-        for attack in attacks:
-            assert "cut: the turn took longer than 3 s" in answer_text(attack.result(timeout=GIVE_UP_S))
-    finally:
-        demo.close()
+    attacks = [app.client().submit(message={"text": "attack", "files": []}, api_name="/chat") for _ in range(2)]
+    time.sleep(1)  # both workers are taken by the trickles
+    started = time.monotonic()
+    bystander = app.client().submit(message={"text": "Hi", "files": []}, api_name="/chat")
+    assert answer_text(bystander.result(timeout=GIVE_UP_S)) == "All good here."
+    assert time.monotonic() - started < 8, "the bystander waited for the slow streams"
+    for attack in attacks:
+        assert "cut: the turn took longer than 3 s" in answer_text(attack.result(timeout=GIVE_UP_S))

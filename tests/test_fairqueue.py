@@ -11,13 +11,6 @@ import pytest
 from hfchat.fairqueue import DeviceQueues, FairQueue
 
 
-def wait_until(condition: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
 def test_turns_are_granted_in_arrival_order_not_wake_order() -> None:
     queue = FairQueue(1)
     holder = queue.enqueue()

@@ -28,11 +28,11 @@ import pytest
 from gradio_client import Client
 
 from hfchat.cli import parse_options
-from hfchat.errors import ERROR_MARK
-from hfchat.reply import answer_text
-from hfchat.ui import build_app
+from hfchat.testing import answer_text
+from hfchat.testing.app import running_app
+from hfchat.testing.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
+from hfchat.updates import ERROR_MARK
 from tests.fixtures.browser import AppProcess
-from tests.fixtures.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
 
 APP_FLAGS = ["--device", "cpu", "--max-new-tokens", "8", "--timeout", "3"]
 APP_FLAGS += ["--retries", "2", "--retry-backoff", "0.1", "--retry-max-wait", "1"]
@@ -61,13 +61,8 @@ def allowed_roots(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPat
 @pytest.fixture(scope="module")
 def app(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """The app in this process, so rows can break imports (bitsandbytes) with monkeypatch."""
-    demo = build_app(parse_options([*APP_FLAGS, *allowed_roots(tiny_models, tmp_path_factory)], {}))
-    port = free_port()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield RunningApp(f"http://127.0.0.1:{port}/", lambda: True)
-    finally:
-        demo.close()
+    with running_app(parse_options([*APP_FLAGS, *allowed_roots(tiny_models, tmp_path_factory)], {})) as running:
+        yield RunningApp(running.url, lambda: True)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.make_tiny_models import STAMP_FILE, build_all
-from tests.fixtures.servers import (
+from hfchat.testing.servers import (
     RecordedRequest,
     Recorder,
     RecordingProxy,
@@ -23,6 +22,7 @@ from tests.fixtures.servers import (
     sse_reasoning_stream,
     sse_response,
 )
+from hfchat.testing.tiny_models import STAMP_FILE, build_all
 
 USER_ONLY = [{"role": "user", "content": "Hello there, how are you?"}]
 WITH_SYSTEM = [{"role": "system", "content": "Be brief."}, *USER_ONLY]

@@ -6,16 +6,7 @@ import pytest
 
 from hfchat.errors import TooManyMessagesError
 from hfchat.limits import Rate, RateLimiter, parse_rate
-
-
-class Clock:
-    """A hand-driven clock, so windows are tested without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from hfchat.testing import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -41,7 +32,7 @@ def test_bad_rates_are_refused(bad: str) -> None:
 
 
 def test_a_session_over_its_rate_is_told_when_to_retry() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(Rate(3, 60), clock=clock)
     for _ in range(3):
         limiter.admit("a")
@@ -57,7 +48,7 @@ def test_a_session_over_its_rate_is_told_when_to_retry() -> None:
 
 
 def test_refused_turns_do_not_count() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(Rate(1, 10), clock=clock)
     limiter.admit("a")
     for _ in range(5):
@@ -69,7 +60,7 @@ def test_refused_turns_do_not_count() -> None:
 
 
 def test_memory_is_bounded_by_the_number_of_sessions() -> None:
-    limiter = RateLimiter(Rate(2, 60), max_sessions=100, clock=Clock())
+    limiter = RateLimiter(Rate(2, 60), max_sessions=100, clock=FakeClock())
     for i in range(10_000):
         limiter.admit(f"session-{i}")
     assert len(limiter) == 100

@@ -19,6 +19,7 @@ from hfchat.errors import TooManyMessagesError
 from hfchat.limits import ActiveTurns, Rate, RateLimiter, client_address
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import answer_text
+from hfchat.testing import FakeClock
 from tests.fixtures import sidebar_values
 from tests.fixtures.browser import AppProcess, wait_until
 from tests.fixtures.servers import (
@@ -31,14 +32,6 @@ from tests.fixtures.servers import (
 )
 
 REPLY = "Hello from the endpoint."
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +63,7 @@ def test_new_sessions_from_one_address_share_one_allowance(public_app: AppProces
 
 
 def test_a_new_session_is_not_a_new_allowance() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(Rate(2, 60), clock=clock)
     limiter.admit("tab-1", "198.51.100.1")
     limiter.admit("tab-2", "198.51.100.1")
@@ -83,7 +76,7 @@ def test_a_new_session_is_not_a_new_allowance() -> None:
 
 
 def test_a_turn_must_fit_both_allowances_and_a_refusal_counts_against_neither() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(Rate(1, 60), clock=clock)
     limiter.admit("tab", "198.51.100.1")
     with pytest.raises(TooManyMessagesError):

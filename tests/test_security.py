@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,48 +25,29 @@ from gradio_client.utils import QueueError
 
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
-from hfchat.cli import AppOptions, parse_options
+from hfchat.cli import parse_options
 from hfchat.config import ModelSpec
 from hfchat.limits import RateLimiter
 from hfchat.messages import content_text
-from hfchat.ui import build_app
-from hfchat.ui.page import queued
+from hfchat.testing.app import RunningApp
+from hfchat.testing.servers import RecordedRequest, Recorder, RecordingProxy, json_response
 from tests.fixtures import SENTINEL_TOKEN
-from tests.fixtures.servers import RecordedRequest, Recorder, RecordingProxy, free_port, json_response
 
 PAGES = ("", "config", "gradio_api/info", "gradio_api/info?all_endpoints=true")
 
 
-@dataclass
-class Running:
-    url: str
-    service: ChatService
-    options: AppOptions
-
-    def client(self) -> Client:
-        """A new visitor (its own session hash and history)."""
-        return Client(self.url, verbose=False)
-
-
 @pytest.fixture
-def launch() -> Iterator[Callable[..., Running]]:
+def launch(start_app: Callable[..., RunningApp]) -> Callable[..., RunningApp]:
     """Start the app in-process with these flags, queued exactly as `python app.py` does."""
-    started: list[Any] = []
 
-    def start(*flags: str, service: ChatService | None = None) -> Running:
+    def start(*flags: str, service: ChatService | None = None) -> RunningApp:
         options = parse_options(list(flags), {})
         service = service or ChatService(
             cache=ModelCache(options.cache_size), limiter=RateLimiter(options.rate_limit), timeout=options.timeout
         )
-        demo = queued(build_app(options, service), options)
-        port = free_port()
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-        started.append(demo)
-        return Running(f"http://127.0.0.1:{port}/", service, options)
+        return start_app(options, service)
 
-    yield start
-    for demo in started:
-        demo.close()
+    return start
 
 
 def text_of(result: Any) -> str:
@@ -111,7 +92,7 @@ def sse_messages(url: str, fn_index: int, data: list[Any], session_hash: str) ->
 
 
 def test_session_token_never_leaks_after_a_401(
-    launch: Callable[..., Running],
+    launch: Callable[..., RunningApp],
     hub_recorder: Recorder,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
@@ -137,7 +118,7 @@ def test_session_token_never_leaks_after_a_401(
 
 
 def test_environment_token_never_leaks_after_a_401(
-    launch: Callable[..., Running],
+    launch: Callable[..., RunningApp],
     hub_recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -167,7 +148,7 @@ def crashing_build(spec: ModelSpec, token: str | None) -> Callable[[], Any]:
 
 
 def test_a_crash_inside_the_backend_shows_no_token_in_chat_logs_or_traceback(
-    launch: Callable[..., Running],
+    launch: Callable[..., RunningApp],
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -185,7 +166,7 @@ def test_a_crash_inside_the_backend_shows_no_token_in_chat_logs_or_traceback(
 
 
 def test_the_token_box_value_never_comes_back_to_the_browser(
-    launch: Callable[..., Running], hub_recorder: Recorder
+    launch: Callable[..., RunningApp], hub_recorder: Recorder
 ) -> None:
     """The browser's own path: textbox submit, append to history, then the chat function with
     the sidebar values; every message of every event stream is searched for the token."""
@@ -223,13 +204,13 @@ def test_the_token_box_value_never_comes_back_to_the_browser(
         assert SENTINEL_TOKEN not in httpx.get(app.url + page).text, page
 
 
-def test_no_control_or_api_parameter_offers_remote_code(launch: Callable[..., Running]) -> None:
+def test_no_control_or_api_parameter_offers_remote_code(launch: Callable[..., RunningApp]) -> None:
     app = launch("--backend", "local", "--model", "org/model")
     assert "remote" not in httpx.get(app.url + "config").text.lower()
     assert "remote" not in httpx.get(app.url + "gradio_api/info").text.lower()
 
 
-def test_a_full_queue_answers_busy_at_once(launch: Callable[..., Running], recorder: Recorder) -> None:
+def test_a_full_queue_answers_busy_at_once(launch: Callable[..., RunningApp], recorder: Recorder) -> None:
     """One chat at a time, one waiting: the third visitor is told at once that the app is busy."""
     release = threading.Event()
 
@@ -263,7 +244,7 @@ def test_a_full_queue_answers_busy_at_once(launch: Callable[..., Running], recor
 
 
 def test_rate_limit_answers_in_the_chat_per_session(
-    launch: Callable[..., Running], tiny_models: dict[str, Path]
+    launch: Callable[..., RunningApp], tiny_models: dict[str, Path]
 ) -> None:
     app = launch(
         "--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu", "--max-new-tokens", "2",
@@ -286,7 +267,7 @@ class Visitor:
 
 
 def test_concurrent_sessions_never_see_each_others_prompts_or_settings(
-    launch: Callable[..., Running], proxy: RecordingProxy
+    launch: Callable[..., RunningApp], proxy: RecordingProxy
 ) -> None:
     """8 visitors at once, each with its own system prompt, settings and history, against a real
     `transformers serve`: every request the server got carries one visitor's data only."""

@@ -25,9 +25,9 @@ from itsdangerous import TimestampSigner
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
-from hfchat.ui import build_app
+from hfchat.testing.app import running_app
+from hfchat.testing.servers import Recorder, chat_route_handler
 from tests.fixtures import SENTINEL_TOKEN
-from tests.fixtures.servers import Recorder, chat_route_handler, free_port
 
 CLIENT_SECRET = "space-oauth-client-secret"
 TOKEN_A = SENTINEL_TOKEN + "-visitor-a"
@@ -94,13 +94,8 @@ def space_app(hub_recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> Iterat
     )
     assert options.oauth and options.public, "a Space with hf_oauth: the sign-in button, a public app"
     service = ChatService(cache=ModelCache(8))
-    demo = build_app(options, service)
-    port = free_port()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield SpaceApp(f"http://127.0.0.1:{port}/", service)
-    finally:
-        demo.close()
+    with running_app(options, service) as running:
+        yield SpaceApp(running.url, service)
 
 
 def authorization_by_message(recorder: Recorder) -> dict[str, str]:

@@ -1,14 +1,5 @@
 from hfchat.speed import SpeedMeter
-
-
-class FakeClock:
-    """A clock the test advances by hand, so the figures are exact."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from hfchat.testing import FakeClock
 
 
 def test_meter_separates_prefill_from_decode() -> None:
