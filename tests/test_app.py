@@ -14,14 +14,14 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from hfchat.backends import CONTROLS, local
+from hfchat.backends import local
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
-from hfchat.config import Backend
 from hfchat.testing import answer_text
 from hfchat.testing.app import running_app
 from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port
+from hfchat.updates import FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
 
 
@@ -118,7 +118,6 @@ def test_hidden_controls_follow_the_backend(app: App) -> None:
     assert by_label["Provider"]["visible"] is False  # the app started on the local backend
     assert by_label["Endpoint URL"]["visible"] is False
     assert by_label["Load in 4-bit (bitsandbytes)"]["visible"] is True
-    assert CONTROLS[Backend.PROVIDERS] >= {"provider"} and "top_k" not in CONTROLS[Backend.PROVIDERS]
 
 
 def test_session_token_never_comes_back(app: App, caplog: pytest.LogCaptureFixture) -> None:
@@ -205,7 +204,7 @@ def test_a_path_on_the_server_that_was_not_uploaded_is_never_read(app: App, tmp_
 
 # Reasoning and the speed footer, through the real app: both reasoning forms, real counts.
 
-FOOTER = {"id": "hfchat-speed"}
+FOOTER = {"id": FOOTER_ID}
 
 
 def parts(reply: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str, str | None]:

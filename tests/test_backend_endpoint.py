@@ -19,9 +19,10 @@ from hfchat.backends import backend_for
 from hfchat.backends.endpoint import ENDPOINT
 from hfchat.backends.providers import PROVIDERS
 from hfchat.backends.types import joined_text
-from hfchat.config import TASKS, Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
+from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec, RetryPolicy
 from hfchat.errors import ConfigError
 from hfchat.images import IMAGE_TASK
+from hfchat.settings import TASKS
 from hfchat.testing.servers import (
     Recorder,
     RecordingProxy,
