@@ -239,16 +239,13 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def reply_text(output: Any) -> str:
-    """The reply text in what `/chat` yields: a string, or a list of messages, of which the
-    thinking and the speed footer (the ones with metadata) are left out."""
+    """The reply text in what `/chat` returns (chat messages) or the chat function yields (a
+    view of typed updates): the answer, with any notice or failure (`hfchat.reply.answer_text`)."""
+    from hfchat.reply import answer_text
+
     if isinstance(output, str):
         return output
-    if isinstance(output, Mapping):
-        return reply_text(output.get("content", ""))
-    if isinstance(output, Sequence):
-        return "".join(reply_text(p) for p in output if not (isinstance(p, Mapping) and p.get("metadata")))
-    content = getattr(output, "content", None)
-    return reply_text(content) if content is not None else ""
+    return answer_text([output] if isinstance(output, Mapping) else output)
 
 
 @dataclass

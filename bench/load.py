@@ -40,22 +40,22 @@ if str(ROOT) not in sys.path:  # run as a script: import the app and the test fi
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from hfchat.errors import ERROR_MARK  # noqa: E402
-from hfchat.messages import LOADING_MARK, content_text  # noqa: E402
+from hfchat.messages import MessageKind, content_text, message_kind  # noqa: E402
+from hfchat.reply import answer_text  # noqa: E402
 from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port  # noqa: E402
 from hfchat.testing.tiny_models import build_all  # noqa: E402
+from hfchat.updates import Failed  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_MODELS = ROOT / ".pytest_cache" / "d" / "tiny-models"
 
 
-def reply_text(update: Any) -> str:
-    """The text of a reply update: a string, a message dict, or a list of message dicts."""
-    if isinstance(update, dict) and "content" in update:
-        return content_text(update["content"])
-    if isinstance(update, list) and all(isinstance(m, dict) and "content" in m for m in update):
-        return "\n\n".join(reply_text(m) for m in update)
-    return content_text(update)
+def failed(update: Any) -> bool:
+    """Whether a reply ended in a failure: a view from `ChatService.respond`, or `/chat`'s messages."""
+    return any(
+        isinstance(part, Failed) or (isinstance(part, dict) and message_kind(part) is MessageKind.FAILED)
+        for part in update or ()
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -201,11 +201,11 @@ def _one_session(
                 api_name="/chat",
             )
             for update in job:
-                text = reply_text(update)
-                if first is None and text.strip() and not text.startswith(LOADING_MARK):
+                if first is None and answer_text(update).strip():  # the loading notice is not text
                     first = time.perf_counter() - began
-            reply = reply_text(job.result(timeout=600))
-            ok = bool(reply.strip()) and not reply.startswith(ERROR_MARK)
+            result = job.result(timeout=600)
+            reply = answer_text(result)
+            ok = bool(reply.strip()) and not failed(result)
             error = "" if ok else reply[:300]
         except Exception as exc:  # noqa: BLE001 - a load test counts every failure, whatever it is
             ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
@@ -368,18 +368,18 @@ def run_memory(models: Path, turns: int, cache_size: int, max_new_tokens: int, e
             model = str(others[(i // 10) % 2])
             switches += 1
         replies = service.respond(f"Turn {i}: tell me about the river.", history, {**base, "model": model}, None)
-        last = ""
+        view: Any = ()
         if i % 7 == 0:  # Stop after the first words: the generator is closed mid-reply
-            for update in replies:
-                last = reply_text(update)
-                if last and not last.startswith(LOADING_MARK):
+            for view in replies:
+                if answer_text(view):
                     break
             replies.close()  # type: ignore[attr-defined]
             stopped += 1
         else:
             for update in replies:
-                last = reply_text(update)
-        if last.startswith(ERROR_MARK) or ERROR_MARK + " **" in last:
+                view = update
+        last = answer_text(view)
+        if failed(view):
             errors += 1
         history = [
             *history[-8:],

@@ -1,13 +1,15 @@
 """One chat turn: validate the settings, get the model from the cache, stream the reply.
 
 Gradio-free: the UI and the API call `ChatService.respond`, which yields the reply so far
-as a list of chat messages (thinking, answer, speed footer; see `hfchat.reply`). Errors
-become a readable reply; the history is never touched. Every reply is bounded (`Bounded`):
-in tokens, characters, total time and time between chunks, whatever the server does.
+as typed updates (`hfchat.updates`: loading, thinking, answer, speed footer; see
+`hfchat.reply`). Errors become a `Failed` after what arrived; the history is never
+touched. Every reply is bounded (`Bounded`): in tokens, characters, total time and time
+between chunks, whatever the server does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -54,7 +56,6 @@ from hfchat.limits import (
     client_address,
 )
 from hfchat.messages import (
-    LOADING_MARK,
     build_messages,
     check_attachments,
     content_text,
@@ -63,8 +64,9 @@ from hfchat.messages import (
     trim_notice,
 )
 from hfchat.policy import DeploymentPolicy
-from hfchat.reply import Message, Reply, ReplySource
+from hfchat.reply import Reply, ReplySource
 from hfchat.tokens import fingerprint, redact, resolve_token
+from hfchat.updates import Loading, Notice, ReplyView
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +194,10 @@ class ChatService:
         show_speed: bool = True,
         endpoint_key: str | None = None,
         client: str | None = None,
-    ) -> Iterator[list[Message]]:
+    ) -> Iterator[ReplyView]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
-        (see `Reply.messages`), or a readable error (after any partial reply, which is kept).
-        A reply past a limit (`Bounded`) is cut: what arrived is kept, with a notice.
+        (see `Reply.view`), or a `Failed` after any partial reply, which is kept. A reply
+        past a limit (`Bounded`) is cut: what arrived is kept, then `Failed(cut=True)`.
 
         `session` (Gradio's session hash) is what the per-session rate limit counts; on a
         public deployment `client` (the visitor's address) is counted too.
@@ -229,7 +231,7 @@ class ChatService:
             history, dropped = fit_history(history, self.limits.max_history_chars)
             notice = trim_notice(dropped, self.limits.max_history_chars)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
-                yield [{"role": "assistant", "content": f"{notice}{loading_notice(settings.spec)}"}]
+                yield (*_notices(notice), loading_notice(settings.spec))
             turn = self.open_turn(settings, message, history, token, self.turn_deadline(settings, started))
             source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
             reply = Reply(source, notice=notice)
@@ -237,14 +239,14 @@ class ChatService:
             for delta in deltas:
                 reply.add(delta)
                 if delta.text or delta.reasoning:
-                    yield reply.messages(show_speed)
+                    yield reply.view(show_speed)
             if deltas.cut:
                 reply.cut(deltas.cut)
             else:
                 reply.finish()
                 _check_not_empty(reply)
             log.info("turn done: %s", reply.footer())
-            yield reply.messages(show_speed)
+            yield reply.view(show_speed)
         except Exception as exc:  # noqa: BLE001 - the one boundary of a turn, see below
             # Whatever a turn raises ends here as a message in the chat, after the partial reply,
             # and the history is untouched. An exception that escaped would reach Gradio, whose
@@ -402,8 +404,8 @@ def _failure(
     reply: Reply | None,
     notice: str,
     show: bool,
-) -> list[Message]:
-    """The chat window's messages for a turn that raised `exc`: the reply so far, then the error.
+) -> ReplyView:
+    """The reply for a turn that raised `exc`: what arrived so far, then a `Failed`.
 
     Servers and libraries may echo a token in their errors: what is shown and logged is redacted."""
     error: HFChatError
@@ -417,11 +419,16 @@ def _failure(
         error = internal_error()
         trace = "".join(traceback.format_exception(exc))
         log.error("turn failed: internal error, reference %s:\n%s", error.reference, redact(trace, *secrets))
-    shown = redact(error.markdown(), *secrets)
+    failed = error.failed()
+    shown = dataclasses.replace(failed, message=redact(failed.message, *secrets), hint=redact(failed.hint, *secrets))
     if reply is None:
-        return [{"role": "assistant", "content": notice + shown}]
+        return (*_notices(notice), shown)
     reply.fail(shown)
-    return reply.messages(show)
+    return reply.view(show)
+
+
+def _notices(notice: str) -> tuple[Notice, ...]:
+    return (Notice(notice),) if notice else ()
 
 
 def _backend(settings: ChatSettings) -> BackendModule:
@@ -442,13 +449,12 @@ def _check_not_empty(reply: Reply) -> None:
     )
 
 
-def loading_notice(spec: ModelSpec) -> str:
+def loading_notice(spec: ModelSpec) -> Loading:
     """Shown while a local model loads; says when it loads in 4-bit, so the UI shows the mode."""
-    mode = f" in {spec.quantization.label}" if spec.quantization else ""
-    return f"{LOADING_MARK} Loading `{spec.model}`{mode} (first use of this configuration)…"
+    return Loading(spec.model, spec.quantization.label if spec.quantization else "")
 
 
-def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[list[Message]]]:
+def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[ReplyView]]:
     """The function behind the chat box and the `/chat` API.
 
     Its parameter names are the API's names, so `Client.predict(message=..., temperature=...)`
@@ -485,7 +491,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         show_speed: bool = True,
         request: Any = None,
         oauth_token: Any = None,
-    ) -> Iterator[list[Message]]:
+    ) -> Iterator[ReplyView]:
         values = dict(
             backend=backend,
             model=model,

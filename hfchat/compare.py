@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from hfchat.chat import ChatService
 from hfchat.config import BACKEND_LABELS, Backend, display_url
-from hfchat.messages import content_text
+from hfchat.messages import Message, content_text
+from hfchat.updates import ReplyView
 
 T = TypeVar("T")
 
@@ -105,30 +106,21 @@ def merge_latest(streams: Sequence[Iterator[T]], idle_s: float = IDLE_S) -> Gene
         raise failures[0]
 
 
-def assistant_messages(output: Any) -> list[Any]:
-    """What `ChatService.respond` yielded, as chat-window messages.
-
-    A plain string becomes one assistant message; a message (a mapping) or a list of them
-    (reasoning, answer, speed footer) is kept as is, so each side shows whatever the main
-    chat shows.
-    """
-    if output is None:
-        return []
-    if isinstance(output, str):
-        return [{"role": "assistant", "content": output}]
-    if isinstance(output, Mapping):
-        return [{"role": "assistant", **output}]
-    if isinstance(output, Sequence):
-        return [message for item in output for message in assistant_messages(item)]
-    return [output]
-
-
 @dataclass(frozen=True)
 class Side:
     """One side's chat window before this turn, and its settings (the sidebar's names)."""
 
     history: Sequence[Mapping[str, Any]]
     values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SideView:
+    """One side during a turn: its chat window with the prompt, and its reply so far
+    (empty until it starts), for the UI to render (`hfchat.ui.render.to_messages`)."""
+
+    asked: list[Message]
+    reply: ReplyView = ()
 
 
 def compare_turn(
@@ -140,8 +132,8 @@ def compare_turn(
     oauth_token: str | None = None,
     endpoint_key: str | None = None,
     client: str | None = None,
-) -> Iterator[list[list[Any]]]:
-    """Send one prompt to every side at once; each update is every side's chat window.
+) -> Iterator[list[SideView]]:
+    """Send one prompt to every side at once; each update is every side's view.
 
     A blank prompt changes nothing, like the main chat box. The prompt is shown on both
     sides at once, before either model answers. Each side is one turn for the rate limit
@@ -152,8 +144,8 @@ def compare_turn(
     """
     if not content_text(message).strip():
         return
-    asked = [[*side.history, {"role": "user", "content": message}] for side in sides]
-    yield [list(window) for window in asked]
+    asked = [[*map(dict, side.history), {"role": "user", "content": message}] for side in sides]
+    yield [SideView(window) for window in asked]
     # One event per side: respond sets its own when its turn ends, which must not stop the other.
     cancels = [threading.Event() for _ in sides]
     streams = [
@@ -173,7 +165,7 @@ def compare_turn(
     try:
         with closing(merge_latest(streams)) as updates:
             for latest in updates:
-                yield [[*window, *assistant_messages(output)] for window, output in zip(asked, latest, strict=True)]
+                yield [SideView(window, view or ()) for window, view in zip(asked, latest, strict=True)]
     finally:
         for cancel in cancels:  # Stop: a side still waiting for its backend (or its turn) gives up now
             cancel.set()

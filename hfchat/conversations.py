@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hfchat.errors import ConfigError, HFChatError
-from hfchat.messages import content_text
+from hfchat.messages import content_text, upgrade_legacy
 from hfchat.presets import ControlValues
+from hfchat.updates import INTERRUPTED_ID
 
 TITLE_MAX = 80
 """Longest title kept; a longer one is cut."""
@@ -50,6 +51,12 @@ STORAGE_BUDGET_CHARS = BROWSER_STORAGE_CHARS - STORAGE_HEADROOM_CHARS
 """The most the saved list may take in the browser."""
 
 
+LAYOUT: Literal[2] = 2
+"""How a saved conversation's messages say what they are: 2, by metadata id (`hfchat.updates`).
+Conversations saved before that have no `layout` and marked their kinds with emoji prefixes;
+`load` upgrades them once (`hfchat.messages.upgrade_legacy`)."""
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -62,6 +69,7 @@ class Conversation(BaseModel):
     title: str = Field(min_length=1, max_length=TITLE_MAX)
     messages: tuple[dict[str, Any], ...]
     settings: ControlValues | None = None
+    layout: Literal[2] = LAYOUT
 
     @field_validator("messages")
     @classmethod
@@ -104,18 +112,30 @@ def default_title(messages: Sequence[Mapping[str, Any]]) -> str:
 
 def load(stored: Any) -> list[Conversation]:
     """The conversations kept in the browser; entries that don't read back (edited by hand,
-    or from an older layout) are skipped rather than losing the rest."""
+    or from an unknown layout) are skipped rather than losing the rest. Those saved before
+    replies were typed are upgraded (`upgraded`)."""
     conversations: list[Conversation] = []
     seen: set[str] = set()
     for item in stored if isinstance(stored, list) else []:
         try:
-            conversation = Conversation.model_validate(item)
+            conversation = Conversation.model_validate(upgraded(item))
         except ValidationError:
             continue
         if conversation.id not in seen:
             seen.add(conversation.id)
             conversations.append(conversation)
     return conversations[:MAX_CONVERSATIONS]
+
+
+def upgraded(item: Any) -> Any:
+    """A stored conversation without a `layout` (saved before replies were typed) with its
+    messages marked by metadata id; anything else as it is."""
+    if not isinstance(item, Mapping) or "layout" in item or not isinstance(item.get("messages"), list | tuple):
+        return item
+    messages = item["messages"]
+    if not all(isinstance(m, Mapping) for m in messages):
+        return item  # not a conversation: validation says so
+    return {**item, "messages": upgrade_legacy(messages), "layout": LAYOUT}
 
 
 def dump(conversations: Sequence[Conversation]) -> list[dict[str, Any]]:
@@ -182,18 +202,16 @@ def commit(
     return Saved([updated if c.id == current else c for c in conversations], current)
 
 
-INTERRUPTED_ID = "hfchat-interrupted"
-"""Metadata id of the note that stands in for a reply until it is complete."""
-
 INTERRUPTED_TEXT = "⚠️ *Interrupted: the app stopped before this reply was complete.*"
 
 
 def interrupted_note() -> dict[str, Any]:
     """The assistant message saved with a question while its reply streams.
 
-    It is a reply like any other (no metadata title), so the question stays in the history
-    the model gets with the next message: a question left unanswered would be replaced by
-    the next one (`hfchat.messages.build_messages`), and a reply marked as an error drops it."""
+    Its metadata id (`INTERRUPTED_ID`) makes it a reply like any other (see
+    `hfchat.messages.message_kind`), so the question stays in the history the model gets
+    with the next message: a question left unanswered would be replaced by the next one
+    (`hfchat.messages.build_messages`), and a failure drops it."""
     return {"role": "assistant", "content": INTERRUPTED_TEXT, "metadata": {"id": INTERRUPTED_ID}}
 
 

@@ -16,8 +16,7 @@ import httpx
 import jinja2
 from safetensors import SafetensorError
 
-ERROR_MARK = "⚠️"
-"""Prefix of every error reply in the chat; history conversion skips such replies."""
+from hfchat.updates import Failed
 
 
 class HFChatError(Exception):
@@ -33,10 +32,13 @@ class HFChatError(Exception):
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip()
 
+    def failed(self) -> Failed:
+        """This error as the last part of a reply (`hfchat.updates.Failed`)."""
+        return Failed(self.title, self.message, self.hint)
+
     def markdown(self) -> str:
-        """The chat reply shown for this error."""
-        text = f"{ERROR_MARK} **{self.title}.** {self.message}"
-        return f"{text}\n\n{self.hint}" if self.hint else text
+        """The text shown for this error."""
+        return self.failed().text
 
 
 class ConfigError(HFChatError):
@@ -136,8 +138,8 @@ class InternalError(HFChatError):
         )
         self.reference = reference
 
-    def markdown(self) -> str:
-        return f"{ERROR_MARK} {self.message}\n\n{self.hint}"
+    def failed(self) -> Failed:
+        return Failed(self.title, self.message, self.hint, reference=self.reference)
 
 
 def internal_error() -> InternalError:

@@ -28,12 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hfchat.conversations import TITLE_MAX, Conversation, new_id
 from hfchat.errors import HFChatError
-from hfchat.messages import SPEED_MARK
+from hfchat.messages import MessageKind, message_kind, upgrade_legacy
 from hfchat.presets import ControlValues
 from hfchat.safe_markdown import safe_images
 
 FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
-VERSION: Literal[1] = 1
+VERSION: Literal[2] = 2
+"""2: every message that is not a question or an answer says what it is by its metadata id
+(`hfchat.updates`). Version 1 files marked them with emoji prefixes; they are upgraded on import."""
+READS = (1, 2)
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 """Larger files are refused: a conversation this big would not fit the browser's storage."""
 MAX_IMPORT_DEPTH = 32
@@ -77,11 +80,11 @@ class ExportedMessage(BaseModel):
 
 
 class ConversationExport(BaseModel):
-    """Version 1 of the export file."""
+    """The export file (version 2; version 1 is read too)."""
 
     model_config = _STRICT
     format: Literal["hfchat.conversation"] = FORMAT
-    version: Literal[1] = VERSION
+    version: Literal[1, 2] = VERSION
     title: str = Field(min_length=1, max_length=TITLE_MAX)
     exported_at: datetime
     settings: ControlValues | None = None
@@ -175,6 +178,10 @@ def _settings_lines(settings: ControlValues) -> list[str]:
     return lines
 
 
+def _kind(message: ExportedMessage) -> MessageKind:
+    return message_kind(message.model_dump(exclude_none=True))
+
+
 def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
 
@@ -198,7 +205,7 @@ def to_markdown(export: ConversationExport) -> str:
             if meta.log:
                 label += f" — {meta.log}"
             out += [f"> {label}", ">", _quote(message.text), ""]
-        elif message.text and (meta is not None or message.text.startswith(SPEED_MARK)):
+        elif message.text and meta is not None and _kind(message) is MessageKind.FOOTER:
             out += [f"*{message.text.strip()}*", ""]
         elif message.text:
             out += [message.text, ""]
@@ -270,9 +277,11 @@ def parse_export(data: bytes | str) -> ConversationExport:
         raise ImportFileError(
             'The file is not an hfchat conversation export (no "format": "hfchat.conversation").', hint
         )
-    if raw.get("version") != VERSION:
+    if raw.get("version") not in READS:
         raise ImportFileError(
-            f"The file has export version {raw.get('version')!r}; this hfchat reads version {VERSION}.",
+            f"The file has export version {raw.get('version')!r}; this hfchat reads version "
+            + " and ".join(map(str, READS))
+            + ".",
             "Export it again with this version of hfchat.",
         )
     try:
@@ -282,7 +291,8 @@ def parse_export(data: bytes | str) -> ConversationExport:
 
 
 def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
-    """Gradio message dicts for the chat window; a file that was attached becomes a note."""
+    """Gradio message dicts for the chat window; a file that was attached becomes a note.
+    A version 1 file's messages are upgraded (`hfchat.messages.upgrade_legacy`)."""
     messages = []
     for message in export.messages:
         text = message.text
@@ -292,7 +302,7 @@ def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
         if message.metadata is not None:
             item["metadata"] = message.metadata.model_dump(exclude_none=True)
         messages.append(item)
-    return messages
+    return upgrade_legacy(messages) if export.version == 1 else messages
 
 
 def to_conversation(export: ConversationExport) -> Conversation:

@@ -8,27 +8,68 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from hfchat.errors import ERROR_MARK, InputError
+from hfchat.errors import InputError
 from hfchat.images import IMAGE_TASK, MAX_IMAGES, check_count, file_paths, image_part, refuse_images, to_data_url
+from hfchat.updates import (
+    ERROR_MARK,
+    FAILED_ID,
+    FOOTER_ID,
+    INTERRUPTED_ID,
+    LOADING_ID,
+    LOADING_MARK,
+    NOTICE_ID,
+    NOTICE_MARK,
+    SPEED_MARK,
+    THINKING_ID,
+    THINKING_TITLE,
+    TOOL_ID,
+)
 
 log = logging.getLogger(__name__)
 
-LOADING_MARK = "⏳"
-"""Prefix of the notice shown while a model loads; like errors, it never reaches the model."""
+Message = dict[str, Any]
+"""A Gradio-6 chat message: role, content and optional metadata."""
 
-NOTICE_MARK = "✂️"
-"""Prefix of the notice that older turns were left out; it never reaches the model either."""
-FOOTER_ID = "hfchat-speed"
-"""Metadata id of the speed footer under a reply; like thoughts, it never reaches the model."""
 
-SPEED_MARK = "⏱"
-"""Prefix of the speed footer's text, so it is recognised even where metadata is lost."""
+class MessageKind(Enum):
+    """What an assistant message is, by its metadata id (`hfchat.ui.render` sets it)."""
 
-_ERROR_LINE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} \*\*")
+    ANSWER = "answer"
+    """A reply: no metadata id, or the interrupted note that stands in for one."""
+    NOTICE = "notice"
+    LOADING = "loading"
+    THINKING = "thinking"
+    """The thinking, or any other collapsible block (a metadata title)."""
+    TOOL = "tool"
+    FOOTER = "footer"
+    FAILED = "failed"
+
+
+_KINDS = {
+    NOTICE_ID: MessageKind.NOTICE,
+    LOADING_ID: MessageKind.LOADING,
+    THINKING_ID: MessageKind.THINKING,
+    TOOL_ID: MessageKind.TOOL,
+    FOOTER_ID: MessageKind.FOOTER,
+    FAILED_ID: MessageKind.FAILED,
+    INTERRUPTED_ID: MessageKind.ANSWER,
+}
+
+
+def message_kind(message: Mapping[str, Any]) -> MessageKind:
+    """What an assistant message is, read from its metadata only (never from its text)."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return MessageKind.ANSWER
+    kind = _KINDS.get(str(metadata.get("id")))
+    if kind is not None:
+        return kind
+    return MessageKind.THINKING if metadata.get("title") else MessageKind.ANSWER
 
 
 def content_text(content: Any) -> str:
@@ -50,22 +91,85 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
-def strip_error(text: str) -> str:
-    """A reply without the app's notices: a trimmed-history notice before it, an error
-    appended to it, or a lone loading notice."""
-    if text.startswith(NOTICE_MARK):
-        text = text.partition("\n\n")[2]
-    if text.startswith(LOADING_MARK):
+def sent_text(message: Mapping[str, Any]) -> str:
+    """The text of a message that goes to the model: a question or an answer; "" for the
+    app's own messages (notices, loading, thinking, tools, the footer, failures)."""
+    if message.get("role") == "assistant" and message_kind(message) is not MessageKind.ANSWER:
         return ""
-    match = _ERROR_LINE.search(text)
-    return (text[: match.start()] if match else text).strip()
+    return content_text(message.get("content"))
+
+
+LEGACY_FOOTER_ID = "hfchat-speed"
+"""The speed footer's metadata id before replies were typed."""
+
+_LEGACY_FAILURE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} (?:\*\*|Internal error \(reference )")
+
+
+def upgrade_legacy(messages: Iterable[Mapping[str, Any]]) -> list[Message]:
+    """Messages saved before replies were typed, marked the way they are now.
+
+    Until then the kind of an assistant message was in its text: a speed footer started with
+    ⏱, a loading notice with ⏳, a trimmed-history notice with ✂️ (then the reply), and a
+    failure started a line with ⚠️ (after any partial reply, in the same message). Such
+    messages are split into one message per kind, each with its metadata id, so an old
+    conversation sends what it sent then. Called once where saved conversations come in
+    (`hfchat.conversations.load`, an import of an older export); nothing else reads text.
+    """
+    return [upgraded for message in messages for upgraded in _upgrade(message)]
+
+
+def _marked(text: str, kind_id: str) -> Message:
+    return {"role": "assistant", "content": text, "metadata": {"id": kind_id}}
+
+
+def _upgrade(message: Mapping[str, Any]) -> list[Message]:
+    metadata, content = message.get("metadata"), message.get("content")
+    if message.get("role") != "assistant":
+        return [dict(message)]
+    if isinstance(metadata, Mapping) and (metadata.get("id") or metadata.get("title")):
+        if metadata.get("id") == LEGACY_FOOTER_ID:
+            return [{**message, "metadata": {**metadata, "id": FOOTER_ID}}]
+        if metadata.get("title") == THINKING_TITLE and not metadata.get("id"):
+            return [{**message, "metadata": {**metadata, "id": THINKING_ID}}]
+        return [dict(message)]
+    if not _text_only(content):
+        return [dict(message)]
+    text = content_text(content)
+    if text.startswith(SPEED_MARK):
+        return [_marked(text, FOOTER_ID)]
+    out: list[Message] = []
+    if text.startswith(NOTICE_MARK):
+        notice, _, text = text.partition("\n\n")
+        out.append(_marked(notice, NOTICE_ID))
+    if text.startswith(LOADING_MARK):
+        return [*out, _marked(text, LOADING_ID)]
+    failure = _LEGACY_FAILURE.search(text)
+    if failure is None and not out:
+        return [dict(message)]  # a plain answer, left exactly as it was
+    answer = (text[: failure.start()] if failure else text).strip()
+    if answer:
+        out.append({"role": "assistant", "content": answer})
+    if failure is not None:
+        out.append(_marked(text[failure.start() :].strip(), FAILED_ID))
+    return out
+
+
+def _text_only(content: Any) -> bool:
+    if isinstance(content, str):
+        return True
+    if isinstance(content, Mapping):
+        return content.get("type", "text") == "text" and isinstance(content.get("text"), str) and "files" not in content
+    if isinstance(content, list):
+        return all(_text_only(part) for part in content)
+    return False
 
 
 def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = False) -> list[BaseMessage]:
     """Turn Gradio's message history into alternating Human/AI messages.
 
-    Thinking and status messages (those with a metadata title) and speed footers are
-    skipped; a turn that ended in an error is dropped with its question, back-to-back
+    Only questions and answers are sent (`message_kind`): thinking, notices and speed
+    footers are skipped; a turn whose reply failed before any answer (or was left at its
+    loading notice by Stop) is dropped with its question, back-to-back
     messages of one role are joined and a leading reply is dropped, so templates that
     demand user-first alternating roles still render. With `images`, pictures in user turns
     become `image_url` parts (one that can no longer be read is left out); without, only
@@ -74,24 +178,20 @@ def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = Fal
     out: list[BaseMessage] = []
     for item in history:
         role = item.get("role")
-        metadata = item.get("metadata") or {}
-        if isinstance(metadata, Mapping) and (metadata.get("title") or metadata.get("id") == FOOTER_ID):
-            continue
-        if role == "assistant" and content_text(item.get("content")).startswith(SPEED_MARK):
-            continue
         content = item.get("content")
-        text = content_text(content)
         if role == "user":
-            question = _user_content(text, _history_images(content) if images else [])
+            question = _user_content(content_text(content), _history_images(content) if images else [])
             if out and isinstance(out[-1], HumanMessage):
                 out[-1] = HumanMessage(content=_join(out[-1].content, question))
             else:
                 out.append(HumanMessage(content=question))
         elif role == "assistant":
-            reply = strip_error(text)
+            kind = message_kind(item)
+            reply = content_text(content).strip() if kind is MessageKind.ANSWER else ""
             if not reply:
-                if out and isinstance(out[-1], HumanMessage):
-                    out.pop()
+                no_reply = kind in (MessageKind.ANSWER, MessageKind.LOADING, MessageKind.FAILED)
+                if no_reply and out and isinstance(out[-1], HumanMessage):
+                    out.pop()  # no reply came (or only a failure): the question goes with it
                 continue
             if not out:
                 continue  # a reply before any question (a greeting): strict templates can't start with it
@@ -104,8 +204,9 @@ def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = Fal
 
 def fit_history(history: Sequence[Mapping[str, Any]], max_chars: int) -> tuple[list[Mapping[str, Any]], int]:
     """The most recent part of the history whose text fits in `max_chars`, and how many
-    of the oldest messages were left out (the caller's list is not changed)."""
-    sizes = [len(strip_error(content_text(item.get("content")))) for item in history]
+    of the oldest messages were left out (the caller's list is not changed). Only what is
+    sent counts (`sent_text`)."""
+    sizes = [len(sent_text(item)) for item in history]
     total, start = sum(sizes), 0
     while total > max_chars and start < len(history):
         total -= sizes[start]
@@ -114,13 +215,13 @@ def fit_history(history: Sequence[Mapping[str, Any]], max_chars: int) -> tuple[l
 
 
 def trim_notice(dropped: int, max_chars: int) -> str:
-    """The line shown above a reply whose oldest turns were not sent ("" when none were)."""
+    """The notice shown above a reply whose oldest turns were not sent ("" when none were)."""
     if not dropped:
         return ""
     return (
         f"{NOTICE_MARK} *The {dropped} oldest message{'s' if dropped > 1 else ''} of this conversation "
         f"{'were' if dropped > 1 else 'was'} not sent: the history limit is {max_chars:,} characters "
-        "(--max-history-chars). Clear the conversation to start afresh.*\n\n"
+        "(--max-history-chars). Clear the conversation to start afresh.*"
     )
 
 

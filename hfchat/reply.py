@@ -1,39 +1,55 @@
 """One assistant reply as it streams: its thinking, its answer, and its speed figures.
 
-Gradio-free: `Reply` takes the backends' deltas and renders Gradio-6 message dicts (a
-collapsible "Thinking" message, the answer, a speed footer), so the UI, the `/chat` API,
-compare mode and exports all show the same thing, and it is tested with plain data.
+Gradio-free: `Reply` takes the backends' deltas and gives the reply so far as typed updates
+(`hfchat.updates`: thinking, answer, a failure, the speed footer), which one renderer
+(`hfchat.ui.render`) shows in the UI, the `/chat` API and compare mode alike; it is tested
+with plain data.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hfchat.backends import Delta
 from hfchat.config import Backend, ChatSettings, display_url
-from hfchat.errors import ERROR_MARK
-from hfchat.messages import FOOTER_ID, SPEED_MARK
-from hfchat.safe_markdown import safe_images
+from hfchat.messages import Message, MessageKind, content_text, message_kind
 from hfchat.speed import SpeedMeter
+from hfchat.updates import (
+    CUT_HINT,
+    CUT_TITLE,
+    SPEED_MARK,
+    Answer,
+    Failed,
+    Footer,
+    Notice,
+    ReplyView,
+    Thinking,
+    Update,
+)
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-CUT_TITLE = "Reply cut short"
-THINKING_TITLE = "Thinking"
-
-Message = dict[str, Any]
-"""A Gradio-6 chat message: role, content and optional metadata."""
 
 
-def answer_text(messages: list[Message]) -> str:
-    """The answer (or notice, or error) among a reply's messages: the one without metadata.
+def answer_text(reply: Sequence[Message] | ReplyView) -> str:
+    """The plain reply: the answer, with any notice and failure, but not the thinking, the
+    loading notice or the speed footer; of a reply as `/chat` returns it (chat messages) or
+    as `ChatService.respond` yields it (a view).
 
-    For callers that want the plain reply, such as `/chat` API clients and the tests.
+    For callers that want the plain reply, such as `/chat` API clients, the tests, the bench.
     """
-    return "\n\n".join(str(m["content"]) for m in messages if not m.get("metadata"))
+    return "\n\n".join(text for item in reply if (text := _reply_text(item)))
+
+
+def _reply_text(item: Message | Update) -> str:
+    if isinstance(item, Notice | Answer | Failed):
+        return item.text
+    if isinstance(item, Mapping) and message_kind(item) in (MessageKind.ANSWER, MessageKind.NOTICE, MessageKind.FAILED):
+        return content_text(item.get("content"))
+    return ""
 
 
 def ends_inside_think(prompt: str) -> bool:
@@ -75,7 +91,7 @@ class ReplySource:
 
 @dataclass
 class Reply:
-    """Accumulates one reply's deltas; `messages()` renders it at any point of the stream.
+    """Accumulates one reply's deltas; `view()` gives it at any point of the stream.
 
     Text inside `<think>…</think>` (tags may be split across deltas) and `reasoning`
     deltas become the thinking. A closing tag with no opening one means the template
@@ -89,7 +105,8 @@ class Reply:
     meter: SpeedMeter = field(init=False)
     thinking: str = ""
     answer: str = ""
-    error: str = ""
+    failed: Failed | None = None
+    """Why the stream broke, shown after what arrived."""
     cut_reason: str = ""
     """Why the app stopped reading the stream early (a limit), shown after what arrived."""
     chunks: int = 0
@@ -142,19 +159,12 @@ class Reply:
         self.meter.finish_reason = "cut"
         self.cut_reason = reason
 
-    def notice_markdown(self) -> str:
-        """The cut notice; like an error, it starts a line with the error mark, so it is
-        never sent back to the model (see `hfchat.messages.strip_error`)."""
-        if not self.cut_reason:
-            return ""
-        return f"{ERROR_MARK} **{CUT_TITLE}.** {self.cut_reason}\n\nThe text above is what arrived."
-
-    def fail(self, markdown: str) -> None:
-        """The stream broke: keep what arrived, then the error notice."""
+    def fail(self, failed: Failed) -> None:
+        """The stream broke: keep what arrived, then the failure."""
         self._end_thinking()
         self.answer = (self.answer + self._held).rstrip()
         self._held = ""
-        self.error = markdown
+        self.failed = failed
 
     def _split(self, text: str) -> None:
         while True:
@@ -248,21 +258,19 @@ class Reply:
             parts.append(f"stopped: {m.finish_reason}")
         return f"{SPEED_MARK} " + " · ".join(parts)
 
-    def messages(self, show_speed: bool = True) -> list[Message]:
-        """The reply so far as chat messages; thoughts and footer carry metadata, so they
-        are never sent back to the model (see `hfchat.messages.history_to_messages`)."""
-        out: list[Message] = []
+    def view(self, show_speed: bool = True) -> ReplyView:
+        """The reply so far, in display order: the notice, the thinking, the answer, then the
+        cut or failure after what arrived, and the speed footer of a reply that ended (with
+        `show_speed`; a failed one has none)."""
+        out: list[Update] = [Notice(self.notice)] if self.notice else []
         if self.thinking.strip():
-            metadata: dict[str, Any] = {"title": THINKING_TITLE, "status": "pending"}
-            if self.thinking_s is not None:
-                metadata = {"title": THINKING_TITLE, "status": "done", "duration": round(self.thinking_s, 2)}
-            out.append({"role": "assistant", "content": safe_images(self.thinking.strip()), "metadata": metadata})
-        answer = self.answer.lstrip("\n") if self.answer.strip() else ""  # text as the model wrote it
-        for notice in (self.notice_markdown(), self.error):
-            if notice:
-                answer = f"{answer}\n\n{notice}" if answer else notice
-        if answer or self.notice:  # remote images become links: showing a reply fetches nothing
-            out.append({"role": "assistant", "content": safe_images(self.notice + answer)})
-        if show_speed and self.finished and not self.error:
-            out.append({"role": "assistant", "content": self.footer(), "metadata": {"id": FOOTER_ID}})
-        return out
+            out.append(Thinking(self.thinking.strip(), done=self.thinking_s is not None, duration_s=self.thinking_s))
+        if self.answer.strip():
+            out.append(Answer(self.answer.lstrip("\n")))  # text as the model wrote it
+        if self.cut_reason:
+            out.append(Failed(CUT_TITLE, self.cut_reason, CUT_HINT, cut=True))
+        if self.failed is not None:
+            out.append(self.failed)
+        elif show_speed and self.finished:
+            out.append(Footer(self.footer(), self.figures()))
+        return tuple(out)

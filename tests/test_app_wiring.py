@@ -20,6 +20,7 @@ from hfchat.messages import content_text
 from hfchat.testing import answer_text, wait_until
 from hfchat.testing.app import RunningApp
 from hfchat.testing.fake_service import FakeCall, FakeService, Scripted
+from hfchat.ui.render import to_messages
 
 # Never called: the service is fake. An endpoint app builds no model at start-up.
 FLAGS = ["--backend", "endpoint", "--endpoint-url", "http://127.0.0.1:9/v1", "--max-new-tokens", "16"]
@@ -91,7 +92,8 @@ def test_compare_sends_each_side_its_own_settings_at_once() -> None:
     fake = FakeService(answer=answer)
     sides = [Side([], {"backend": "providers", "model": "org/a"}), Side([], {"backend": "local", "model": "org/b"})]
     windows = list(compare_turn(fake, box("Hi"), sides, None, session="s1"))
-    assert [plain(w) for w in windows[0]] == [["Hi"], ["Hi"]], "the prompt shows on both sides first"
-    assert [plain(w) for w in windows[-1]] == [["Hi", "org/a answers Hi"], ["Hi", "org/b answers Hi"]]
+    shown = [[[*side.asked, *to_messages(side.reply)] for side in update] for update in windows]
+    assert [plain(w) for w in shown[0]] == [["Hi"], ["Hi"]], "the prompt shows on both sides first"
+    assert [plain(w) for w in shown[-1]] == [["Hi", "org/a answers Hi"], ["Hi", "org/b answers Hi"]]
     assert sorted(c.values["model"] for c in fake.calls) == ["org/a", "org/b"]
     assert {c.session for c in fake.calls} == {"s1"}

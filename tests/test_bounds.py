@@ -27,6 +27,7 @@ from hfchat.cli import parse_options
 from hfchat.testing import answer_text
 from hfchat.testing.app import RunningApp
 from hfchat.testing.servers import RecordedRequest, Recorder, Response, chat_route_handler, sse_response
+from hfchat.updates import ReplyView
 
 GIVE_UP_S = 20.0
 """How long a test reads a turn before calling it unbounded."""
@@ -146,7 +147,7 @@ def run_turn(fn: Any, message: str = "Hello", history: list[dict[str, Any]] | No
     """Read a turn to its end, or give up after GIVE_UP_S (closing it, as Stop would)."""
     started = time.monotonic()
     updates = fn(message, list(history or []), **kw)
-    last: list[dict[str, Any]] = []
+    last: ReplyView = ()
     gave_up = False
     try:
         for update in updates:

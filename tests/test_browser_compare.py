@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page
 
-from hfchat.messages import SPEED_MARK
+from hfchat.updates import SPEED_MARK
 from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
 from tests.fixtures.servers import RecordingProxy, TransformersServe

@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from hfchat.messages import SPEED_MARK
+from hfchat.updates import SPEED_MARK
 from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
 
 DOCS_SCREENSHOT = ROOT / "docs" / "reasoning.png"

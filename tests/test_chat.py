@@ -15,18 +15,27 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.reply import answer_text
+from hfchat.ui.render import to_messages
+from hfchat.updates import Answer, Footer, Loading, Notice, ReplyView
 from tests.fixtures.servers import RecordingProxy
 
 HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 
 
-def turn(fn: Any, message: Any = "Hello there", history: list[dict[str, Any]] | None = None, **kw: Any) -> list[str]:
-    """The answer (or notice, or error) of every update the chat window would show for one turn."""
+def views(
+    fn: Any, message: Any = "Hello there", history: list[dict[str, Any]] | None = None, **kw: Any
+) -> list[ReplyView]:
+    """Every view of the reply the chat window would show for one turn."""
     history = list(HISTORY if history is None else history)
     before = list(history)
     updates = list(fn(message, history, **kw))
     assert history == before, "a turn never changes the history it was given"
-    return [answer_text(update) for update in updates]
+    return updates
+
+
+def turn(fn: Any, message: Any = "Hello there", history: list[dict[str, Any]] | None = None, **kw: Any) -> list[str]:
+    """The answer (or notice, or error) of every update the chat window would show for one turn."""
+    return [answer_text(view) for view in views(fn, message, history, **kw)]
 
 
 @pytest.fixture
@@ -48,11 +57,13 @@ def test_empty_message_is_refused() -> None:
 
 def test_local_turn_shows_loading_then_the_reply(tiny_models: dict[str, Path]) -> None:
     fn = make_chat_fn(ChatService(), parse_options([], {}))
-    updates = turn(fn, backend="local", model=str(tiny_models["chat"]), device="cpu", max_new_tokens=6)
-    assert updates[0].startswith("⏳ Loading")
-    assert len(updates) >= 3 and not updates[-1].startswith(("⏳", "⚠️"))
-    again = turn(fn, backend="local", model=str(tiny_models["chat"]), device="cpu", max_new_tokens=6)
-    assert not again[0].startswith("⏳"), "a cached model needs no loading notice"
+    model = str(tiny_models["chat"])
+    updates = views(fn, backend="local", model=model, device="cpu", max_new_tokens=6)
+    assert updates[0] == (Loading(model),) and updates[0][0].text.startswith(f"⏳ Loading `{model}`")
+    assert len(updates) >= 3 and all(isinstance(u, Answer | Footer) for u in updates[-1]), updates[-1]
+    assert isinstance(updates[-1][-1], Footer) and updates[-1][0].text.strip()
+    again = views(fn, backend="local", model=model, device="cpu", max_new_tokens=6)
+    assert not any(isinstance(u, Loading) for view in again for u in view), "a cached model needs no loading notice"
 
 
 def test_each_visitor_key_gets_its_own_client(proxy: RecordingProxy) -> None:
@@ -105,14 +116,17 @@ def test_a_long_history_is_trimmed_oldest_first_with_a_notice(proxy: RecordingPr
         {"role": "user", "content": "second q"},
         {"role": "assistant", "content": "second a"},
     ]
-    shown = turn(fn, message="third", history=history)[-1]
-    assert shown.startswith("✂️") and "2 oldest messages" in shown and "--max-history-chars" in shown
-    reply = shown.split("\n\n", 1)[1]
-    assert reply and not reply.startswith("⚠️")
+    last = views(fn, message="third", history=history)[-1]
+    notice, answer = last[0], last[1]
+    assert isinstance(notice, Notice) and isinstance(answer, Answer), last
+    assert notice.text.startswith("✂️") and "2 oldest messages" in notice.text and "--max-history-chars" in notice.text
+    shown = answer_text(to_messages(last))
+    assert shown.startswith("✂️") and shown.endswith(answer.text), "API clients read the notice, then the answer"
+    reply = answer.text
     sent = [(m["role"], m["content"]) for m in proxy.requests[-1].json["messages"]]
     assert sent == [("user", "second q"), ("assistant", "second a"), ("user", "third")]
     proxy.clear()
-    later = [*history, {"role": "user", "content": "third"}, {"role": "assistant", "content": shown}]
+    later = [*history, {"role": "user", "content": "third"}, *to_messages(last)]
     turn(fn, message="fourth", history=later)
     sent = [(m["role"], m["content"]) for m in proxy.requests[-1].json["messages"]]
     assert ("assistant", reply) in sent

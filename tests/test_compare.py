@@ -14,9 +14,12 @@ import pytest
 from hfchat.backends import local
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
-from hfchat.compare import Side, assistant_messages, compare_turn, copy_settings, describe, merge_latest
+from hfchat.compare import Side, SideView, compare_turn, copy_settings, describe, merge_latest
 from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.messages import FOOTER_ID, SPEED_MARK, history_to_messages
+from hfchat.messages import history_to_messages
+from hfchat.reply import answer_text
+from hfchat.ui.render import to_messages
+from hfchat.updates import FOOTER_ID, SPEED_MARK, Answer, Failed, Footer
 from tests.fixtures import sidebar_values
 from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
@@ -107,14 +110,6 @@ def test_idle_repeats_let_a_waiting_caller_close() -> None:
     gate.set()
 
 
-def test_assistant_messages_accepts_text_messages_and_lists() -> None:
-    assert assistant_messages(None) == []
-    assert assistant_messages("hi") == [{"role": "assistant", "content": "hi"}]
-    thinking = {"content": "hmm", "metadata": {"title": "Thinking"}}
-    answer = {"role": "assistant", "content": "42"}
-    assert assistant_messages([thinking, answer]) == [{"role": "assistant", **thinking}, answer]
-
-
 def test_describe_names_each_backend() -> None:
     assert describe({"backend": "local", "model": "org/m", "load_in_4bit": True}) == "Local: org/m (4-bit)"
     assert describe({"backend": "providers", "model": "org/m", "provider": "together"}) == (
@@ -136,9 +131,14 @@ def values(**overrides: Any) -> dict[str, Any]:
     return sidebar_values(**overrides)
 
 
-def final_text(window: list[Any]) -> str:
-    """The last reply's answer (or error), its thinking and speed footer left out."""
-    return next(str(m["content"]) for m in reversed(window) if m["role"] == "assistant" and not m.get("metadata"))
+def final_text(view: SideView) -> str:
+    """The side's reply so far: its answer (or error), its thinking and speed footer left out."""
+    return answer_text(view.reply)
+
+
+def window(view: SideView) -> list[dict[str, Any]]:
+    """The side's chat window, as the Compare tab renders it."""
+    return [*view.asked, *to_messages(view.reply)]
 
 
 def test_local_and_endpoint_side_by_side_share_the_cache(
@@ -148,21 +148,23 @@ def test_local_and_endpoint_side_by_side_share_the_cache(
     a = Side(history=[], values=values(model=str(tiny_models["chat"])))
     b = Side(history=[], values=values(backend="endpoint", endpoint_url=proxy.url, max_new_tokens=6, seed=3))
     updates = list(compare_turn(service, "Hello!", [a, b], None))
-    assert updates[0] == [[{"role": "user", "content": "Hello!"}]] * 2, "the prompt shows on both sides first"
+    assert updates[0] == [SideView([{"role": "user", "content": "Hello!"}])] * 2, "the prompt shows on both sides first"
     final_a, final_b = updates[-1]
-    for window in (final_a, final_b):
-        assert window[0] == {"role": "user", "content": "Hello!"}
-        assert final_text(window) and not final_text(window).startswith(("⚠️", "⏳"))
-        footer = window[-1]
-        assert footer["metadata"] == {"id": FOOTER_ID} and footer["content"].startswith(SPEED_MARK)
-    assert "Local" in final_a[-1]["content"] and "Custom endpoint" in final_b[-1]["content"], "each its own figures"
+    for view in (final_a, final_b):
+        assert view.asked == [{"role": "user", "content": "Hello!"}]
+        assert [type(u) for u in view.reply] == [Answer, Footer] and final_text(view).strip()
+        shown = window(view)[-1]
+        assert shown["metadata"] == {"id": FOOTER_ID} and shown["content"].startswith(SPEED_MARK)
+    footers = [view.reply[-1] for view in (final_a, final_b)]
+    assert "Local" in footers[0].text and "Custom endpoint" in footers[1].text, "each its own figures"
     assert len(updates) >= 4, "both replies streamed"
     body = next(r.json for r in proxy.requests if r.path.endswith("/chat/completions"))
     assert body["max_tokens"] == 6 and body["seed"] == 3, "B's own settings reached B"
     # Each side continues its own conversation, and the model built for A serves the main chat too.
-    follow = list(compare_turn(service, "And?", [Side(final_a, a.values), Side(final_b, b.values)], None))[-1]
-    assert history_to_messages(follow[0])[1].content == final_text(final_a).strip()
-    assert history_to_messages(follow[1])[1].content == final_text(final_b).strip()
+    sides = [Side(window(final_a), a.values), Side(window(final_b), b.values)]
+    follow = list(compare_turn(service, "And?", sides, None))[-1]
+    assert history_to_messages(window(follow[0]))[1].content == final_text(final_a).strip()
+    assert history_to_messages(window(follow[1]))[1].content == final_text(final_b).strip()
     builds = service.cache.stats.builds
     reply = list(service.respond("Hi", [], a.values, None))[-1]
     assert reply and service.cache.stats.builds == builds, "the main chat reuses the model built for A"
@@ -174,11 +176,11 @@ def test_a_failing_side_shows_its_error_and_the_other_answers(tiny_models: dict[
     refused = Side(history=[], values=values(backend="endpoint", endpoint_url=f"http://127.0.0.1:{free_port()}"))
     bad = Side(history=[], values=values(model="not a repo/../x"))
     final = list(compare_turn(service, "Hello!", [good, refused], None))[-1]
-    assert not final_text(final[0]).startswith("⚠️")
-    assert final_text(final[1]).startswith("⚠️") and "refused the connection" in final_text(final[1])
+    assert not any(isinstance(u, Failed) for u in final[0].reply)
+    assert isinstance(final[1].reply[-1], Failed) and "refused the connection" in final_text(final[1])
     final = list(compare_turn(service, "Hello!", [bad, good], None))[-1]
-    assert final_text(final[0]).startswith("⚠️ **Invalid setting.**")
-    assert not final_text(final[1]).startswith("⚠️")
+    assert final_text(final[0]).startswith("⚠️ **Invalid setting.**") and isinstance(final[0].reply[-1], Failed)
+    assert not any(isinstance(u, Failed) for u in final[1].reply)
 
 
 def test_a_blank_prompt_changes_nothing() -> None:
@@ -200,7 +202,7 @@ def test_stop_ends_the_generating_side_and_the_queued_one(tiny_models: dict[str,
     turn = compare_turn(service, "Tell me everything", sides, None)
     deadline = time.monotonic() + 120
     for update in turn:
-        streaming = [len(w) == 2 and len(final_text(w)) > 10 and not final_text(w).startswith("⏳") for w in update]
+        streaming = [bool(v.reply) and isinstance(v.reply[-1], Answer) and len(v.reply[-1].text) > 10 for v in update]
         if any(streaming):
             break
         assert time.monotonic() < deadline, "one side should be streaming by now"

@@ -8,7 +8,9 @@ import pytest
 
 from hfchat import conversations as convos
 from hfchat.errors import ConfigError
+from hfchat.messages import MessageKind, build_messages, history_to_messages, message_kind
 from hfchat.presets import ControlValues
+from hfchat.updates import INTERRUPTED_ID
 
 
 def turn(question: str, answer: str) -> list[dict]:
@@ -151,3 +153,40 @@ def test_only_files_the_app_received_are_shown_again(tmp_path) -> None:
     assert shown[3]["content"] == {"type": "text", "text": "📎 gone.png (no longer available)"}
     assert shown[4]["content"][0]["type"] == "text"
     assert shown[5] == messages[5]
+
+
+def test_a_conversation_saved_before_replies_were_typed_is_upgraded_once_on_load() -> None:
+    """Old entries (no `layout`) marked a failure with ⚠️ text: it is split off once, on load."""
+    legacy = {
+        "id": "old",
+        "title": "Old one",
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "partial\n\n⚠️ **Server error.** gone"},
+            {"role": "assistant", "content": "⏱ m · Local", "metadata": {"id": "hfchat-speed"}},
+        ],
+    }
+    (loaded,) = convos.load([legacy])
+    assert [message_kind(m) for m in loaded.messages[1:]] == [
+        MessageKind.ANSWER,
+        MessageKind.FAILED,
+        MessageKind.FOOTER,
+    ]
+    assert [m.content for m in build_messages("next", loaded.messages, "")] == ["q", "partial", "next"]
+    stored = convos.dump([loaded])
+    assert stored[0]["layout"] == convos.LAYOUT
+    lookalike = {**stored[0], "messages": [{"role": "user", "content": "q"}, legacy["messages"][1]]}
+    (again,) = convos.load([lookalike])
+    assert again.messages[1] == legacy["messages"][1], "a saved layout-2 answer is never read for emoji"
+
+
+def test_the_interrupted_note_is_a_reply_by_its_id_so_its_question_is_kept() -> None:
+    saved = convos.start_turn([], None, [], "Tell me a story", make_id_from(ids()))
+    assert saved is not None
+    (conversation,) = saved.conversations
+    note = conversation.messages[-1]
+    assert note["metadata"] == {"id": INTERRUPTED_ID} and message_kind(note) is MessageKind.ANSWER
+    reworded = [*conversation.messages[:-1], {**note, "content": "Interrupted (no mark at all)."}]
+    for history in (conversation.messages, reworded):
+        sent = [type(m).__name__ for m in history_to_messages(history)]
+        assert sent == ["HumanMessage", "AIMessage"], "the question stays in what the model gets next"

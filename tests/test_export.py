@@ -21,8 +21,9 @@ from hfchat.export import (
     to_json,
     to_markdown,
 )
-from hfchat.messages import history_to_messages
+from hfchat.messages import MessageKind, history_to_messages, message_kind
 from hfchat.presets import control_values, values_from_controls
+from hfchat.updates import FAILED_ID, FOOTER_ID, THINKING_ID
 from tests.fixtures import SENTINEL_TOKEN
 
 NOW = datetime(2026, 11, 25, 14, 30, tzinfo=timezone.utc)
@@ -45,14 +46,14 @@ HISTORY = [
     {
         "role": "assistant",
         "content": [{"type": "text", "text": "The user asks a sum.\nIt is 4."}],
-        "metadata": {"title": "Thinking", "duration": 1.25, "status": "done"},
+        "metadata": {"id": THINKING_ID, "title": "Thinking", "duration": 1.25, "status": "done"},
         "options": None,
     },
     {"role": "assistant", "content": [{"type": "text", "text": "**4**"}], "metadata": None, "options": None},
     {
         "role": "assistant",
         "content": "tiny · Local · cached · 0.40 s to first token · 12.5 tok/s · 9 out (tokenizer)",
-        "metadata": {"id": "hfchat-speed"},
+        "metadata": {"id": FOOTER_ID},
     },
     {
         "role": "user",
@@ -78,15 +79,20 @@ def test_json_round_trip_keeps_every_message_and_the_settings() -> None:
     back = parse_export(text.encode())
     assert back == export
     raw = json.loads(text)
-    assert raw["format"] == FORMAT and raw["version"] == 1 and raw["title"] == "Sums and cats"
+    assert raw["format"] == FORMAT and raw["version"] == 2 and raw["title"] == "Sums and cats"
     assert raw["settings"]["served_model"] == "tiny" and raw["settings"]["max_new_tokens"] == 64
     assert [m["role"] for m in raw["messages"]] == ["user", "assistant", "assistant", "assistant", "user", "assistant"]
-    assert raw["messages"][1]["metadata"] == {"title": "Thinking", "duration": 1.25, "status": "done"}
+    assert raw["messages"][1]["metadata"] == {
+        "id": THINKING_ID,
+        "title": "Thinking",
+        "duration": 1.25,
+        "status": "done",
+    }
     assert raw["messages"][3] == {
         "role": "assistant",
         "text": "tiny · Local · cached · 0.40 s to first token · 12.5 tok/s · 9 out (tokenizer)",
         "files": [],
-        "metadata": {"id": "hfchat-speed"},
+        "metadata": {"id": FOOTER_ID},
     }, "the speed figures shown are kept, marked as the footer"
     assert raw["messages"][4]["files"] == [{"name": "cat.png", "mime_type": "image/png"}]
 
@@ -119,10 +125,10 @@ def test_import_continues_the_conversation_and_thoughts_stay_out_of_the_prompt()
     assert messages[1] == {
         "role": "assistant",
         "content": "The user asks a sum.\nIt is 4.",
-        "metadata": {"title": "Thinking", "duration": 1.25, "status": "done"},
+        "metadata": {"id": THINKING_ID, "title": "Thinking", "duration": 1.25, "status": "done"},
     }
     assert messages[4]["content"] == "And this?\n\n📎 cat.png (not included in the export)"
-    assert messages[3]["metadata"] == {"id": "hfchat-speed"}
+    assert messages[3]["metadata"] == {"id": FOOTER_ID}
     prompt = [m.content for m in history_to_messages(messages)]
     assert "The user asks a sum.\nIt is 4." not in prompt
     assert prompt[0] == "What is 2+2?" and prompt[-1] == "A cat."
@@ -154,7 +160,7 @@ def good() -> dict:
         (b"[]", "not an hfchat conversation export"),
         (json.dumps([{"role": "user", "content": "hi"}]).encode(), "not an hfchat conversation export"),
         (json.dumps({**good(), "format": "chatgpt"}).encode(), "not an hfchat conversation export"),
-        (json.dumps({**good(), "version": 2}).encode(), "version 2; this hfchat reads version 1"),
+        (json.dumps({**good(), "version": 3}).encode(), "version 3; this hfchat reads version 1 and 2"),
         (json.dumps({**good(), "messages": []}).encode(), "messages"),
         (json.dumps({**good(), "messages": [{"role": "system", "text": "x"}]}).encode(), "messages.0.role"),
         (json.dumps({**good(), "settings": {"hf_token": SENTINEL_TOKEN}}).encode(), "settings.hf_token: unknown"),
@@ -188,6 +194,7 @@ def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> Non
     from hfchat.backends import Delta, Usage
     from hfchat.config import Backend
     from hfchat.reply import Reply, ReplySource
+    from hfchat.ui.render import to_messages
 
     ticks = iter(range(100))
     reply = Reply(ReplySource(Backend.LOCAL, "tiny"), clock=lambda: float(next(ticks)))
@@ -195,7 +202,7 @@ def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> Non
     reply.add(Delta(text=" make four.</think>The answer is 4."))
     reply.add(Delta(finish_reason="stop", usage=Usage(input_tokens=7, output_tokens=9, counted_by="tokenizer")))
     reply.finish()
-    shown = reply.messages(show_speed=True)
+    shown = to_messages(reply.view(show_speed=True))
     history = [{"role": "user", "content": "What is 2+2?"}, *shown]
     export = build_export("Sums", history, None, now=NOW)
 
@@ -213,5 +220,40 @@ def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> Non
 
     back = to_chat_messages(parse_export(to_json(export)))
     assert [m.content for m in history_to_messages(back)] == ["What is 2+2?", "The answer is 4."]
-    without_metadata = [{k: v for k, v in m.items() if k != "metadata"} for m in back]
-    assert all(footer.text not in str(m.content) for m in history_to_messages(without_metadata)), "⏱ skipped too"
+    assert [message_kind(m) for m in back[1:]] == [MessageKind.THINKING, MessageKind.ANSWER, MessageKind.FOOTER]
+
+
+def test_a_failure_keeps_its_kind_and_reads_as_plain_text_in_markdown() -> None:
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "partial"},
+        {"role": "assistant", "content": "⚠️ **Server error.** gone\n\nSend again.", "metadata": {"id": FAILED_ID}},
+    ]
+    export = parse_export(to_json(build_export("t", history, None, now=NOW)))
+    assert export.messages[2].metadata is not None and export.messages[2].metadata.id == FAILED_ID
+    assert "partial\n\n⚠️ **Server error.** gone\n\nSend again.\n" in to_markdown(export), "not in italics"
+    assert [m.content for m in history_to_messages(to_chat_messages(export))] == ["q", "partial"]
+
+
+def test_a_version_1_export_is_upgraded_on_import() -> None:
+    """Files exported before replies were typed marked their notices with emoji only."""
+    raw = {
+        "format": FORMAT,
+        "version": 1,
+        "title": "Old",
+        "exported_at": "2026-01-01T00:00:00Z",
+        "messages": [
+            {"role": "user", "text": "q1"},
+            {"role": "assistant", "text": "a1"},
+            {"role": "assistant", "text": "⏱ tiny · Local · cached", "metadata": {"id": "hfchat-speed"}},
+            {"role": "user", "text": "q2"},
+            {"role": "assistant", "text": "partial\n\n⚠️ **Server error.** gone"},
+            {"role": "user", "text": "q3"},
+            {"role": "assistant", "text": "⚠️ **Timed out.** nothing came"},
+        ],
+    }
+    messages = to_conversation(parse_export(json.dumps(raw))).messages
+    kinds = [m["role"] == "user" or message_kind(m).value for m in messages]
+    assert kinds == [True, "answer", "footer", True, "answer", "failed", True, "failed"]
+    assert [m.content for m in history_to_messages(messages)] == ["q1", "a1", "q2", "partial"]
+    assert parse_export(to_json(build_export("Old", messages, None, now=NOW))).version == 2, "saved again as v2"

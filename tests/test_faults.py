@@ -28,10 +28,10 @@ import pytest
 from gradio_client import Client
 
 from hfchat.cli import parse_options
-from hfchat.errors import ERROR_MARK
 from hfchat.testing import answer_text
 from hfchat.testing.app import running_app
 from hfchat.testing.servers import Recorder, RecordingProxy, TransformersServe, chat_route_handler, free_port
+from hfchat.updates import ERROR_MARK
 from tests.fixtures.browser import AppProcess
 
 APP_FLAGS = ["--device", "cpu", "--max-new-tokens", "8", "--timeout", "3"]

@@ -12,16 +12,35 @@ from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from hfchat.errors import AuthError, InputError
+from hfchat.errors import AuthError, HFChatError, InputError, internal_error
 from hfchat.images import IMAGE_TASK, MAX_IMAGES, to_data_url
 from hfchat.messages import (
+    MessageKind,
     build_messages,
     content_text,
     fit_history,
     fold_system_prompt,
     history_to_messages,
-    strip_error,
+    message_kind,
+    sent_text,
     trim_notice,
+    upgrade_legacy,
+)
+from hfchat.ui.render import to_messages
+from hfchat.updates import (
+    FAILED_ID,
+    FOOTER_ID,
+    INTERRUPTED_ID,
+    LOADING_ID,
+    NOTICE_ID,
+    THINKING_ID,
+    Answer,
+    Failed,
+    Footer,
+    Loading,
+    Notice,
+    ReplyView,
+    Thinking,
 )
 
 
@@ -51,25 +70,51 @@ def test_no_system_message_when_prompt_is_blank() -> None:
     assert [type(m) for m in build_messages("hi", [], "   ")] == [HumanMessage]
 
 
+def failed(error: HFChatError | None = None) -> dict[str, Any]:
+    """A failure as the chat window shows it."""
+    return to_messages(((error or AuthError("bad token", "fix it")).failed(),))[0]
+
+
 def test_error_replies_and_their_questions_never_reach_the_model() -> None:
     history = [
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "answer"},
         {"role": "user", "content": "broken"},
-        {"role": "assistant", "content": AuthError("bad token", "fix it").markdown()},
+        failed(),
     ]
     assert [m.content for m in build_messages("again", history, "")] == ["first", "answer", "again"]
 
 
 def test_partial_reply_keeps_its_text_but_not_the_error_notice() -> None:
-    cut = "partial words\n\n" + AuthError("stream cut", "retry").markdown()
-    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": cut}]
+    view: ReplyView = (Answer("partial words"), AuthError("stream cut", "retry").failed())
+    history = [{"role": "user", "content": "q"}, *to_messages(view)]
     assert [m.content for m in history_to_messages(history)] == ["q", "partial words"]
 
 
 def test_a_loading_notice_left_by_stop_is_not_a_reply() -> None:
-    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "⏳ Loading `m`…"}]
+    history = [{"role": "user", "content": "q"}, *to_messages((Notice("✂️ *trimmed*"), Loading("m")))]
     assert [m.content for m in build_messages("again", history, "")] == ["again"]
+
+
+def test_what_a_message_is_comes_from_its_metadata_never_its_text() -> None:
+    """A model may well write text that looks like the app's notices: it is still its answer."""
+    lookalike = "⚠️ **Careful.** this is the model's own answer\n\n⏱ and so is this"
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": lookalike}]
+    assert [m.content for m in build_messages("next", history, "")] == ["q", lookalike, "next"]
+    kinds = {
+        LOADING_ID: MessageKind.LOADING,
+        NOTICE_ID: MessageKind.NOTICE,
+        THINKING_ID: MessageKind.THINKING,
+        FOOTER_ID: MessageKind.FOOTER,
+        FAILED_ID: MessageKind.FAILED,
+        INTERRUPTED_ID: MessageKind.ANSWER,
+    }
+    for kind_id, kind in kinds.items():
+        assert message_kind({"role": "assistant", "content": "plain words", "metadata": {"id": kind_id}}) is kind
+    assert message_kind({"role": "assistant", "content": "⏳ Loading"}) is MessageKind.ANSWER
+    assert (
+        message_kind({"role": "assistant", "content": "x", "metadata": {"title": "Tool log"}}) is MessageKind.THINKING
+    )
 
 
 def test_thinking_and_status_messages_are_skipped() -> None:
@@ -206,10 +251,10 @@ def test_the_browser_shows_an_image_and_its_text_as_two_user_bubbles(tmp_path: P
     assert build_messages("more?", history, "", "text-generation")[0].content == "What is it?"
 
 
-# Properties over every content shape Gradio 6 uses, notices included.
+# Properties over every content shape Gradio 6 uses, the app's own messages included.
 
-MARKS = ("⚠️", "⏳", "✂️")
-plain = st.text(min_size=1, max_size=30).filter(lambda t: t.strip() and not t.lstrip().startswith(MARKS))
+MARKS = ("⚠️", "⏳", "✂️", "⏱")
+plain = st.text(min_size=1, max_size=30).filter(lambda t: t.strip() and not any(mark in t for mark in MARKS))
 text_block = plain.map(lambda t: {"type": "text", "text": t})
 file_block = st.sampled_from(
     [{"type": "file", "file": {"path": "/tmp/a.png"}}, {"path": "/tmp/b.png", "mime_type": "image/png"}]
@@ -224,32 +269,39 @@ gradio_content = st.one_of(
     multimodal_box,
 )
 
+FOOTER = Footer("⏱ m · Local · cached", {"model": "m"})
 
-def notice_reply(text: str) -> Any:
-    """A reply as the app shows it: after a trim notice, cut by an error, a lone notice."""
+
+def reply_views(text: str) -> Any:
+    """A reply as `ChatService.respond` leaves it: plain, after a trim notice, with its thinking,
+    cut or broken after a partial answer, a lone failure, a lone loading notice."""
+    notice = Notice(trim_notice(2, 100))
+    cut = Failed("Reply cut short", "cut: the turn took longer than 3 s", "The text above is what arrived.", cut=True)
     return st.sampled_from(
         [
-            text,
-            trim_notice(2, 100) + text,
-            f"{text}\n\n{AuthError('cut', 'retry').markdown()}",
-            AuthError("failed", "fix").markdown(),
-            "⏳ Loading `m`…",
+            (Answer(text), FOOTER),
+            (notice, Answer(text), FOOTER),
+            (Thinking("⏳ pondering (a mark, so a leak shows)", done=True, duration_s=0.5), Answer(text), FOOTER),
+            (Answer(text), cut, FOOTER),
+            (Answer(text), AuthError("cut", "retry").failed()),
+            (notice, AuthError("failed", "fix").failed()),
+            (internal_error().failed(),),
+            (Loading("m"),),
         ]
     )
 
 
 text_message = st.one_of(plain, st.lists(text_block, min_size=1, max_size=3), multimodal_box)
 
-history_item = st.one_of(
-    st.fixed_dictionaries({"role": st.just("user"), "content": gradio_content}),
-    st.fixed_dictionaries(
-        {"role": st.just("assistant"), "content": st.one_of(gradio_content, plain.flatmap(notice_reply))}
-    ),
-    st.fixed_dictionaries({"role": st.just("assistant"), "content": plain, "metadata": st.just({"title": "Thinking"})}),
+history_part = st.one_of(
+    st.fixed_dictionaries({"role": st.just("user"), "content": gradio_content}).map(lambda m: [m]),
+    st.fixed_dictionaries({"role": st.just("assistant"), "content": gradio_content}).map(lambda m: [m]),
+    plain.flatmap(reply_views).map(to_messages),
 )
+histories = st.lists(history_part, max_size=10).map(lambda parts: [m for part in parts for m in part])
 
 
-@given(history=st.lists(history_item, max_size=14), message=text_message, system=st.text(max_size=10))
+@given(history=histories, message=text_message, system=st.text(max_size=10))
 def test_property_any_gradio_history_becomes_alternating_text_without_notices(
     history: list[dict[str, Any]], message: Any, system: str
 ) -> None:
@@ -261,7 +313,7 @@ def test_property_any_gradio_history_becomes_alternating_text_without_notices(
         assert type(before) is not type(after), "roles must alternate"
     for m in messages:
         assert isinstance(m.content, str), "text tasks send plain strings"
-        assert not any(mark in m.content for mark in MARKS), "no notice ever reaches the model"
+        assert not any(mark in m.content for mark in MARKS), "no notice (nor the thinking) ever reaches the model"
 
 
 @given(texts=st.lists(st.text(max_size=10), max_size=5))
@@ -273,7 +325,7 @@ def test_property_blocks_read_as_their_joined_text(texts: list[str]) -> None:
     assert content_text({"text": expected, "files": ["/tmp/x.png"]}) == expected
 
 
-@given(history=st.lists(history_item, max_size=12), limit=st.integers(0, 200))
+@given(history=histories, limit=st.integers(0, 200))
 def test_property_fit_history_keeps_the_longest_recent_suffix_that_fits(
     history: list[dict[str, Any]], limit: int
 ) -> None:
@@ -281,18 +333,68 @@ def test_property_fit_history_keeps_the_longest_recent_suffix_that_fits(
     assert kept == history[dropped:] and dropped + len(kept) == len(history)
 
     def size(items: Sequence[Mapping[str, Any]]) -> int:
-        return sum(len(strip_error(content_text(i.get("content")))) for i in items)
+        return sum(len(sent_text(i)) for i in items)
 
     assert size(kept) <= limit
     if dropped:
         assert size(history[dropped - 1 :]) > limit, "nothing was dropped that would have fit"
 
 
-@given(text=plain, dropped=st.integers(1, 1000), limit=st.integers(0, 10**6))
-def test_property_notices_strip_back_to_the_reply(text: str, dropped: int, limit: int) -> None:
-    assert strip_error(trim_notice(dropped, limit) + text) == text.strip()
-    assert strip_error(f"{text}\n\n{AuthError('x', 'y').markdown()}") == text.strip()
-    assert trim_notice(0, limit) == ""
+def test_only_what_is_sent_counts_against_the_history_limit() -> None:
+    long_thought = to_messages((Thinking("x" * 500, done=True), Answer("short"), FOOTER))
+    history = [{"role": "user", "content": "q"}, *long_thought]
+    assert fit_history(history, len("q") + len("short")) == (history, 0)
+    assert fit_history(history, len("short"))[1] == 1, "the question goes first"
+
+
+# Conversations saved before replies were typed: upgraded once where they come in.
+
+LEGACY_INTERNAL = "⚠️ Internal error (reference 0a1b2c); the conversation is kept.\n\nThis is a bug in hfchat."
+LEGACY = [
+    {"role": "user", "content": "q1"},
+    {"role": "assistant", "content": "a long think", "metadata": {"title": "Thinking", "status": "done"}},
+    {"role": "assistant", "content": [{"type": "text", "text": "a1"}]},
+    {"role": "assistant", "content": "⏱ m · Local · cached · stopped: stop", "metadata": {"id": "hfchat-speed"}},
+    {"role": "user", "content": "q2"},
+    {"role": "assistant", "content": "✂️ *The 2 oldest messages were not sent*\n\na2"},
+    {"role": "assistant", "content": "⏱ m · Local · cached"},  # metadata lost: the text said what it was
+    {"role": "user", "content": "q3"},
+    {"role": "assistant", "content": "partial\n\n⚠️ **Server error.** gone\n\nSend again."},
+    {"role": "user", "content": "q4"},
+    {"role": "assistant", "content": [{"type": "text", "text": "⚠️ **Not authorized (401).** bad token"}]},
+    {"role": "user", "content": "q5"},
+    {"role": "assistant", "content": "✂️ *trimmed*\n\n⏳ Loading `m` (first use of this configuration)…"},
+    {"role": "user", "content": "q6"},
+    {"role": "assistant", "content": LEGACY_INTERNAL},
+    {"role": "user", "content": "q7"},
+    {"role": "assistant", "content": "⚠️ *Interrupted: the app stopped.*", "metadata": {"id": INTERRUPTED_ID}},
+]
+
+
+def test_a_legacy_conversation_is_upgraded_to_metadata_ids() -> None:
+    upgraded = upgrade_legacy(LEGACY)
+    kinds = [(m["role"], m["role"] == "user" or message_kind(m).value) for m in upgraded]
+    assert [k for _, k in kinds] == [
+        True, "thinking", "answer", "footer",
+        True, "notice", "answer", "footer",
+        True, "answer", "failed",
+        True, "failed",
+        True, "notice", "loading",
+        True, "failed",
+        True, "answer",
+    ]  # fmt: skip
+    assert upgraded[2] == LEGACY[2], "a plain answer is kept exactly as it was (edit and retry work on it)"
+    assert [content_text(m["content"]) for m in upgraded[9:11]] == [
+        "partial",
+        "⚠️ **Server error.** gone\n\nSend again.",
+    ]
+    assert upgrade_legacy(upgraded) == upgraded, "upgrading twice changes nothing"
+
+
+def test_a_legacy_conversation_sends_what_it_sent_before() -> None:
+    """What the emoji parsing of old sent (the internal error, which it missed, aside)."""
+    sent = [m.content for m in build_messages("next", upgrade_legacy(LEGACY), "")]
+    assert sent == ["q1", "a1", "q2", "a2", "q3", "partial", "q7", "⚠️ *Interrupted: the app stopped.*", "next"]
 
 
 @given(text=plain, file=file_block)

@@ -1,4 +1,5 @@
-"""The reply model on plain data: thinking split out of the stream, figures, rendering."""
+"""The reply model on plain data: thinking split out of the stream, figures, typed updates,
+and their rendering as chat messages."""
 
 from __future__ import annotations
 
@@ -10,9 +11,21 @@ from hypothesis import strategies as st
 
 from hfchat.backends import Delta, Usage
 from hfchat.config import Backend, ChatSettings, ModelSpec
-from hfchat.messages import FOOTER_ID, build_messages, history_to_messages
-from hfchat.reply import THINKING_TITLE, Reply, ReplySource, answer_text, ends_inside_think
+from hfchat.messages import build_messages, history_to_messages
+from hfchat.reply import Reply, ReplySource, answer_text, ends_inside_think
 from hfchat.testing import FakeClock
+from hfchat.ui.render import to_messages
+from hfchat.updates import (
+    FAILED_ID,
+    FOOTER_ID,
+    THINKING_ID,
+    THINKING_TITLE,
+    Answer,
+    Failed,
+    Footer,
+    Notice,
+    Thinking,
+)
 
 SOURCE = ReplySource(Backend.PROVIDERS, "deepseek-ai/DeepSeek-R1-0528", "auto", cached=True)
 
@@ -62,21 +75,30 @@ def test_reasoning_deltas_are_thinking_and_the_block_closes_when_the_answer_begi
     reply.add(Delta(reasoning="Two plus "))
     clock.now += 1.5
     reply.add(Delta(reasoning="two."))
-    pending = reply.messages()
-    assert pending == [
-        {"role": "assistant", "content": "Two plus two.", "metadata": {"title": THINKING_TITLE, "status": "pending"}}
+    pending = reply.view()
+    assert pending == (Thinking("Two plus two.", done=False),)
+    assert to_messages(pending) == [
+        {
+            "role": "assistant",
+            "content": "Two plus two.",
+            "metadata": {"id": THINKING_ID, "title": THINKING_TITLE, "status": "pending"},
+        }
     ]
     clock.now += 0.5
     reply.add(Delta(text="\n\n"))  # whitespace is not yet the answer
-    assert reply.messages()[0]["metadata"]["status"] == "pending"
+    assert reply.view() == (Thinking("Two plus two.", done=False),)
     reply.add(Delta(text="Four."))
     clock.now += 3
     reply.add(Delta(finish_reason="stop", usage=Usage(7, 5, "server")))
     reply.finish()
-    thinking, answer, footer = reply.messages()
-    assert thinking["metadata"] == {"title": THINKING_TITLE, "status": "done", "duration": 2.0}
-    assert answer == {"role": "assistant", "content": "Four."}
-    assert footer["metadata"] == {"id": FOOTER_ID}
+    thinking, answer, footer = reply.view()
+    assert thinking == Thinking("Two plus two.", done=True, duration_s=2.0)
+    assert answer == Answer("Four.")
+    assert isinstance(footer, Footer) and footer.text == reply.footer() and footer.figures == reply.figures()
+    shown_thinking, shown_answer, shown_footer = to_messages(reply.view())
+    assert shown_thinking["metadata"] == {"id": THINKING_ID, "title": THINKING_TITLE, "status": "done", "duration": 2.0}
+    assert shown_answer == {"role": "assistant", "content": "Four."}
+    assert shown_footer == {"role": "assistant", "content": reply.footer(), "metadata": {"id": FOOTER_ID}}
     assert reply.meter.ttft_s == 0.0 and reply.meter.tokens_per_s == pytest.approx(4 / 5.0)
 
 
@@ -104,28 +126,54 @@ def test_without_usage_chunks_are_counted_and_marked_approximate() -> None:
 
 def test_hidden_footer_and_failed_reply() -> None:
     reply = fed("<think>hmm</think>Answer")
-    assert [m.get("metadata", {}).get("id") for m in reply.messages(show_speed=False)] == [None, None]
+    assert [type(u) for u in reply.view(show_speed=False)] == [Thinking, Answer]
     broken = Reply(SOURCE)
     broken.add(Delta(text="<think>hmm</think>Partial <"))
-    broken.fail("⚠️ **Server error.** gone")
-    thinking, answer = broken.messages()
-    assert thinking["metadata"]["status"] == "done"
-    assert answer["content"] == "Partial <\n\n⚠️ **Server error.** gone"
+    gone = Failed("Server error", "gone")
+    broken.fail(gone)
+    thinking, answer, failed = broken.view()
+    assert isinstance(thinking, Thinking) and thinking.done
+    assert answer == Answer("Partial <") and failed is gone, "what arrived, then the failure; no footer"
+    assert to_messages((failed,)) == [
+        {"role": "assistant", "content": "⚠️ **Server error.** gone", "metadata": {"id": FAILED_ID}}
+    ]
+    assert (
+        answer_text(broken.view()) == answer_text(to_messages(broken.view())) == "Partial <\n\n⚠️ **Server error.** gone"
+    )
+
+
+def test_a_cut_reply_keeps_what_arrived_then_says_why_then_the_footer() -> None:
+    reply = Reply(SOURCE)
+    reply.add(Delta(text="Some words"))
+    reply.cut("cut: the turn took longer than 3 s (--turn-timeout).")
+    answer, cut, footer = reply.view()
+    assert answer == Answer("Some words") and isinstance(footer, Footer) and "stopped: cut" in footer.text
+    assert cut == Failed("Reply cut short", "cut: the turn took longer than 3 s (--turn-timeout).", cut.hint, cut=True)
+    assert cut.text.startswith("⚠️ **Reply cut short.** cut: the turn took longer") and "what arrived" in cut.text
+
+
+def test_a_notice_comes_first_and_is_its_own_message() -> None:
+    reply = Reply(SOURCE, notice="✂️ *two were not sent*")
+    reply.add(Delta(text="Hi"))
+    reply.finish()
+    assert reply.view(show_speed=False) == (Notice("✂️ *two were not sent*"), Answer("Hi"))
+    assert answer_text(to_messages(reply.view())) == "✂️ *two were not sent*\n\nHi", "the footer is left out"
 
 
 def test_nothing_to_show_before_the_first_token() -> None:
-    assert Reply(SOURCE).messages() == []
+    assert Reply(SOURCE).view() == ()
 
 
 def test_thoughts_and_footers_are_never_sent_back() -> None:
     reply = fed("<think>secret plan</think>Visible answer")
-    history = [{"role": "user", "content": "q"}, *reply.messages()]
+    history = [{"role": "user", "content": "q"}, *to_messages(reply.view())]
     assert [m.content for m in build_messages("next", history, "")] == ["q", "Visible answer", "next"]
     assert all("secret" not in str(m.content) and "tok/s" not in str(m.content) for m in history_to_messages(history))
 
 
 def test_answer_text_of_a_reply() -> None:
-    assert answer_text(fed("<think>x</think>Hello").messages()) == "Hello"
+    assert answer_text(fed("<think>x</think>Hello").view()) == "Hello"
+    assert answer_text(to_messages(fed("<think>x</think>Hello").view())) == "Hello"
 
 
 def test_ends_inside_think() -> None:

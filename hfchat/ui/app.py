@@ -24,6 +24,7 @@ from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
 from hfchat.ui.page import PAGE_HEAD, queued
 from hfchat.ui.presets import preset_panel, wire_presets
+from hfchat.ui.render import rendered
 
 log = logging.getLogger("hfchat.app")
 
@@ -41,7 +42,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         stall_timeout=options.stall_timeout,
         endpoint_api_key=options.endpoint_api_key,
     )
-    chat_fn = make_chat_fn(service, options)
+    chat_fn = rendered(make_chat_fn(service, options))
     # Gradio hands its request (the session hash the rate limit counts) to a parameter
     # annotated gr.Request; hfchat.chat stays gradio-free, so the annotation is set here.
     chat_fn.__annotations__["request"] = gr.Request

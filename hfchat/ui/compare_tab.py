@@ -13,6 +13,7 @@ from hfchat.cli import AppOptions
 from hfchat.compare import SIDES, Side, compare_turn, copy_settings, describe
 from hfchat.limits import client_address
 from hfchat.ui.controls import settings_controls
+from hfchat.ui.render import to_messages
 
 
 def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Component], tabs: gr.Tabs) -> None:
@@ -60,8 +61,10 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         signed_in = getattr(oauth_token, "token", None)
         client = client_address(request, options.on_space)
         endpoint = data[endpoint_key]
-        for windows in compare_turn(service, data[box], sides, data[token], session, signed_in, endpoint, client):
-            yield {box: "", status: "A and B are answering…", **dict(zip(chats.values(), windows, strict=True))}
+        for views in compare_turn(service, data[box], sides, data[token], session, signed_in, endpoint, client):
+            shown = zip(chats.values(), views, strict=True)
+            windows: dict[Component, Any] = {chat: [*view.asked, *to_messages(view.reply)] for chat, view in shown}
+            yield {box: "", status: "A and B are answering…", **windows}
         yield {status: "Both replies are in."}
 
     outputs = [box, status, *chats.values()]

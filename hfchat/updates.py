@@ -1,0 +1,137 @@
+"""What a reply is made of while it streams, as typed data: loading, notices, thinking, the
+answer, tool calls, the speed footer, a failure.
+
+`ChatService.respond` yields `ReplyView` snapshots (the whole reply so far, in display
+order) and `hfchat.ui.render.to_messages` turns one into Gradio chat messages, marking every
+message that is not the answer with a metadata id (`KIND_IDS`). History conversion
+(`hfchat.messages`) reads those ids back, never the text, so what a message is never
+depends on what it says. Anchor: chat-ui's `MessageUpdate` union (status, stream,
+reasoning, tool, final answer), as snapshots rather than deltas: Gradio redraws the whole
+reply on every step anyway. Gradio-free and dependency-free, so every layer can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR_MARK = "⚠️"
+"""Starts the visible text of a failure (readers tell a failure by its metadata id)."""
+
+LOADING_MARK = "⏳"
+"""Starts the visible text of the loading notice."""
+
+NOTICE_MARK = "✂️"
+"""Starts the visible text of the trimmed-history notice."""
+
+SPEED_MARK = "⏱"
+"""Starts the visible text of the speed footer."""
+
+THINKING_TITLE = "Thinking"
+"""The title of the collapsible thinking message."""
+
+CUT_TITLE = "Reply cut short"
+"""The title of the failure shown after a reply a limit ended (`Failed(cut=True)`)."""
+
+CUT_HINT = "The text above is what arrived."
+
+LOADING_ID = "hfchat-loading"
+NOTICE_ID = "hfchat-notice"
+THINKING_ID = "hfchat-thinking"
+TOOL_ID = "hfchat-tool"
+FOOTER_ID = "hfchat-footer"
+FAILED_ID = "hfchat-failed"
+INTERRUPTED_ID = "hfchat-interrupted"
+"""The saved stand-in for a reply still streaming (`hfchat.conversations.interrupted_note`):
+unlike the others, it is a reply, so its question stays in the history."""
+
+
+@dataclass(frozen=True)
+class Loading:
+    """A model is being loaded for this turn (a local model's first use of a configuration)."""
+
+    model: str
+    mode: str = ""
+    """How it loads when that is worth saying, e.g. "4-bit nf4"."""
+    elapsed_s: float = 0.0
+    progress: float | None = None
+    """0..1 when known (a download's share), else None."""
+
+    @property
+    def text(self) -> str:
+        mode = f" in {self.mode}" if self.mode else ""
+        elapsed = f" {self.elapsed_s:.0f} s" if self.elapsed_s >= 1 else ""
+        progress = f" ({self.progress:.0%})" if self.progress is not None else ""
+        return f"{LOADING_MARK} Loading `{self.model}`{mode} (first use of this configuration)…{elapsed}{progress}"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A note from the app above the reply (markdown), e.g. that older turns were not sent."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """The model's reasoning so far; `done` once the answer began or the reply ended."""
+
+    text: str
+    done: bool
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer as the model wrote it, so far."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool the model called, with its arguments and, once it ran, its result."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    result: str | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Footer:
+    """The speed line under a finished reply, and its figures as data (exports, compare)."""
+
+    text: str
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Why the turn ended without a complete reply; what arrived is kept above it.
+
+    `cut`: the app stopped reading at a limit (the reply is kept as it stands). `reference`
+    names an internal error's traceback in the log (the message already says it)."""
+
+    title: str
+    message: str
+    hint: str = ""
+    reference: str | None = None
+    cut: bool = False
+
+    @property
+    def text(self) -> str:
+        """The markdown shown for it (and what `/chat` API clients read)."""
+        head = f"{ERROR_MARK} {self.message}" if self.reference else f"{ERROR_MARK} **{self.title}.** {self.message}"
+        return f"{head}\n\n{self.hint}" if self.hint else head
+
+
+Update = Loading | Notice | Thinking | Answer | ToolCall | Footer | Failed
+"""One part of a reply."""
+
+ReplyView = tuple[Update, ...]
+"""The whole reply so far, in display order."""
+
+SHOWN_AS_REPLY = (Notice, Answer, Failed)
+"""The parts a caller who wants the plain reply reads (`hfchat.reply.answer_text`)."""
