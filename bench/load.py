@@ -352,7 +352,7 @@ def run_memory(models: Path, turns: int, cache_size: int, max_new_tokens: int, e
         "backend": "local", "provider": None, "endpoint_url": "", "served_model": "", "task": "text-generation",
         "system_prompt": "Be brief.", "max_new_tokens": max_new_tokens, "do_sample": True, "temperature": 0.8,
         "top_p": 0.95, "top_k": 50, "repetition_penalty": 1.0, "frequency_penalty": 0.0, "seed": -1,
-        "load_in_4bit": False, "quant_type": options.quant_type, "compute_dtype": options.compute_dtype,
+        "load_in_4bit": False, "quant_type": options.sidebar.quant_type, "compute_dtype": options.sidebar.compute_dtype,
         "double_quant": True, "device": "cpu",
     }  # fmt: skip
     process = psutil.Process()

@@ -10,6 +10,7 @@ between chunks, whatever the server does.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import threading
 import time
@@ -28,7 +29,6 @@ from hfchat.config import (
     DEFAULT_TIMEOUT_S,
     Backend,
     ChatSettings,
-    GenerationSettings,
     InputLimits,
     ModelSpec,
     RetryPolicy,
@@ -65,6 +65,7 @@ from hfchat.messages import (
 )
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
+from hfchat.settings import API_ORDER, SETTINGS
 from hfchat.tokens import fingerprint, redact, resolve_token
 from hfchat.updates import Loading, Notice, ReplyView
 
@@ -454,80 +455,61 @@ def loading_notice(spec: ModelSpec) -> Loading:
     return Loading(spec.model, spec.quantization.label if spec.quantization else "")
 
 
+_RESPOND_ARGS = {"hf_token": "session_token", "endpoint_api_key": "endpoint_key", "show_speed": "show_speed"}
+"""The `/chat` parameters that are `ChatService.respond`'s own arguments, not turn settings."""
+
+
+def chat_signature(defaults: Any) -> inspect.Signature:
+    """The `/chat` function's signature: `message`, `history`, every setting of the schema
+    by its API name (in `API_ORDER`, defaulting to the flags' values), then the request and
+    the signed-in visitor's token, which Gradio fills in."""
+    initial = defaults.sidebar.model_dump(mode="json")
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+    def param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+        return inspect.Parameter(name, keyword, default=default, annotation=annotation)
+
+    settings = [
+        param(name, SETTINGS[name].field.annotation, initial.get(name, SETTINGS[name].default)) for name in API_ORDER
+    ]
+    head = [param("message", Any), param("history", list[dict[str, Any]])]
+    tail = [param("request", Any, None), param("oauth_token", Any, None)]
+    return inspect.Signature([*head, *settings, *tail], return_annotation=Iterator[ReplyView])
+
+
 def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[ReplyView]]:
     """The function behind the chat box and the `/chat` API.
 
-    Its parameter names are the API's names, so `Client.predict(message=..., temperature=...)`
-    works; `defaults` (the CLI's AppOptions) fills what a direct caller leaves out.
+    Its parameter names are the API's names (`chat_signature`, derived from the settings
+    schema), so `Client.predict(message=..., temperature=...)` works; `defaults` (the CLI's
+    AppOptions) fills what a direct caller leaves out.
     """
-    d = defaults
-    g = GenerationSettings()  # sampling defaults live in one place: the config model
+    signature = chat_signature(defaults)
 
-    def chat(
-        message: Any,
-        history: list[dict[str, Any]],
-        backend: str = d.backend.value,
-        model: str = d.model,
-        provider: str = d.provider,
-        endpoint_url: str = d.endpoint_url,
-        served_model: str = d.served_model,
-        task: str = d.task,
-        system_prompt: str = d.system_prompt,
-        max_new_tokens: float = d.max_new_tokens,
-        do_sample: bool = g.do_sample,
-        temperature: float = g.temperature,
-        top_p: float = g.top_p,
-        top_k: float = g.top_k,
-        repetition_penalty: float = g.repetition_penalty,
-        seed: float | None = -1,
-        load_in_4bit: bool = d.load_in_4bit,
-        hf_token: str | None = None,
-        endpoint_api_key: str | None = None,
-        frequency_penalty: float = g.frequency_penalty,
-        quant_type: str = d.quant_type,
-        compute_dtype: str = d.compute_dtype,
-        double_quant: bool = True,
-        device: str = d.device,
-        show_speed: bool = True,
-        request: Any = None,
-        oauth_token: Any = None,
-    ) -> Iterator[ReplyView]:
-        values = dict(
-            backend=backend,
-            model=model,
-            provider=provider,
-            endpoint_url=endpoint_url,
-            served_model=served_model,
-            task=task,
-            system_prompt=system_prompt,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            repetition_penalty=repetition_penalty,
-            frequency_penalty=frequency_penalty,
-            seed=seed,
-            load_in_4bit=load_in_4bit,
-            quant_type=quant_type,
-            compute_dtype=compute_dtype,
-            double_quant=double_quant,
-            device=device,
-        )
+    def chat(*args: Any, **kwargs: Any) -> Iterator[ReplyView]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+        message, history = given.pop("message"), given.pop("history")
+        request, oauth_token = given.pop("request"), given.pop("oauth_token")
+        own = {arg: given.pop(name) for name, arg in _RESPOND_ARGS.items()}
         session = getattr(request, "session_hash", None)
-        client = client_address(request, getattr(d, "on_space", False))
-        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; app.py sets the hint.
+        client = client_address(request, getattr(defaults, "on_space", False))
+        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; the UI sets the hint.
         signed_in = getattr(oauth_token, "token", None)
         yield from service.respond(
             message,
             history,
-            values,
-            hf_token,
+            given,
+            own["session_token"],
             session,
             signed_in,
-            show_speed=show_speed,
-            endpoint_key=endpoint_api_key,
+            show_speed=own["show_speed"],
+            endpoint_key=own["endpoint_key"],
             client=client,
         )
 
+    chat.__signature__ = signature  # type: ignore[attr-defined]
+    # Gradio reads the type hints (for gr.Request and gr.OAuthToken) from __annotations__.
+    chat.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     return chat

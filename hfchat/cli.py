@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from hfchat.config import (
-    COMPUTE_DTYPES,
-    DEFAULT_TIMEOUT_S,
-    DEVICES,
-    QUANT_TYPES,
-    TASKS,
-    Backend,
-    InputLimits,
-    RetryPolicy,
-)
+from pydantic import TypeAdapter, ValidationError
+
+from hfchat.config import DEFAULT_TIMEOUT_S, Backend, InputLimits, RetryPolicy, config_error
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
 from hfchat.limits import DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, DEFAULT_TURNS_PER_CLIENT, Rate, parse_rate
 from hfchat.policy import DeploymentPolicy, is_public, parse_param_count
-from hfchat.providers import AUTO, chat_providers
+from hfchat.settings import SETTINGS, STORED, Setting, SidebarSettings
 from hfchat.space import oauth_enabled
 from hfchat.tokens import env_token
 
@@ -39,20 +33,10 @@ class AppOptions:
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
-    backend: Backend = Backend.LOCAL
-    model: str = DEFAULT_LOCAL_MODEL
-    provider: str = AUTO
-    endpoint_url: str = ""
+    sidebar: SidebarSettings = field(default_factory=lambda: SidebarSettings(model=DEFAULT_LOCAL_MODEL))
+    """The sidebar's initial values (and the `/chat` defaults): one flag per setting."""
     endpoint_api_key: str = field(default="", repr=False)
     """The operator's key for their own --endpoint-url; a secret, so never in a repr."""
-    served_model: str = ""
-    task: str = "text-generation"
-    system_prompt: str = ""
-    max_new_tokens: int = 512
-    load_in_4bit: bool = False
-    quant_type: str = "nf4"
-    compute_dtype: str = "float16"
-    device: str = "auto"
     cache_size: int = 2
     timeout: int = DEFAULT_TIMEOUT_S
     turn_timeout: float = DEFAULT_TURN_TIMEOUT_S
@@ -72,7 +56,7 @@ class AppOptions:
 
     @property
     def deployment_policy(self) -> DeploymentPolicy:
-        return DeploymentPolicy.of(self.public, self.local_models, self.max_local_params, self.endpoint_url)
+        return DeploymentPolicy.of(self.public, self.local_models, self.max_local_params, self.sidebar.endpoint_url)
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: InputLimits = field(default_factory=InputLimits)
@@ -145,6 +129,54 @@ def _duration(value: str) -> float:
     return number
 
 
+_CLI_DEFAULTS: dict[str, tuple[object, str]] = {
+    "backend": (None, "default: providers when a token is set, else local"),
+    "model": (None, f"default {DEFAULT_REMOTE_MODEL} remote, {DEFAULT_LOCAL_MODEL} local"),
+}
+"""The sidebar defaults that depend on the environment (a token) rather than the schema."""
+
+
+def _setting_type(setting: Setting) -> Callable[[str], Any]:
+    """Parse one flag's text as the schema's field does, with a message that names the bound."""
+    if setting.field.annotation is bool:
+        return _bool
+    adapter: TypeAdapter[Any] = TypeAdapter(setting.annotation)
+
+    def parse(text: str) -> Any:
+        try:
+            return adapter.validate_python(text)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            if error["type"] == "greater_than_equal":
+                raise argparse.ArgumentTypeError(f"must be at least {setting.bound('ge')}, got {text}") from None
+            if error["type"] == "less_than_equal":
+                raise argparse.ArgumentTypeError(f"must be at most {setting.bound('le')}, got {text}") from None
+            raise argparse.ArgumentTypeError(config_error(exc).message) from None
+
+    parse.__name__ = setting.name
+    return parse
+
+
+def _add_setting_flag(
+    parser: argparse.ArgumentParser, setting: Setting, default: Callable[[str, object], object]
+) -> None:
+    """The flag (and HFCHAT_ variable) that sets a sidebar setting's initial value."""
+    fallback, note = _CLI_DEFAULTS.get(setting.name, (setting.default, ""))
+    if isinstance(fallback, Backend):
+        fallback = fallback.value
+    kwargs: dict[str, Any] = {"type": _setting_type(setting)}
+    if setting.choices is not None:
+        kwargs = {"choices": setting.choices}
+    elif setting.field.annotation is bool:
+        kwargs.update(nargs="?", const=True)
+    parser.add_argument(
+        "--" + setting.name.replace("_", "-"),
+        default=default(setting.name, fallback),
+        help="; ".join(filter(None, [str(setting.field.description or ""), note])),
+        **kwargs,
+    )
+
+
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """Every flag also reads HFCHAT_<NAME> from the environment; the flag wins."""
     env = os.environ if environ is None else environ
@@ -174,49 +206,15 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=default("share", "false"),
         help="create a public Gradio share link",
     )
-    p.add_argument(
-        "--backend",
-        choices=[b.value for b in Backend],
-        default=default("backend", None),
-        help="default backend: providers (Inference Providers), endpoint (OpenAI-compatible URL) or local; "
-        "default: providers when a token is set, else local",
-    )
-    p.add_argument(
-        "--model",
-        default=default("model", None),
-        help=f"repo ID or local folder (default {DEFAULT_REMOTE_MODEL} remote, {DEFAULT_LOCAL_MODEL} local)",
-    )
-    p.add_argument(
-        "--provider", choices=chat_providers(), default=default("provider", AUTO), help="Inference Provider, or 'auto'"
-    )
-    p.add_argument(
-        "--endpoint-url",
-        default=default("endpoint_url", ""),
-        help="base URL of an OpenAI-compatible server (TGI, vLLM, transformers serve)",
-    )
+    for setting in SETTINGS.values():
+        if setting.name in STORED:
+            _add_setting_flag(p, setting, default)
     p.add_argument(
         "--endpoint-api-key",
         default=default("endpoint_api_key", ""),
         help="key sent to --endpoint-url as 'Authorization: Bearer' (the HF token never goes to a host that is not "
         "Hugging Face's); prefer HFCHAT_ENDPOINT_API_KEY, a flag shows in the process list",
     )
-    p.add_argument(
-        "--served-model", default=default("served_model", ""), help="model name the endpoint expects in requests"
-    )
-    p.add_argument("--task", choices=TASKS, default=default("task", "text-generation"))
-    p.add_argument("--system-prompt", default=default("system_prompt", ""))
-    p.add_argument("--max-new-tokens", type=_positive, default=default("max_new_tokens", 512))
-    p.add_argument(
-        "--load-in-4bit",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=default("load_in_4bit", "false"),
-        help="load local models in 4-bit (bitsandbytes)",
-    )
-    p.add_argument("--quant-type", choices=QUANT_TYPES, default=default("quant_type", "nf4"))
-    p.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=default("compute_dtype", "float16"))
-    p.add_argument("--device", choices=DEVICES, default=default("device", "auto"), help="device for local models")
     p.add_argument(
         "--cache-size", type=_positive, default=default("cache_size", 2), help="how many built models to keep (LRU)"
     )
@@ -359,23 +357,18 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     model = args.model
     if model is None:
         model = {Backend.PROVIDERS: DEFAULT_REMOTE_MODEL, Backend.LOCAL: DEFAULT_LOCAL_MODEL}.get(backend, "")
+    try:
+        sidebar = SidebarSettings.model_validate(
+            {**{name: getattr(args, name) for name in STORED}, "backend": backend, "model": model}
+        )
+    except ValidationError as exc:
+        parser.error(config_error(exc).message)
     return AppOptions(
         host=args.host,
         port=args.port,
         share=args.share,
-        backend=backend,
-        model=model,
-        provider=args.provider,
-        endpoint_url=args.endpoint_url,
+        sidebar=sidebar,
         endpoint_api_key=args.endpoint_api_key.strip(),
-        served_model=args.served_model,
-        task=args.task,
-        system_prompt=args.system_prompt,
-        max_new_tokens=args.max_new_tokens,
-        load_in_4bit=args.load_in_4bit,
-        quant_type=args.quant_type,
-        compute_dtype=args.compute_dtype,
-        device=args.device,
         cache_size=args.cache_size,
         timeout=args.timeout,
         turn_timeout=args.turn_timeout,

@@ -171,6 +171,10 @@ def compare_turn(
             cancel.set()
 
 
+DESCRIBED_BY = ("backend", "model", "provider", "endpoint_url", "served_model", "load_in_4bit")
+"""The settings `describe` reads: a side's title follows these."""
+
+
 def describe(values: Mapping[str, Any]) -> str:
     """A one-line name for a side's configuration, such as 'Local: owner/name (4-bit)'."""
     try:

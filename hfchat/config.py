@@ -6,54 +6,43 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from enum import Enum
+from copy import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hfchat.errors import ConfigError
-from hfchat.providers import AUTO, chat_providers
+from hfchat.settings import BACKEND_LABELS as BACKEND_LABELS  # re-exported: the schema declares them
+from hfchat.settings import COMPUTE_DTYPES as COMPUTE_DTYPES
+from hfchat.settings import DEVICES as DEVICES
+from hfchat.settings import QUANT_TYPES as QUANT_TYPES
+from hfchat.settings import (
+    SETTINGS,
+    TURN_SETTINGS,
+    VARIANTS,
+    ComputeDtype,
+    Device,
+    ProviderName,
+    QuantType,
+    Role,
+    SidebarSettings,
+    Task,
+)
+from hfchat.settings import TASKS as TASKS
+from hfchat.settings import Backend as Backend
 
 
-class Backend(str, Enum):
-    PROVIDERS = "providers"
-    ENDPOINT = "endpoint"
-    LOCAL = "local"
+def _schema(name: str) -> Any:
+    """The schema's declaration of `name` (type checks, default, range), for a field of the
+    validated turn config: the setting is declared once, in `hfchat.settings`."""
+    return copy(SETTINGS[name].field)
 
-    @property
-    def label(self) -> str:
-        return BACKEND_LABELS[self]
-
-
-BACKEND_LABELS = {
-    Backend.PROVIDERS: "Inference Providers",
-    Backend.ENDPOINT: "Custom endpoint",
-    Backend.LOCAL: "Local",
-}
-
-TASKS = ("text-generation", "image-text-to-text", "text2text-generation")
-DEVICES = ("auto", "cpu", "cuda")
-QUANT_TYPES = ("nf4", "fp4")
-COMPUTE_DTYPES = ("float16", "bfloat16", "float32")
-
-# (min, max) of every numeric control: the one place both validation and the sliders read.
-RANGES: dict[str, tuple[float, float]] = {
-    "max_new_tokens": (1, 8192),
-    "temperature": (0.0, 2.0),
-    "top_p": (0.01, 1.0),
-    "top_k": (0, 200),
-    "repetition_penalty": (0.5, 2.0),
-    "frequency_penalty": (-2.0, 2.0),
-    "seed": (-1, 2**32 - 1),
-    "timeout": (1, 3600),
-}
 
 DEFAULT_TIMEOUT_S = 120
 """How long an endpoint may take to answer before the user sees a timeout."""
@@ -65,9 +54,9 @@ class Quantization(BaseModel):
     """bitsandbytes 4-bit loading, as in the seed's BitsAndBytesConfig."""
 
     model_config = _FROZEN
-    quant_type: Literal["nf4", "fp4"] = "nf4"
-    compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
-    double_quant: bool = True
+    quant_type: QuantType = _schema("quant_type")
+    compute_dtype: ComputeDtype = _schema("compute_dtype")
+    double_quant: bool = _schema("double_quant")
 
     @property
     def label(self) -> str:
@@ -81,26 +70,18 @@ class ModelSpec(BaseModel):
     model_config = _FROZEN
     backend: Backend
     model: str = ""
-    provider: str | None = None
+    provider: ProviderName | None = None
     endpoint_url: str | None = None
-    task: Literal["text-generation", "image-text-to-text", "text2text-generation"] = "text-generation"
+    task: Task = _schema("task")
     quantization: Quantization | None = None
-    device: Literal["auto", "cpu", "cuda"] | None = None
-    timeout: int | None = Field(None, ge=RANGES["timeout"][0], le=RANGES["timeout"][1])
+    device: Device | None = None
+    timeout: int | None = Field(None, ge=1, le=3600)
     token_fingerprint: str = "anonymous"
 
     @model_validator(mode="after")
-    def _check_backend_fields(self) -> ModelSpec:
-        if self.backend is Backend.PROVIDERS:
-            _check_repo_id(self.model)
-            if self.provider not in chat_providers():
-                raise ValueError(
-                    f"provider: unknown provider {self.provider!r}; choose one of: {', '.join(chat_providers())}"
-                )
-        elif self.backend is Backend.ENDPOINT:
-            _check_url(self.endpoint_url or "")
-        else:
-            _check_local_model(self.model)
+    def _check_source(self) -> ModelSpec:
+        """What the model is loaded from must be usable: a repo ID, a local folder or a URL."""
+        _SOURCE_CHECKS[self.backend](self)
         return self
 
     @property
@@ -163,14 +144,15 @@ class GenerationSettings(BaseModel):
     """Sampling settings, sent with every call; never part of the cache key."""
 
     model_config = _FROZEN
-    max_new_tokens: int = Field(512, ge=RANGES["max_new_tokens"][0], le=RANGES["max_new_tokens"][1], strict=True)
-    do_sample: bool = False
-    temperature: float = Field(0.7, ge=RANGES["temperature"][0], le=RANGES["temperature"][1])
-    top_p: float = Field(0.95, ge=RANGES["top_p"][0], le=RANGES["top_p"][1])
-    top_k: int = Field(50, ge=RANGES["top_k"][0], le=RANGES["top_k"][1], strict=True)
-    repetition_penalty: float = Field(1.0, ge=RANGES["repetition_penalty"][0], le=RANGES["repetition_penalty"][1])
-    frequency_penalty: float = Field(0.0, ge=RANGES["frequency_penalty"][0], le=RANGES["frequency_penalty"][1])
-    seed: int | None = Field(None, ge=0, le=RANGES["seed"][1], strict=True)
+    max_new_tokens: int = _schema("max_new_tokens")
+    do_sample: bool = _schema("do_sample")
+    temperature: float = _schema("temperature")
+    top_p: float = _schema("top_p")
+    top_k: int = _schema("top_k")
+    repetition_penalty: float = _schema("repetition_penalty")
+    frequency_penalty: float = _schema("frequency_penalty")
+    seed: int | None = _schema("seed")
+    """None = random."""
 
     @model_validator(mode="after")
     def _check_sampling(self) -> GenerationSettings:
@@ -349,6 +331,14 @@ def _check_url(url: str) -> None:
         )
 
 
+_SOURCE_CHECKS: dict[Backend, Any] = {
+    Backend.PROVIDERS: lambda spec: _check_repo_id(spec.model),
+    Backend.ENDPOINT: lambda spec: _check_url(spec.endpoint_url or ""),
+    Backend.LOCAL: lambda spec: _check_local_model(spec.model),
+}
+"""How each backend's `ModelSpec` checks where its model comes from."""
+
+
 def _field_of(error: Mapping[str, Any]) -> str:
     """The user-facing name of the field an error is about (nesting is an implementation detail)."""
     loc = [str(part) for part in error.get("loc", ()) if part not in ("spec", "generation", "quantization")]
@@ -372,88 +362,55 @@ def config_error(exc: ValidationError) -> ConfigError:
     return ConfigError("; ".join(parts), hint, field=fields[0] if fields else None)
 
 
-def _require_finite(name: str, value: Any) -> None:
-    """NaN or infinity in a whole-number field (pydantic checks the float fields itself)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{name}: must be a finite number, got {value}", "Enter a number.", field=name)
-
-
 def build_settings(
     *,
-    backend: str,
-    model: str,
-    provider: str | None,
-    endpoint_url: str | None,
-    served_model: str | None,
-    task: str,
-    system_prompt: str,
-    max_new_tokens: float,
-    do_sample: bool,
-    temperature: float,
-    top_p: float,
-    top_k: float,
-    repetition_penalty: float,
-    frequency_penalty: float,
-    seed: float | None,
-    load_in_4bit: bool,
-    quant_type: str,
-    compute_dtype: str,
-    double_quant: bool,
-    device: str,
     token_fingerprint: str,
     timeout: int = DEFAULT_TIMEOUT_S,
     retry: RetryPolicy | None = None,
     local_dirs: Sequence[str] = (),
+    **values: Any,
 ) -> ChatSettings:
-    """Validate raw UI or API values into ChatSettings; raise ConfigError naming the field.
+    """Validate raw UI or API values (settings by their API names) into ChatSettings; raise
+    ConfigError naming the field.
 
-    Fields that don't apply to the chosen backend are dropped, so a hidden control can
-    never change the cache key or reach a backend that would misread it. A local folder
-    outside `local_dirs` (when given) is refused before the disk is touched.
+    Every value sent is checked against its declaration in `hfchat.settings`; then only the
+    settings that reach the chosen backend (its variant of `TURN_SETTINGS`) are kept, so a
+    hidden control can never change the cache key or reach a backend that would misread it.
+    Display settings and secrets are not part of a turn's config and are ignored here. A
+    local folder outside `local_dirs` (when given) is refused before the disk is touched.
     """
+    unknown = sorted(set(values) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a setting.", "Use the API names the sidebar shows.", field=unknown[0])
+    turn = {name: value for name, value in values.items() if SETTINGS[name].role is Role.TURN}
     try:
-        kind = Backend(backend)
-    except ValueError:
-        choices = ", ".join(b.value for b in Backend)
-        raise ConfigError(f"backend: unknown backend {backend!r}; choose one of: {choices}", field="backend") from None
-    if kind is Backend.LOCAL:
-        check_local_dir(str(model or "").strip(), local_dirs)
-    whole: dict[str, Any] = {"max_new_tokens": max_new_tokens, "top_k": top_k, "seed": seed}
-    for name, value in whole.items():
-        _require_finite(name, value)
-        if isinstance(value, float) and value.is_integer():
-            whole[name] = int(value)
-    if whole["seed"] is not None and whole["seed"] == -1:
-        whole["seed"] = None
-    raw: dict[str, Any] = {
-        "spec": {
-            "backend": kind,
-            "model": (model or "").strip(),
-            "provider": (provider or AUTO) if kind is Backend.PROVIDERS else None,
-            "endpoint_url": ((endpoint_url or "").strip() or None) if kind is Backend.ENDPOINT else None,
-            "task": task,
-            "quantization": (
-                {"quant_type": quant_type, "compute_dtype": compute_dtype, "double_quant": double_quant}
-                if kind is Backend.LOCAL and load_in_4bit
-                else None
-            ),
-            "device": device if kind is Backend.LOCAL else None,
-            "timeout": None if kind is Backend.LOCAL else timeout,
-            "token_fingerprint": token_fingerprint,
-        },
-        "generation": {
-            **whole,
-            "do_sample": do_sample,
-            "temperature": temperature,
-            "top_p": top_p,
-            "repetition_penalty": repetition_penalty,
-            "frequency_penalty": frequency_penalty,
-        },
-        "system_prompt": system_prompt or "",
-        "served_model": ((served_model or "").strip() or None) if kind is Backend.ENDPOINT else None,
-        "retry": retry or RetryPolicy(),
-    }
-    try:
-        return ChatSettings.model_validate(raw)
+        sent = SidebarSettings.model_validate(turn)
+        if sent.backend is Backend.LOCAL:
+            check_local_dir(sent.model, local_dirs)
+        chosen = TURN_SETTINGS.validate_python(sent.model_dump(include=set(VARIANTS[sent.backend].model_fields)))
+        return _chat_settings(chosen, token_fingerprint, timeout, retry or RetryPolicy())
     except ValidationError as exc:
         raise config_error(exc) from None
+
+
+def _chat_settings(chosen: Any, token_fingerprint: str, timeout: int, retry: RetryPolicy) -> ChatSettings:
+    """One backend's validated settings (a `TURN_SETTINGS` variant) as the turn's config:
+    every field the variant has goes to the config field of the same name."""
+    has = chosen.model_fields
+    local = chosen.backend is Backend.LOCAL
+
+    def named(model: type[BaseModel]) -> dict[str, Any]:
+        return {name: getattr(chosen, name) for name in model.model_fields if name in has}
+
+    spec = named(ModelSpec)
+    spec["endpoint_url"] = spec.get("endpoint_url") or None
+    if getattr(chosen, "load_in_4bit", False):
+        spec["quantization"] = named(Quantization)
+    return ChatSettings.model_validate(
+        {
+            "spec": {**spec, "timeout": None if local else timeout, "token_fingerprint": token_fingerprint},
+            "generation": named(GenerationSettings),
+            **{name: value for name, value in named(ChatSettings).items() if value != ""},
+            "retry": retry,
+        }
+    )

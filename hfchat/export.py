@@ -31,6 +31,7 @@ from hfchat.errors import HFChatError
 from hfchat.messages import MessageKind, message_kind, upgrade_legacy
 from hfchat.presets import ControlValues
 from hfchat.safe_markdown import safe_images
+from hfchat.settings import TURN, applies
 
 FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
 VERSION: Literal[2] = 2
@@ -159,21 +160,14 @@ def to_json(export: ConversationExport) -> str:
     return json.dumps(export.model_dump(mode="json", exclude_none=True), ensure_ascii=False, indent=2) + "\n"
 
 
-_SETTING_ORDER = ("backend", "model", "provider", "endpoint_url", "served_model", "task", "system_prompt")
-
-
 def _settings_lines(settings: ControlValues) -> list[str]:
-    from hfchat.backends import CONTROLS
-
-    shown = CONTROLS[settings.backend] | {"backend"}
+    """The settings that reached the turn's backend, in the sidebar's order."""
     values = settings.model_dump(mode="json")
-    names = [n for n in _SETTING_ORDER if n in shown] + [n for n in values if n in shown and n not in _SETTING_ORDER]
     lines = ["| Setting | Value |", "|---|---|"]
-    for name in names:
-        value = values[name]
-        if name == "system_prompt" and not value:
+    for name in TURN:
+        if not applies(name, settings.backend) or (name == "system_prompt" and not values[name]):
             continue
-        cell = str(value).replace("|", "\\|").replace("\n", " ")
+        cell = str(values[name]).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{name}` | {cell} |")
     return lines
 

@@ -9,14 +9,15 @@ that exists, a reachable endpoint) is checked when a message is sent, as for typ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hfchat.config import RANGES, TASKS, Backend, GenerationSettings, display_url
+from hfchat.config import Backend, display_url
 from hfchat.errors import ConfigError
-from hfchat.providers import AUTO, chat_providers
+from hfchat.providers import AUTO
+from hfchat.settings import STORED, SidebarSettings
 
 NAME_MAX = 60
 """Longest preset name: it has to fit the dropdown."""
@@ -25,58 +26,16 @@ MAX_USER_PRESETS = 50
 """How many presets one browser keeps; they live in its local storage, which is small."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
-_G = GenerationSettings()
 
 
-def _ranged(name: str, default: float) -> Any:
-    """A field over the range the config validates (the sliders read the same table)."""
-    low, high = RANGES[name]
-    return Field(default, ge=low, le=high)
-
-
-class ControlValues(BaseModel):
-    """The value of every sidebar control but the token, by its API name.
+class ControlValues(SidebarSettings):
+    """The value of every sidebar control but the secrets, by API name, as presets, exports
+    and saved conversations keep them: the schema's `SidebarSettings`, checked the same way.
 
     Never has a token field: `extra="forbid"` refuses one, so a preset or an export that
-    carries a token is rejected rather than silently applied.
+    carries a token is rejected rather than silently applied. An endpoint URL loses any
+    user:password and query string.
     """
-
-    model_config = _FROZEN
-    backend: Backend = Backend.LOCAL
-    model: str = ""
-    provider: str = AUTO
-    endpoint_url: str = ""
-    served_model: str = ""
-    task: str = "text-generation"
-    system_prompt: str = ""
-    max_new_tokens: int = _ranged("max_new_tokens", 512)
-    do_sample: bool = _G.do_sample
-    temperature: float = _ranged("temperature", _G.temperature)
-    top_p: float = _ranged("top_p", _G.top_p)
-    top_k: int = _ranged("top_k", _G.top_k)
-    repetition_penalty: float = _ranged("repetition_penalty", _G.repetition_penalty)
-    frequency_penalty: float = _ranged("frequency_penalty", _G.frequency_penalty)
-    seed: int = _ranged("seed", -1)
-    load_in_4bit: bool = False
-    quant_type: Literal["nf4", "fp4"] = "nf4"
-    compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
-    double_quant: bool = True
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    show_speed: bool = True
-
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, value: str) -> str:
-        if value not in TASKS:
-            raise ValueError(f"unknown task {value!r}; choose one of: {', '.join(TASKS)}")
-        return value
-
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
-        if value not in chat_providers():
-            raise ValueError(f"unknown provider {value!r}; choose one of: {', '.join(chat_providers())}")
-        return value
 
     @field_validator("endpoint_url")
     @classmethod
@@ -91,8 +50,8 @@ class ControlValues(BaseModel):
         return {**self.model_dump(), "backend": self.backend.value}
 
 
-CONTROL_NAMES = tuple(ControlValues.model_fields)
-"""The controls a preset sets: every sidebar control except `hf_token`."""
+CONTROL_NAMES = STORED
+"""The controls a preset sets: every sidebar control except the secrets."""
 
 
 class Preset(BaseModel):

@@ -22,6 +22,7 @@ from hfchat.testing import answer_text
 from hfchat.testing.app import RunningApp, running_app
 from hfchat.testing.fake_service import FakeService
 from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port
+from hfchat.updates import FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
 
 
@@ -214,7 +215,7 @@ def test_a_path_on_the_server_that_was_not_uploaded_is_never_read(app: App, tmp_
 
 # Reasoning and the speed footer, through the real app: both reasoning forms, real counts.
 
-FOOTER = {"id": "hfchat-speed"}
+FOOTER = {"id": FOOTER_ID}
 
 
 def parts(reply: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str, str | None]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Locator
 
+from hfchat.updates import FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
@@ -188,7 +189,7 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     for text in files.values():
         assert SENTINEL_TOKEN not in text and "hf_token" not in text
     data = json.loads(files[".json"])
-    assert data["format"] == "hfchat.conversation" and data["version"] == 1 and data["title"] == "Trip plans"
+    assert data["format"] == "hfchat.conversation" and data["version"] == 2 and data["title"] == "Trip plans"
     assert data["settings"]["system_prompt"] == "Answer briefly." and data["settings"]["max_new_tokens"] == 5
     assert [m["text"] for m in data["messages"] if m["role"] == "user"] == ["Export me"]
     replies = [m for m in data["messages"] if m["role"] == "assistant"]
@@ -196,11 +197,12 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     assert " ".join(answer.split()) in " ".join(" ".join(shown).split()), "the answer as shown"
     footers = [" ".join(f.split()) for f in ui.speed_footers()]
     assert footers, "the speed line is shown under the reply"
-    assert [" ".join(m["text"].split()) for m in replies if m["text"].startswith("⏱")] == footers
+    in_file = [m["text"] for m in replies if m.get("metadata", {}).get("id") == FOOTER_ID]
+    assert [" ".join(text.split()) for text in in_file] == footers, "marked as the footer"
     md = files[".md"]
     assert md.startswith("# Trip plans\n") and "### You\n\nExport me" in md and f"### Assistant\n\n{answer}" in md
     assert "| `system_prompt` | Answer briefly. |" in md and "| `max_new_tokens` | 5 |" in md
-    assert all(f"*{m['text'].strip()}*" in md for m in replies if m["text"].startswith("⏱"))
+    assert all(f"*{text.strip()}*" in md for text in in_file)
 
     # As in another browser (empty storage): import the file and carry on.
     export_file = tmp_path / "trip.json"

@@ -16,30 +16,35 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_without_token_defaults_to_small_local_model() -> None:
     options = parse_options([], {})
-    assert options.backend is Backend.LOCAL
-    assert options.model == DEFAULT_LOCAL_MODEL
+    assert options.sidebar.backend is Backend.LOCAL
+    assert options.sidebar.model == DEFAULT_LOCAL_MODEL
 
 
 @pytest.mark.parametrize("var", ["HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN"])
 def test_with_token_defaults_to_inference_providers(var: str) -> None:
     options = parse_options([], {var: "hf_x"})
-    assert options.backend is Backend.PROVIDERS
-    assert (options.model, options.provider) == (DEFAULT_REMOTE_MODEL, "auto")
+    assert options.sidebar.backend is Backend.PROVIDERS
+    assert (options.sidebar.model, options.sidebar.provider) == (DEFAULT_REMOTE_MODEL, "auto")
 
 
 def test_environment_variables_set_defaults_and_flags_win() -> None:
     env = {"HFCHAT_BACKEND": "endpoint", "HFCHAT_ENDPOINT_URL": "http://127.0.0.1:8000", "HFCHAT_CACHE_SIZE": "3"}
     options = parse_options([], env)
-    assert options.backend is Backend.ENDPOINT
-    assert options.endpoint_url == "http://127.0.0.1:8000"
+    assert options.sidebar.backend is Backend.ENDPOINT
+    assert options.sidebar.endpoint_url == "http://127.0.0.1:8000"
     assert options.cache_size == 3
     options = parse_options(["--cache-size", "5", "--load-in-4bit", "--served-model", "m"], env)
-    assert (options.cache_size, options.load_in_4bit, options.served_model) == (5, True, "m")
+    assert (options.cache_size, options.sidebar.load_in_4bit, options.sidebar.served_model) == (5, True, "m")
 
 
 def test_host_port_share_and_task_flags() -> None:
     options = parse_options(["--host", "0.0.0.0", "--port", "9000", "--share", "--task", "text-generation"], {})
-    assert (options.host, options.port, options.share, options.task) == ("0.0.0.0", 9000, True, "text-generation")
+    assert (options.host, options.port, options.share, options.sidebar.task) == (
+        "0.0.0.0",
+        9000,
+        True,
+        "text-generation",
+    )
     assert parse_options([], {"SPACE_ID": "me/space"}).host == "0.0.0.0"
 
 

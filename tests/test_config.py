@@ -9,10 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hfchat.config import RANGES, Backend, ModelSpec, build_settings
+from hfchat.config import Backend, ModelSpec, build_settings
 from hfchat.errors import ConfigError
 from hfchat.providers import chat_providers
+from hfchat.settings import SETTINGS
 from tests.fixtures import sidebar_values
+
+
+def bounds(name: str) -> tuple[float, float]:
+    return SETTINGS[name].range
 
 
 def values(**overrides: Any) -> dict[str, Any]:
@@ -30,7 +35,7 @@ def values(**overrides: Any) -> dict[str, Any]:
 def test_valid_settings_are_frozen_and_hashable() -> None:
     settings = build_settings(**values())
     assert settings.spec.backend is Backend.PROVIDERS
-    assert settings.generation.seed is None  # -1 means random
+    assert settings.generation.seed is None  # random
     with pytest.raises(ValueError):
         settings.spec.model = "x"  # type: ignore[misc]
     assert hash(settings.spec) == hash(build_settings(**values()).spec)
@@ -146,10 +151,10 @@ def test_property_settings_are_valid_or_refused_with_a_field(
         assert exc.field in {"temperature", "top_p", "max_new_tokens"}
         return
     gen = settings.generation
-    assert RANGES["temperature"][0] <= gen.temperature <= RANGES["temperature"][1]
-    assert RANGES["top_p"][0] <= gen.top_p <= RANGES["top_p"][1]
+    assert bounds("temperature")[0] <= gen.temperature <= bounds("temperature")[1]
+    assert bounds("top_p")[0] <= gen.top_p <= bounds("top_p")[1]
     assert isinstance(gen.max_new_tokens, int)
-    assert RANGES["max_new_tokens"][0] <= gen.max_new_tokens <= RANGES["max_new_tokens"][1]
+    assert bounds("max_new_tokens")[0] <= gen.max_new_tokens <= bounds("max_new_tokens")[1]
 
 
 @given(model=st.text(max_size=120))
@@ -250,7 +255,7 @@ def test_property_any_numeric_input_is_valid_or_refused_naming_its_field(raw: di
         value = getattr(gen, name)
         if name == "seed" and value is None:
             continue  # -1 (or None) means random
-        low, high = RANGES[name]
+        low, high = bounds(name)
         assert math.isfinite(value) and low <= value <= high, (name, value)
         if name in ("max_new_tokens", "top_k", "seed"):
             assert isinstance(value, int) and not isinstance(value, bool)

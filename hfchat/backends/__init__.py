@@ -17,20 +17,6 @@ from langchain_core.messages import BaseMessage
 from hfchat.config import Backend, ChatSettings, ModelSpec
 from hfchat.images import IMAGE_TASK
 
-_COMMON = frozenset(
-    {"model", "task", "system_prompt", "max_new_tokens", "do_sample", "temperature", "top_p", "seed", "hf_token"}
-)
-
-CONTROLS: dict[Backend, frozenset[str]] = {
-    Backend.PROVIDERS: _COMMON | {"provider", "frequency_penalty"},
-    Backend.ENDPOINT: _COMMON | {"endpoint_url", "served_model", "frequency_penalty", "endpoint_api_key"},
-    Backend.LOCAL: _COMMON
-    | {"top_k", "repetition_penalty", "load_in_4bit", "quant_type", "compute_dtype", "double_quant", "device"},
-}
-"""Which sidebar controls reach each backend; the others are hidden for it."""
-
-ALL_CONTROLS = frozenset().union(*CONTROLS.values())
-
 _MODULES = {
     Backend.PROVIDERS: "hfchat.backends.providers",
     Backend.ENDPOINT: "hfchat.backends.endpoint",

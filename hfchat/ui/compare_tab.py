@@ -10,7 +10,7 @@ from gradio.components import Component
 
 from hfchat.chat import ChatService
 from hfchat.cli import AppOptions
-from hfchat.compare import SIDES, Side, compare_turn, copy_settings, describe
+from hfchat.compare import DESCRIBED_BY, SIDES, Side, compare_turn, copy_settings, describe
 from hfchat.limits import client_address
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.render import to_messages
@@ -105,7 +105,7 @@ def _wire_side(
     def title(*values: Any) -> dict:
         return gr.update(label=_side_title(side, dict(zip(names, values, strict=True))))
 
-    for name in ("backend", "model", "provider", "endpoint_url", "served_model", "load_in_4bit"):
+    for name in DESCRIBED_BY:
         panel[name].change(title, components, accordion, api_visibility="private")  # type: ignore[attr-defined]
 
     def copy_to_main(*values: Any) -> dict[Any, Any]:
