@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
 from hfchat.testing import answer_text
-from hfchat.testing.app import running_app
+from hfchat.testing.app import RunningApp, running_app
+from hfchat.testing.fake_service import FakeService
 from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port
 from hfchat.updates import FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
@@ -112,12 +113,20 @@ def test_stop_ends_generation_and_the_app_keeps_answering(app: App) -> None:
     assert not app.chat("Still there?").startswith("⚠️")
 
 
-def test_hidden_controls_follow_the_backend(app: App) -> None:
-    config = httpx.get(app.url + "config").json()
-    by_label = {c["props"].get("label"): c["props"] for c in config["components"] if c["props"].get("label")}
-    assert by_label["Provider"]["visible"] is False  # the app started on the local backend
-    assert by_label["Endpoint URL"]["visible"] is False
-    assert by_label["Load in 4-bit (bitsandbytes)"]["visible"] is True
+def visible_by_label(url: str) -> dict[str, bool]:
+    """Each labelled control of the page's config -> whether the page shows it."""
+    config = httpx.get(url + "config").json()
+    return {c["props"]["label"]: c["props"].get("visible") for c in config["components"] if c["props"].get("label")}
+
+
+def test_hidden_controls_follow_the_backend(app: App, start_app: Callable[..., RunningApp]) -> None:
+    shown = visible_by_label(app.url)  # the app started on the local backend
+    assert (shown["Provider"], shown["Endpoint URL"]) == (False, False)
+    assert (shown["Load in 4-bit (bitsandbytes)"], shown["top_k"]) == (True, True)
+    providers = start_app(parse_options(["--backend", "providers", "--model", "org/model"], {}), FakeService())
+    shown = visible_by_label(providers.url)
+    assert shown["Provider"] is True, "Inference Providers take a provider"
+    assert (shown["top_k"], shown["Endpoint URL"], shown["Load in 4-bit (bitsandbytes)"]) == (False, False, False)
 
 
 def test_session_token_never_comes_back(app: App, caplog: pytest.LogCaptureFixture) -> None:
@@ -126,7 +135,9 @@ def test_session_token_never_comes_back(app: App, caplog: pytest.LogCaptureFixtu
     assert SENTINEL_TOKEN not in reply
     for path in ("config", "", "gradio_api/info"):
         assert SENTINEL_TOKEN not in httpx.get(app.url + path).text
-    assert all(SENTINEL_TOKEN not in repr(key) for key in list(app.service.cache.cached_keys()))
+    keys = app.service.cache.cached_keys()
+    assert [key for key in keys if key.token_fingerprint != "anonymous"], "the turn's model is keyed by its token"
+    assert all(SENTINEL_TOKEN not in repr(key) for key in keys)
     assert caplog.records, "the turn was logged"
     assert SENTINEL_TOKEN not in caplog.text
 

@@ -9,7 +9,7 @@ the fixed point the wiring is measured against. Each test takes a second or two.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from hfchat.cli import parse_options
 from hfchat.compare import Side, compare_turn
 from hfchat.messages import content_text
 from hfchat.testing import answer_text, wait_until
-from hfchat.testing.app import RunningApp
+from hfchat.testing.app import RunningApp, running_app
 from hfchat.testing.fake_service import FakeCall, FakeService, Scripted
 from hfchat.ui.render import to_messages
 
@@ -30,14 +30,20 @@ def box(text: str) -> dict[str, Any]:
     return {"text": text, "files": []}
 
 
+SERVICE = FakeService()
+"""Shared by the module's app; each test starts it afresh (`fake`)."""
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[RunningApp]:
+    with running_app(parse_options(FLAGS, {}), SERVICE) as running:
+        yield running
+
+
 @pytest.fixture
 def fake() -> FakeService:
-    return FakeService()
-
-
-@pytest.fixture
-def app(fake: FakeService, start_app: Callable[..., RunningApp]) -> Iterator[RunningApp]:
-    yield start_app(parse_options(FLAGS, {}), fake)
+    SERVICE.reset()
+    return SERVICE
 
 
 def plain(history: list[dict[str, Any]]) -> list[str]:

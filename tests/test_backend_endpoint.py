@@ -55,7 +55,9 @@ def test_greedy_is_greedy_on_the_wire_and_repeatable(proxy: RecordingProxy, serv
     settings = endpoint_settings(proxy.url, max_new_tokens=16)
     first, second = run(settings), run(settings)
     assert first and first == second
-    for body in chat_bodies(proxy):
+    bodies = chat_bodies(proxy)
+    assert len(bodies) == 2, f"one chat request per reply: {[r.path for r in proxy.requests]}"
+    for body in bodies:
         assert body["temperature"] == 0.0
         assert "top_p" not in body
         assert body["max_tokens"] == 16

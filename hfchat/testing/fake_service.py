@@ -75,6 +75,13 @@ class FakeService:
         self._lock = threading.Lock()
         self.script(*replies)
 
+    def reset(self) -> None:
+        """Forget the calls and the unanswered replies (an app shared by several tests)."""
+        with self._lock:
+            self.replies.clear()
+            self.calls.clear()
+            self.stopped = 0
+
     def script(self, *replies: str | Scripted) -> None:
         """Queue more replies, answered in order by the next turns."""
         with self._lock:
