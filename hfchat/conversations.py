@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hfchat.errors import ConfigError, HFChatError
+from hfchat.images import file_paths
 from hfchat.messages import content_text, upgrade_legacy
 from hfchat.presets import ControlValues
 from hfchat.updates import INTERRUPTED_ID
@@ -224,6 +225,22 @@ def user_message(value: Any) -> dict[str, Any]:
     if not files:
         return {"role": "user", "content": text}
     return {"role": "user", "content": [{"path": f} for f in files if isinstance(f, str)] + ([text] if text else [])}
+
+
+def question_box(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A question from the history in the chat box's form (`{"text", "files"}`, the inverse of
+    `user_message`): what retry sends again and undo puts back in the box."""
+    content = message.get("content")
+    return {"text": content_text(content), "files": file_paths(content)}
+
+
+def last_question(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The history before the last question, and that question (None when there is none):
+    retry asks it again, undo takes it back."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "user":
+            return [dict(m) for m in messages[:i]], dict(messages[i])
+    return [dict(m) for m in messages], None
 
 
 def start_turn(

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import Locator
 
 from hfchat.updates import FOOTER_ID
@@ -163,13 +162,17 @@ def test_retry_undo_and_clear_keep_the_saved_conversation_in_step(
     ui.wait_listing([])
 
 
-def exported_files(ui: ConvoUI) -> dict[str, str]:
-    """Click Export and fetch both files the browser is offered, by extension."""
+def exported_files(ui: ConvoUI) -> dict[str, tuple[str, str]]:
+    """Click Export, then download both files it offers: {extension: (file name, text)}."""
     ui.button("Export").click()
-    links = ui.page.locator("#export-files a")
-    wait_until(lambda: links.count() >= 2, 60, "the export links")
-    hrefs = links.evaluate_all("els => els.map(e => e.href)")
-    return {Path(href.split("?")[0]).suffix: httpx.get(href, timeout=30).text for href in hrefs}
+    files = {}
+    for button in (ui.page.locator("#export-json"), ui.page.locator("#export-markdown")):
+        button.wait_for(state="visible", timeout=60_000)
+        with ui.page.expect_download(timeout=60_000) as download:
+            button.click()
+        name = download.value.suggested_filename
+        files[Path(name).suffix] = (name, Path(download.value.path()).read_text(encoding="utf-8"))
+    return files
 
 
 def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: AppProcess, tmp_path: Path) -> None:
@@ -184,8 +187,9 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     ui.wait_listing(["Trip plans"])
     ui.set_text("System prompt", "Changed after the reply.")
 
-    files = exported_files(ui)  # the settings the reply was made with, not the sidebar's now
-    assert set(files) == {".json", ".md"}
+    downloads = exported_files(ui)  # the settings the reply was made with, not the sidebar's now
+    assert {name for name, _ in downloads.values()} == {"Trip-plans.json", "Trip-plans.md"}, "named after the title"
+    files = {suffix: text for suffix, (_, text) in downloads.items()}
     for text in files.values():
         assert SENTINEL_TOKEN not in text and "hf_token" not in text
     data = json.loads(files[".json"])
@@ -325,3 +329,25 @@ def test_an_edited_question_is_saved(browser_page: BrowserPage, local_app: AppPr
     ui.open_conversation("First")
     wait_until(lambda: ui.user_messages() == ["First", "Second"], 30, "the edit, saved")
     assert ui.bot_messages() == bots
+
+
+def gradio_calls(urls: list[str]) -> list[str]:
+    """The page's calls to the app's server (queue joins, runs, cancels, uploads, streams),
+    as method-less paths; static assets and the page itself are left out."""
+    return [url.split("?")[0].split("/gradio_api/", 1)[1] for url in urls if "/gradio_api/" in url]
+
+
+def test_one_turn_costs_at_most_three_server_requests(browser_page: BrowserPage, local_app: AppProcess) -> None:
+    """A turn sends the question, streams the reply and saves the conversation in at most
+    three requests to the server: no chain of small events, no write-back loop."""
+    ui = ConvoUI(browser_page.page).fresh(local_app.url)
+    ui.reply("Warm up")  # the page's own start-up calls (config, heartbeat) are behind us
+    ui.wait_listing(["Warm up"])
+    before = len(browser_page.requests)
+    ui.reply("Count my requests")
+    ui.wait_listing(["Warm up"])
+    time.sleep(1.0)  # a late follow-up request would show here
+    calls = gradio_calls(browser_page.requests[before:])
+    print(f"one turn: {len(calls)} server requests: {calls}")
+    assert len(calls) <= 3, calls
+    assert ui.user_messages() == ["Warm up", "Count my requests"]

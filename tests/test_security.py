@@ -177,8 +177,9 @@ def test_the_token_box_value_never_comes_back_to_the_browser(
     token_box = next(i for i, c in components.items() if str(c["props"].get("label", "")).startswith("HF token"))
     assert components[token_box]["props"]["type"] == "password"
     deps = config["dependencies"]
-    submit = next(i for i, d in enumerate(deps) if any(t[1] == "submit" for t in d["targets"]))
-    chain = [submit, submit + 1, submit + 2]  # submit -> append to history -> the chat function
+    box = next(i for i, c in components.items() if c["type"] == "multimodaltextbox")
+    submit = next(i for i, d in enumerate(deps) if [box, "submit"] in [list(t) for t in d["targets"]])
+    chain = [submit, *(i for i, d in enumerate(deps) if d["trigger_after"] == submit)]  # the question, the reply
     session = uuid.uuid4().hex[:11]
     streams: list[str] = []
     for index in chain:

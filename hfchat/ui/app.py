@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Sequence
 
@@ -18,7 +17,7 @@ from hfchat.presets import (
     CONTROL_NAMES,
 )
 from hfchat.space import public_token_warning
-from hfchat.ui.chat_tab import SavedChatInterface
+from hfchat.ui.chat_tab import chat_panel, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
@@ -44,11 +43,6 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         queues=DeviceQueues(options.local_concurrency),
     )
     chat_fn = rendered(make_chat_fn(service, options))
-    # Gradio hands its request (the session hash the rate limit counts) to a parameter
-    # annotated gr.Request; hfchat.chat stays gradio-free, so the annotation is set here.
-    chat_fn.__annotations__["request"] = gr.Request
-    # Likewise the signed-in visitor's token (None when not signed in, or not on a Space).
-    chat_fn.__annotations__["oauth_token"] = gr.OAuthToken | None
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
@@ -58,33 +52,13 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             controls = settings_controls(options)
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
-                injected = {"request", "oauth_token"}  # filled by Gradio, not by a control
-                params = [p for p in list(inspect.signature(chat_fn).parameters)[2:] if p not in injected]
-                chat = SavedChatInterface(
-                    chat_fn,
-                    additional_inputs=[controls[name] for name in params],
-                    api_name="chat",
-                    # Fixed at construction, so always on; a text-only task refuses images with a message.
-                    multimodal=True,
-                    textbox=gr.MultimodalTextbox(
-                        sources=["upload"],
-                        file_types=["image"],
-                        file_count="multiple",
-                        placeholder="Type a message (attach images with the task image-text-to-text)…",
-                        show_label=False,
-                        stop_btn=True,  # a custom textbox brings its own buttons; Stop is off by default
-                    ),
-                    title="hfchat",
-                    description="Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally.",
-                    editable=True,
-                    fill_height=True,
-                    analytics_enabled=False,
-                )
+                chat = chat_panel()
             with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
-        wire_conversations(demo, saved, chat, settable)
+        turns = wire_chat(chat, saved, chat_fn, controls, settable)
+        wire_conversations(demo, saved, chat, settable, turns)
         wire_presets(demo, presets, settable)
     return demo
 

@@ -1,39 +1,54 @@
-"""The conversation list and its buttons: new, switch, rename, delete, export, import."""
+"""The conversation list and its buttons: new, switch, rename, delete, export, import.
+
+The list is a `gr.BrowserState` of `hfchat.conversations` entries (titles, stable ids); the
+chat's own events save into it (`saved_outputs`, part of the turn's last update), and every
+event here sets what it changes in the same update: nothing runs when the list changes.
+"""
 
 from __future__ import annotations
 
 import tempfile
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from gradio.components import Component
 
 from hfchat import conversations as convos
 from hfchat.errors import HFChatError
 from hfchat.export import build_export, check_import_size, file_stem, import_conversation, to_json, to_markdown
-from hfchat.presets import (
-    ControlValues,
-    values_from_controls,
-)
-from hfchat.ui.chat_tab import SavedChatInterface, sync_state
+from hfchat.presets import ControlValues, values_from_controls
 from hfchat.ui.feedback import refused
 from hfchat.ui.page import BROWSER_STORAGE_SECRET
+
+if TYPE_CHECKING:
+    from hfchat.ui.chat_tab import ChatPanel
 
 
 @dataclass(frozen=True)
 class ConversationPanel:
-    turn_settings: gr.State
+    store: gr.BrowserState
+    """The saved list, in this browser's local storage (fixed key and secret: it survives restarts)."""
+    current: gr.State
+    """The id of the conversation in the window (None: a new one, not saved yet)."""
     opened: gr.BrowserState
+    """The same id, kept in the browser: a reload (after an app restart too) opens it again."""
     listing: gr.Radio
     new: gr.Button
     title: gr.Textbox
     rename: gr.Button
     delete: gr.Button
     export: gr.Button
+    json_file: gr.DownloadButton
+    markdown_file: gr.DownloadButton
     upload: gr.UploadButton
-    files: gr.File
+
+    @property
+    def saving(self) -> list[Component]:
+        """What a save sets (`saved_outputs`): the list and which conversation is shown."""
+        return [self.store, self.current, self.opened, self.listing, self.title, self.json_file, self.markdown_file]
 
 
 def conversation_panel() -> ConversationPanel:
@@ -48,13 +63,12 @@ def conversation_panel() -> ConversationPanel:
         with gr.Row():
             export = gr.Button("Export", size="sm")
             upload = gr.UploadButton("Import JSON", file_types=[".json"], file_count="single", size="sm")
-        files = gr.File(
-            label="Exported files", file_count="multiple", interactive=False, visible=False, elem_id="export-files"
-        )
+        with gr.Row():  # offered by Export: the conversation as files named after its title
+            json_file = gr.DownloadButton(size="sm", visible=False, elem_id="export-json")
+            markdown_file = gr.DownloadButton(size="sm", visible=False, elem_id="export-markdown")
     return ConversationPanel(
-        turn_settings=gr.State(None),
-        # Which conversation the window shows, kept in the browser: a reload (after an app
-        # restart too) opens it again, so the next message goes with its history.
+        store=gr.BrowserState([], storage_key=convos.STORAGE_KEY, secret=BROWSER_STORAGE_SECRET),
+        current=gr.State(None),
         opened=gr.BrowserState(None, storage_key="hfchat-open", secret=BROWSER_STORAGE_SECRET),
         listing=listing,
         new=new,
@@ -62,9 +76,26 @@ def conversation_panel() -> ConversationPanel:
         rename=rename,
         delete=delete,
         export=export,
+        json_file=json_file,
+        markdown_file=markdown_file,
         upload=upload,
-        files=files,
     )
+
+
+def saved_outputs(panel: ConversationPanel, saved: convos.Saved) -> dict[Component, Any]:
+    """The update for a changed list: stored, listed, and the current conversation's id and
+    title shown (an earlier export's downloads are put away: they no longer match)."""
+    shown = convos.find(saved.conversations, saved.current)
+    hidden = gr.update(visible=False)
+    return {
+        panel.store: convos.dump(saved.conversations),
+        panel.current: saved.current,
+        panel.opened: saved.current,
+        panel.listing: gr.update(choices=convos.choices(saved.conversations), value=saved.current),
+        panel.title: shown.title if shown else "",
+        panel.json_file: hidden,
+        panel.markdown_file: hidden,
+    }
 
 
 def _values_or_none(data: dict[Any, Any], controls: dict[str, Any]) -> ControlValues | None:
@@ -75,146 +106,110 @@ def _values_or_none(data: dict[Any, Any], controls: dict[str, Any]) -> ControlVa
 
 
 def wire_conversations(
-    demo: gr.Blocks, panel: ConversationPanel, chat: SavedChatInterface, controls: dict[str, Any]
+    demo: gr.Blocks,
+    panel: ConversationPanel,
+    chat: ChatPanel,
+    controls: dict[str, Any],
+    turns: list[Any],
 ) -> None:
-    """The list, new, switch, rename, delete, export and import; saving is the chat's own."""
+    """Reopen on load, new, switch, rename, delete, export and import. Leaving a conversation
+    while a reply streams stops it (`turns`) and keeps what was shown, as Stop does."""
     p = panel
-    store, current = chat.saved_conversations, chat.conversation_id
-    settings_inputs = set(controls.values())
-    export_dir = Path(tempfile.mkdtemp(prefix="hfchat-export-"))
+    store, current = p.store, p.current
     upload_root = Path(gr.utils.get_upload_folder())
 
-    def refresh(data: dict[Any, Any]) -> dict[Any, Any]:
-        """After every save: the list, the title, and the settings of the turn just saved."""
-        conversations = convos.load(data[store])
-        shown = convos.find(conversations, data[current])
-        out: dict[Any, Any] = {
-            p.listing: gr.Radio(choices=convos.choices(conversations), value=shown.id if shown else None),
-            p.title: shown.title if shown else "",
-        }
-        turn = data[p.turn_settings]
-        if shown is not None and turn is not None:
-            settings = ControlValues.model_validate(turn)
-            if shown.settings != settings:
-                updated = shown.model_copy(update={"settings": settings})
-                out[store] = convos.dump([updated if c.id == shown.id else c for c in conversations])
-            out[p.turn_settings] = None
-        return out
-
-    store.change(
-        refresh,
-        inputs={store, current, p.turn_settings},
-        outputs=[p.listing, p.title, store, p.turn_settings],
-        queue=False,
-        api_visibility="private",
-    )
-
-    def remember_turn(data: dict[Any, Any]) -> dict[Any, Any]:
-        """The sidebar as it was when a reply was asked for: saved with the conversation."""
-        values = _values_or_none(data, controls)
-        return {p.turn_settings: values.model_dump(mode="json") if values else None}
-
-    for trigger in (chat.textbox.submit, chat.chatbot.retry, chat.chatbot.edit):
-        trigger(remember_turn, inputs=settings_inputs, outputs=[p.turn_settings], queue=False, api_visibility="private")
-
-    def shown_id(conversation: convos.Conversation | None) -> str | None:
-        return conversation.id if conversation else None
-
-    def show(conversation: convos.Conversation | None) -> dict[Any, Any]:
-        """Put a conversation (or a new empty one) in the chat window."""
+    def show(saved: convos.Saved) -> dict[Component, Any]:
+        """The list, with the conversation `saved.current` (None: a new one) in the window."""
+        conversation = convos.find(saved.conversations, saved.current)
+        messages = convos.keep_available_files(conversation.messages, upload_root) if conversation else []
         return {
-            current: conversation.id if conversation else None,
-            p.opened: conversation.id if conversation else None,
-            p.turn_settings: None,
-            chat.chatbot: convos.keep_available_files(conversation.messages, upload_root) if conversation else [],
-            p.title: conversation.title if conversation else "",
-            p.listing: gr.Radio(value=conversation.id if conversation else None),
+            **saved_outputs(p, saved),
+            chat.chatbot: messages,
+            chat.history: messages,
+            chat.turn: None,
+            chat.textbox: chat.idle(),
         }
 
-    shown = [current, p.opened, p.turn_settings, chat.chatbot, p.title, p.listing]
+    shown = [*p.saving, chat.chatbot, chat.history, chat.turn, chat.textbox]
+
+    def left(data: dict[Any, Any]) -> list[convos.Conversation]:
+        """The list after leaving the window's conversation: a reply cut short is kept as shown."""
+        conversations = convos.load(data[store])
+        turn = data[chat.turn]
+        settings = ControlValues.model_validate(turn) if turn is not None else None
+        done = convos.commit(conversations, data[current], data[chat.history] or [], settings)
+        return done.conversations if done else conversations
+
+    leaving: set[Any] = {store, current, chat.history, chat.turn}
 
     def reopen(data: dict[Any, Any]) -> dict[Any, Any]:
         """On page load: the list, and the conversation that was open, back in the window."""
         conversations = convos.load(data[store])
-        conversation = convos.find(conversations, data[p.opened])
-        return {
-            **show(conversation),
-            p.listing: gr.Radio(choices=convos.choices(conversations), value=shown_id(conversation)),
-        }
+        opened = convos.find(conversations, data[p.opened])
+        return show(convos.Saved(conversations, opened.id if opened else None))
 
-    demo.load(reopen, inputs={store, p.opened}, outputs=shown, queue=False, api_visibility="private").then(
-        **sync_state(chat)
-    )
+    quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+    demo.load(reopen, inputs={store, p.opened}, outputs=shown, **quick)
 
-    def start_turn(data: dict[Any, Any]) -> dict[Any, Any]:
-        """The question is saved as it is sent, marked interrupted until its reply is saved."""
-        # Gradio has moved the message from the box into its saved_input state by now (the box
-        # reads empty); both are server-side values when this runs.
-        message = data[chat.saved_input] or data[chat.textbox]
-        saved = convos.start_turn(convos.load(data[store]), data[current], data[chat.chatbot_state] or [], message)
-        if saved is None:
-            return {store: gr.skip()}
-        return {store: convos.dump(saved.conversations), current: saved.current, p.opened: saved.current}
+    def new(data: dict[Any, Any]) -> dict[Any, Any]:
+        return show(convos.Saved(left(data), None))
 
-    chat.textbox.submit(
-        start_turn,
-        inputs={store, current, chat.chatbot_state, chat.saved_input, chat.textbox},
-        outputs=[store, current, p.opened],
-        queue=False,
-        api_visibility="private",
-    )
+    p.new.click(new, inputs=leaving, outputs=shown, cancels=turns, **quick)
 
-    p.new.click(lambda: show(None), outputs=shown, queue=False, api_visibility="private").then(**sync_state(chat))
-    p.listing.input(
-        lambda data: show(convos.find(convos.load(data[store]), data[p.listing])),
-        inputs={store, p.listing},
-        outputs=shown,
-        queue=False,
-        api_visibility="private",
-    ).then(**sync_state(chat))
+    def switch(data: dict[Any, Any]) -> dict[Any, Any]:
+        conversations = left(data)
+        chosen = convos.find(conversations, data[p.listing])
+        return show(convos.Saved(conversations, chosen.id if chosen else None))
+
+    p.listing.input(switch, inputs={*leaving, p.listing}, outputs=shown, cancels=turns, **quick)
 
     def rename(data: dict[Any, Any]) -> dict[Any, Any]:
         try:
             renamed = convos.rename(convos.load(data[store]), data[current], data[p.title])
         except HFChatError as exc:
             return refused(exc, store)
-        return {store: convos.dump(renamed)}
+        return saved_outputs(p, convos.Saved(renamed, data[current]))
 
     for trigger in (p.rename.click, p.title.submit):
-        trigger(rename, inputs={store, current, p.title}, outputs=[store], api_visibility="private")
+        trigger(rename, inputs={store, current, p.title}, outputs=p.saving, **quick)
 
     def delete(data: dict[Any, Any]) -> dict[Any, Any]:
         try:
             remaining = convos.delete(convos.load(data[store]), data[current])
         except HFChatError as exc:
             return refused(exc, store)
-        return {store: convos.dump(remaining), **show(None)}
+        return show(convos.Saved(remaining, None))
 
-    p.delete.click(delete, inputs={store, current}, outputs=[store, *shown], api_visibility="private").then(
-        **sync_state(chat)
-    )
+    p.delete.click(delete, inputs={store, current}, outputs=shown, cancels=turns, **quick)
 
-    def export(data: dict[Any, Any]) -> dict[Any, Any]:
+    def export(data: dict[Any, Any]) -> Iterator[dict[Any, Any]]:
+        """The conversation as JSON and Markdown downloads named after its title; the files
+        are written for this event only (Gradio serves its own copy of each)."""
         conversation = convos.find(convos.load(data[store]), data[current])
-        messages = data[chat.chatbot_state] or []
+        messages = data[chat.history] or []
         title = conversation.title if conversation else convos.default_title(messages)
         settings = conversation.settings if conversation and conversation.settings else _values_or_none(data, controls)
         try:
             exported = build_export(title, messages, settings)
         except HFChatError as exc:
-            return refused(exc, p.files)
-        folder = export_dir / uuid.uuid4().hex
-        folder.mkdir()
+            yield refused(exc, p.json_file)
+            return
         stem = file_stem(exported.title)
-        json_file, md_file = folder / f"{stem}.json", folder / f"{stem}.md"
-        json_file.write_text(to_json(exported), encoding="utf-8")
-        md_file.write_text(to_markdown(exported), encoding="utf-8")
-        return {p.files: gr.File(value=[str(json_file), str(md_file)], visible=True)}
+        with tempfile.TemporaryDirectory(prefix="hfchat-export-") as folder:
+            json_path, md_path = Path(folder, f"{stem}.json"), Path(folder, f"{stem}.md")
+            json_path.write_text(to_json(exported), encoding="utf-8")
+            md_path.write_text(to_markdown(exported), encoding="utf-8")
+            yield {
+                p.json_file: gr.update(value=str(json_path), label=json_path.name, visible=True),
+                p.markdown_file: gr.update(value=str(md_path), label=md_path.name, visible=True),
+            }
+            # Resumed once Gradio has copied both files into its cache: this folder goes now.
 
     p.export.click(
         export,
-        inputs={store, current, chat.chatbot_state, *settings_inputs},
-        outputs=[p.files],
+        inputs={store, current, chat.history, *controls.values()},
+        outputs=[p.json_file, p.markdown_file],
+        preprocess=False,  # the sidebar's values as sent: a bad one leaves the settings out
         api_visibility="private",
     )
 
@@ -223,21 +218,17 @@ def wire_conversations(
         try:
             check_import_size(path.stat().st_size)  # before reading it
             imported = import_conversation(path.read_bytes())
-            added = convos.add(convos.load(data[store]), imported)
+            added = convos.add(left(data), imported)
             convos.check_fits(added.conversations)
         except HFChatError as exc:
             return refused(exc, store)
-        conversation = convos.find(added.conversations, added.current)
         applied = imported.settings.as_controls() if imported.settings else {}
-        return {
-            store: convos.dump(added.conversations),
-            **show(conversation),
-            **{controls[name]: value for name, value in applied.items() if name in controls},
-        }
+        return {**show(added), **{controls[name]: value for name, value in applied.items() if name in controls}}
 
     p.upload.upload(
         import_file,
-        inputs={store, p.upload},
-        outputs=[store, *shown, *controls.values()],
+        inputs={*leaving, p.upload},
+        outputs=[*shown, *controls.values()],
+        cancels=turns,
         api_visibility="private",
-    ).then(**sync_state(chat))
+    )
