@@ -339,7 +339,7 @@ class GuardedTransport(httpx.HTTPTransport):
     httpx.HTTPTransport takes no network backend, so its connection pool is rebuilt with
     one (httpcore's public `ConnectionPool(network_backend=...)`), keeping httpx's mapping of
     httpcore's errors to its own. Proxies from the environment are not used: a proxy would
-    resolve names itself, out of reach of the check. `tests/test_egress.py` shows the pin in
+    resolve names itself, out of reach of the check. `tests/backends/test_egress.py` shows the pin in
     use: a rebinding name is refused, which an unpinned pool would let through.
     """
 

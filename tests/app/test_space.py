@@ -15,7 +15,7 @@ from hfchat.space import oauth_enabled, on_gpu, public_token_warning, zero_gpu
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.browser import AppProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def generate() -> str:

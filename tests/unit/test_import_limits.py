@@ -157,7 +157,7 @@ def test_any_json_imports_or_is_refused(value: object) -> None:
         parse_export(json.dumps(raw))
 
 
-# -- what the browser can hold (break 8): sizes measured against Chromium in tests/test_browser_security.py
+# -- what the browser can hold (break 8): sizes measured against Chromium in tests/browser/test_browser_security.py
 
 
 def conversation_of(chars: int, text: str = "x") -> Conversation:

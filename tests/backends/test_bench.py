@@ -17,7 +17,7 @@ import pytest
 from bench.__main__ import NAMES
 from bench.common import HEADER
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import httpx
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.servers import Recorder, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_app_starts_without_network_torch_or_hub_calls(recorder: Recorder, tmp_path: Path) -> None:
@@ -49,3 +49,30 @@ def test_app_starts_without_network_torch_or_hub_calls(recorder: Recorder, tmp_p
             proc.wait(timeout=30)
     assert recorder.requests == [], "no Hub call at import or launch"
     assert SENTINEL_TOKEN not in log.read_text()
+
+
+def test_help_lists_every_flag_without_importing_torch() -> None:
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['app.py', '--help']\n"
+        "try:\n    runpy.run_path('app.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    for flag in [
+        "--host",
+        "--port",
+        "--share",
+        "--backend",
+        "--model",
+        "--provider",
+        "--endpoint-url",
+        "--served-model",
+        "--task",
+        "--load-in-4bit",
+        "--cache-size",
+    ]:
+        assert flag in out
+    assert "HFCHAT_" in out
+    assert out.strip().endswith("NO-TORCH")

@@ -1,6 +1,6 @@
 """One chat turn through ChatService.respond: streaming, loading notice, limits, tokens.
 
-The fault matrix (every injected fault, through the running app) is tests/test_faults.py."""
+The fault matrix (every injected fault, through the running app) is tests/backends/test_faults.py."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from hfchat.reply import answer_text
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.pytest_fixtures import local_app_args
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_snippet() -> str:

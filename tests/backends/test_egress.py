@@ -27,7 +27,7 @@ from tests.fixtures.browser import AppProcess
 from tests.fixtures.fakedns import ENV_VAR, PUBLIC_ADDRESS, FakeDNS
 from tests.fixtures.servers import RecordedRequest, Recorder, chat_route_handler, json_response
 
-DNS_SITE = str(Path(__file__).resolve().parent / "fixtures" / "dns_site")
+DNS_SITE = str(Path(__file__).resolve().parents[1] / "fixtures" / "dns_site")
 REPLY = "hello from the endpoint"
 
 

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = (
     "hfchat outside hfchat.ui never imports gradio",
     "hfchat.ui is imported only by app.py, the in-process launcher, tests and bench",

@@ -26,7 +26,7 @@ from hfchat.messages import content_text
 from hfchat.testing.app import RunningApp
 from hfchat.testing.fake_service import FakeService, Scripted
 from hfchat.ui.page import BROWSER_STORAGE_SECRET
-from tests.test_app_wiring import FLAGS, plain
+from tests.app.test_app_wiring import FLAGS, plain
 
 
 class Page:
