@@ -277,8 +277,10 @@ def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str]) -> No
 
 def chat_over_rest(http: httpx.Client, data: Sequence[Any]) -> Any:
     """One `/chat` call over Gradio's REST API (`data`: the message, then every setting), read
-    one event at a time; returns the final output. Plain httpx keeps the client light, and
-    unlike gradio_client it does not keep every intermediate update (gigabytes for a huge reply)."""
+    one event at a time; returns the final reply's messages (the event's first output; the
+    others are the page's own, such as saved-conversation state). Plain httpx keeps the client
+    light, and unlike gradio_client it does not keep every intermediate update (gigabytes for
+    a huge reply)."""
     call = http.post("gradio_api/call/chat", json={"data": list(data)})
     call.raise_for_status()
     event, payload = "", ""
@@ -290,4 +292,4 @@ def chat_over_rest(http: httpx.Client, data: Sequence[Any]) -> Any:
                 payload = line.split(":", 1)[1].strip()
     if event != "complete":
         raise RuntimeError(f"the app answered {event!r}: {payload[:200]}")
-    return json.loads(payload)
+    return json.loads(payload)[0]

@@ -116,7 +116,7 @@ def run_on(cfg: BenchConfig, notes: Notes, model_dir: Path, device: str, bench: 
     chat, hit = service.model_for(spec, None)
     if not hit:
         raise RuntimeError("the app's cached model was not found: settings differ between the two sides")
-    model, tokenizer = local.model_of(chat), chat.llm.pipeline.tokenizer
+    model, tokenizer = local.LOCAL.model_of(chat), chat.llm.pipeline.tokenizer
     _, ids = _raw_turn(model, tokenizer, max_new_tokens)
     _, app_text = _app_turn(chat_fn, tokenizer, ids)
     raw_text = tokenizer.decode(ids, skip_special_tokens=True)

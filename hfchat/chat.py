@@ -23,7 +23,8 @@ import httpx
 from langchain_core.messages import BaseMessage
 
 from hfchat import net
-from hfchat.backends import BackendModule, Delta, builder, closing_stream, module_for
+from hfchat.backends import backend_for, builder
+from hfchat.backends.types import ChatBackend, Delta, closing_stream
 from hfchat.cache import ModelCache
 from hfchat.config import (
     DEFAULT_TIMEOUT_S,
@@ -45,6 +46,7 @@ from hfchat.errors import (
     internal_error,
     translate,
 )
+from hfchat.fairqueue import DeviceQueues
 from hfchat.images import file_paths
 from hfchat.limits import (
     CHARS_PER_TOKEN,
@@ -66,7 +68,7 @@ from hfchat.messages import (
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
 from hfchat.settings import API_ORDER, SETTINGS
-from hfchat.tokens import fingerprint, redact, resolve_token
+from hfchat.tokens import Fingerprinter, redact, resolve_token
 from hfchat.updates import Loading, Notice, ReplyView
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,10 @@ class ChatService:
     """The longest a started reply may go without a chunk (--stall-timeout)."""
     endpoint_api_key: str = field(default="", repr=False)
     """The operator's key for their own endpoint (--endpoint-api-key); see `net.endpoint_key`."""
+    queues: DeviceQueues = field(default_factory=DeviceQueues)
+    """Where local generations take turns per device (--local-concurrency slots each)."""
+    fingerprint: Fingerprinter = field(default_factory=Fingerprinter, repr=False)
+    """Tells tokens apart in the cache's keys without holding them."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -150,7 +156,7 @@ class ChatService:
         local = settings.spec.backend is Backend.LOCAL
         if local:
             started = opened  # the model is ready now: generation starts the clock
-        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel)
+        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel, self.queues)
         deadlines = Deadlines(
             turn_end=started + self.turn_timeout,
             turn_timeout=self.turn_timeout,
@@ -223,7 +229,7 @@ class ChatService:
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
             settings = build_settings(
                 **values,
-                token_fingerprint=fingerprint(token),
+                token_fingerprint=self.fingerprint(token),
                 timeout=self.timeout,
                 retry=self.retry,
                 local_dirs=self.limits.local_dirs,
@@ -432,8 +438,8 @@ def _notices(notice: str) -> tuple[Notice, ...]:
     return (Notice(notice),) if notice else ()
 
 
-def _backend(settings: ChatSettings) -> BackendModule:
-    return module_for(settings.spec.backend, settings.spec.task)
+def _backend(settings: ChatSettings) -> ChatBackend:
+    return backend_for(settings.spec.backend, settings.spec.task)
 
 
 def _check_not_empty(reply: Reply) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -177,6 +177,168 @@ def _add_setting_flag(
     )
 
 
+@dataclass(frozen=True)
+class ServerFlag:
+    """A flag that sets how the server runs (not a sidebar setting: those come from
+    `hfchat.settings`). `parse` turns the flag's or HFCHAT_ variable's text into its value."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: object
+    help: str
+    metavar: str | None = None
+
+    @property
+    def switch(self) -> bool:
+        """A true/false flag, which may be given bare (`--public`)."""
+        return self.parse is _bool
+
+
+def _server_flags() -> tuple[ServerFlag, ...]:
+    """The server's flags, in --help order, after the sidebar settings'."""
+    retry, limits = RetryPolicy(), InputLimits()
+    return (
+        ServerFlag(
+            "endpoint_api_key",
+            str,
+            "",
+            "key sent to --endpoint-url as 'Authorization: Bearer' (the HF token never goes to a host that is not "
+            "Hugging Face's); prefer HFCHAT_ENDPOINT_API_KEY, a flag shows in the process list",
+        ),
+        ServerFlag("cache_size", _positive, 2, "how many built models to keep (LRU)"),
+        ServerFlag(
+            "timeout",
+            _positive,
+            DEFAULT_TIMEOUT_S,
+            "seconds an endpoint may take to connect, to answer each read, and to send its first chunk",
+        ),
+        ServerFlag(
+            "turn_timeout",
+            _duration,
+            DEFAULT_TURN_TIMEOUT_S,
+            f"longest a reply may take, in seconds (default {DEFAULT_TURN_TIMEOUT_S}); past it the reply "
+            "is cut and what arrived is kept",
+        ),
+        ServerFlag(
+            "stall_timeout",
+            _duration,
+            DEFAULT_STALL_TIMEOUT_S,
+            f"longest a reply may go without a new chunk once it has started, in seconds "
+            f"(default {DEFAULT_STALL_TIMEOUT_S}); past it the reply is cut",
+        ),
+        ServerFlag(
+            "concurrency",
+            _positive,
+            DEFAULT_CONCURRENCY,
+            f"chats served at once (default {DEFAULT_CONCURRENCY}): remote backends run this many in parallel",
+        ),
+        ServerFlag(
+            "local_concurrency",
+            _positive,
+            DEFAULT_LOCAL_SLOTS,
+            f"local generations at once per device (default {DEFAULT_LOCAL_SLOTS}); "
+            "the others wait their turn, first come first served",
+        ),
+        ServerFlag(
+            "public",
+            _bool,
+            "false",
+            "treat this as a public deployment even on a loopback host (e.g. behind a reverse proxy); "
+            "a Space (SPACE_ID), --share or a non-loopback --host already count as public",
+        ),
+        ServerFlag(
+            "local_models",
+            _models,
+            "",
+            "comma-separated repo IDs or folders that may be loaded locally; on a public deployment "
+            "local models are off unless this or --max-local-params is set",
+        ),
+        ServerFlag(
+            "max_local_params",
+            _param_count,
+            None,
+            "largest local model allowed, in parameters (2B, 500M or an integer), read from the Hub's "
+            "safetensors metadata before any download",
+        ),
+        ServerFlag(
+            "rate_limit",
+            _rate,
+            "off",
+            "messages each visitor may send, e.g. 10/min, 2/s, 100/h (default off); counted per "
+            "session, and on a public deployment per client address too",
+        ),
+        ServerFlag(
+            "max_turns_per_client",
+            _count,
+            DEFAULT_TURNS_PER_CLIENT,
+            f"replies one client address may have running at once on a public deployment (default "
+            f"{DEFAULT_TURNS_PER_CLIENT}; 0 = no limit)",
+        ),
+        ServerFlag(
+            "auth",
+            _auth,
+            "",
+            "require this login before the app opens (protects a --share link or a public host)",
+            metavar="USER:PASSWORD",
+        ),
+        ServerFlag(
+            "max_queue",
+            _positive,
+            64,
+            "requests waiting in the queue at most; more are told the app is busy (default 64)",
+        ),
+        ServerFlag(
+            "retries",
+            _count,
+            retry.retries,
+            "retries of a 429 (rate limited) or 503 (loading) answer before the first token; 0 = none",
+        ),
+        ServerFlag(
+            "retry_backoff", _seconds, retry.backoff, "seconds before the first retry, doubled for each next one"
+        ),
+        ServerFlag(
+            "retry_max_wait",
+            _seconds,
+            retry.max_wait,
+            "longest wait before a retry; a longer Retry-After is shown to the user instead of waited for",
+        ),
+        ServerFlag(
+            "max_message_chars",
+            _positive,
+            limits.max_message_chars,
+            "longest message (and system prompt) accepted, in characters",
+        ),
+        ServerFlag(
+            "max_history_chars",
+            _count,
+            limits.max_history_chars,
+            "longest history sent to the model, in characters; older turns are dropped with a notice",
+        ),
+        ServerFlag(
+            "local_dirs",
+            _models,
+            "",
+            "comma-separated folders under which local model folders may be loaded (default: anywhere); "
+            "a path outside them is refused before the disk is touched",
+        ),
+    )
+
+
+def _add_server_flag(
+    parser: argparse.ArgumentParser, flag: ServerFlag, default: Callable[[str, object], object]
+) -> None:
+    kwargs: dict[str, Any] = {"nargs": "?", "const": True} if flag.switch else {}
+    if flag.metavar:
+        kwargs["metavar"] = flag.metavar
+    parser.add_argument(
+        "--" + flag.name.replace("_", "-"),
+        type=flag.parse,
+        default=default(flag.name, flag.default),
+        help=flag.help,
+        **kwargs,
+    )
+
+
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """Every flag also reads HFCHAT_<NAME> from the environment; the flag wins."""
     env = os.environ if environ is None else environ
@@ -198,147 +360,12 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     p.add_argument(
         "--port", type=int, default=default("port", env.get("GRADIO_SERVER_PORT", 7860)), help="port (default 7860)"
     )
-    p.add_argument(
-        "--share",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=default("share", "false"),
-        help="create a public Gradio share link",
-    )
+    _add_server_flag(p, ServerFlag("share", _bool, "false", "create a public Gradio share link"), default)
     for setting in SETTINGS.values():
         if setting.name in STORED:
             _add_setting_flag(p, setting, default)
-    p.add_argument(
-        "--endpoint-api-key",
-        default=default("endpoint_api_key", ""),
-        help="key sent to --endpoint-url as 'Authorization: Bearer' (the HF token never goes to a host that is not "
-        "Hugging Face's); prefer HFCHAT_ENDPOINT_API_KEY, a flag shows in the process list",
-    )
-    p.add_argument(
-        "--cache-size", type=_positive, default=default("cache_size", 2), help="how many built models to keep (LRU)"
-    )
-    p.add_argument(
-        "--timeout",
-        type=_positive,
-        default=default("timeout", DEFAULT_TIMEOUT_S),
-        help="seconds an endpoint may take to connect, to answer each read, and to send its first chunk",
-    )
-    p.add_argument(
-        "--turn-timeout",
-        type=_duration,
-        default=default("turn_timeout", DEFAULT_TURN_TIMEOUT_S),
-        help=f"longest a reply may take, in seconds (default {DEFAULT_TURN_TIMEOUT_S}); past it the reply "
-        "is cut and what arrived is kept",
-    )
-    p.add_argument(
-        "--stall-timeout",
-        type=_duration,
-        default=default("stall_timeout", DEFAULT_STALL_TIMEOUT_S),
-        help=f"longest a reply may go without a new chunk once it has started, in seconds "
-        f"(default {DEFAULT_STALL_TIMEOUT_S}); past it the reply is cut",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=_positive,
-        default=default("concurrency", DEFAULT_CONCURRENCY),
-        help=f"chats served at once (default {DEFAULT_CONCURRENCY}): remote backends run this many in parallel",
-    )
-    p.add_argument(
-        "--local-concurrency",
-        type=_positive,
-        default=default("local_concurrency", DEFAULT_LOCAL_SLOTS),
-        help=f"local generations at once per device (default {DEFAULT_LOCAL_SLOTS}); "
-        "the others wait their turn, first come first served",
-    )
-    p.add_argument(
-        "--public",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=default("public", "false"),
-        help="treat this as a public deployment even on a loopback host (e.g. behind a reverse proxy); "
-        "a Space (SPACE_ID), --share or a non-loopback --host already count as public",
-    )
-    p.add_argument(
-        "--local-models",
-        type=_models,
-        default=default("local_models", ""),
-        help="comma-separated repo IDs or folders that may be loaded locally; on a public deployment "
-        "local models are off unless this or --max-local-params is set",
-    )
-    p.add_argument(
-        "--max-local-params",
-        type=_param_count,
-        default=default("max_local_params", None),
-        help="largest local model allowed, in parameters (2B, 500M or an integer), read from the Hub's "
-        "safetensors metadata before any download",
-    )
-    p.add_argument(
-        "--rate-limit",
-        type=_rate,
-        default=default("rate_limit", "off"),
-        help="messages each visitor may send, e.g. 10/min, 2/s, 100/h (default off); counted per "
-        "session, and on a public deployment per client address too",
-    )
-    p.add_argument(
-        "--max-turns-per-client",
-        type=_count,
-        default=default("max_turns_per_client", DEFAULT_TURNS_PER_CLIENT),
-        help=f"replies one client address may have running at once on a public deployment (default "
-        f"{DEFAULT_TURNS_PER_CLIENT}; 0 = no limit)",
-    )
-    p.add_argument(
-        "--auth",
-        type=_auth,
-        default=default("auth", ""),
-        metavar="USER:PASSWORD",
-        help="require this login before the app opens (protects a --share link or a public host)",
-    )
-    p.add_argument(
-        "--max-queue",
-        type=_positive,
-        default=default("max_queue", 64),
-        help="requests waiting in the queue at most; more are told the app is busy (default 64)",
-    )
-    retry, limits = RetryPolicy(), InputLimits()
-    p.add_argument(
-        "--retries",
-        type=_count,
-        default=default("retries", retry.retries),
-        help="retries of a 429 (rate limited) or 503 (loading) answer before the first token; 0 = none",
-    )
-    p.add_argument(
-        "--retry-backoff",
-        type=_seconds,
-        default=default("retry_backoff", retry.backoff),
-        help="seconds before the first retry, doubled for each next one",
-    )
-    p.add_argument(
-        "--retry-max-wait",
-        type=_seconds,
-        default=default("retry_max_wait", retry.max_wait),
-        help="longest wait before a retry; a longer Retry-After is shown to the user instead of waited for",
-    )
-    p.add_argument(
-        "--max-message-chars",
-        type=_positive,
-        default=default("max_message_chars", limits.max_message_chars),
-        help="longest message (and system prompt) accepted, in characters",
-    )
-    p.add_argument(
-        "--max-history-chars",
-        type=_count,
-        default=default("max_history_chars", limits.max_history_chars),
-        help="longest history sent to the model, in characters; older turns are dropped with a notice",
-    )
-    p.add_argument(
-        "--local-dirs",
-        type=_models,
-        default=default("local_dirs", ""),
-        help="comma-separated folders under which local model folders may be loaded (default: anywhere); "
-        "a path outside them is refused before the disk is touched",
-    )
+    for flag in _server_flags():
+        _add_server_flag(p, flag, default)
     return p
 
 
@@ -363,25 +390,12 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         )
     except ValidationError as exc:
         parser.error(config_error(exc).message)
-    return AppOptions(
-        host=args.host,
-        port=args.port,
-        share=args.share,
+    # Each AppOptions field with a flag of its own name takes the flag's value as parsed.
+    flagged = {f.name: getattr(args, f.name) for f in fields(AppOptions) if f.init and hasattr(args, f.name)}
+    derived: dict[str, Any] = dict(
         sidebar=sidebar,
         endpoint_api_key=args.endpoint_api_key.strip(),
-        cache_size=args.cache_size,
-        timeout=args.timeout,
-        turn_timeout=args.turn_timeout,
-        stall_timeout=args.stall_timeout,
-        concurrency=args.concurrency,
-        local_concurrency=args.local_concurrency,
         public=is_public(args.host, args.share, env, forced=args.public),
-        local_models=args.local_models,
-        max_local_params=args.max_local_params,
-        rate_limit=args.rate_limit,
-        max_turns_per_client=args.max_turns_per_client,
-        max_queue=args.max_queue,
-        auth=args.auth,
         oauth=oauth_enabled(env),
         on_space=bool(env.get("SPACE_ID")),
         retry=RetryPolicy(retries=args.retries, backoff=args.retry_backoff, max_wait=args.retry_max_wait),
@@ -391,3 +405,4 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
             local_dirs=args.local_dirs,
         ),
     )
+    return AppOptions(**{**flagged, **derived})

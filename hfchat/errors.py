@@ -10,7 +10,8 @@ import ast
 import json
 import re
 import secrets
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import httpx
 import jinja2
@@ -20,9 +21,15 @@ from hfchat.updates import Failed
 
 
 class HFChatError(Exception):
-    """Base error: `message` says what happened, `hint` says how to fix it."""
+    """Base error: `message` says what happened, `hint` says how to fix it. Each kind names
+    its `title` (the bold start of its chat reply) in its class line: `title="..."`."""
 
     title: ClassVar[str] = "Something went wrong"
+
+    def __init_subclass__(cls, title: str = "", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if title:
+            cls.title = title
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -41,94 +48,70 @@ class HFChatError(Exception):
         return self.failed().text
 
 
-class ConfigError(HFChatError):
-    title = "Invalid setting"
-
+class ConfigError(HFChatError, title="Invalid setting"):
     def __init__(self, message: str, hint: str = "", *, field: str | None = None) -> None:
         super().__init__(message, hint or "Fix that field in the sidebar (or the API call) and send again.")
         self.field = field
 
 
-class AuthError(HFChatError):
-    title = "Not authorized (401)"
+class AuthError(HFChatError, title="Not authorized (401)"): ...
 
 
-class MissingTokenError(HFChatError):
-    title = "Token needed"
+class MissingTokenError(HFChatError, title="Token needed"): ...
 
 
-class AccessError(HFChatError):
-    title = "Access denied (403)"
+class AccessError(HFChatError, title="Access denied (403)"): ...
 
 
-class ModelNotFoundError(HFChatError):
-    title = "Model not found (404)"
+class ModelNotFoundError(HFChatError, title="Model not found (404)"): ...
 
 
-class RequestRejectedError(HFChatError):
-    title = "Request rejected"
+class RequestRejectedError(HFChatError, title="Request rejected"): ...
 
 
-class RateLimitError(HFChatError):
-    title = "Rate limited (429)"
-
+class RateLimitError(HFChatError, title="Rate limited (429)"):
     def __init__(self, message: str, hint: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(message, hint)
         self.retry_after = retry_after
 
 
-class ServerError(HFChatError):
-    title = "Server error"
+class ServerError(HFChatError, title="Server error"): ...
 
 
-class EndpointTimeoutError(HFChatError):
-    title = "Timed out"
+class EndpointTimeoutError(HFChatError, title="Timed out"): ...
 
 
-class ConnectionFailedError(HFChatError):
-    title = "Cannot connect"
+class ConnectionFailedError(HFChatError, title="Cannot connect"): ...
 
 
-class OfflineModeError(HFChatError):
-    title = "Offline mode"
+class OfflineModeError(HFChatError, title="Offline mode"): ...
 
 
-class QuantizationUnavailableError(HFChatError):
-    title = "4-bit loading unavailable"
+class QuantizationUnavailableError(HFChatError, title="4-bit loading unavailable"): ...
 
 
-class OutOfMemoryError(HFChatError):
-    title = "Out of memory"
+class OutOfMemoryError(HFChatError, title="Out of memory"): ...
 
 
-class CorruptModelError(HFChatError):
-    title = "Corrupt model files"
+class CorruptModelError(HFChatError, title="Corrupt model files"): ...
 
 
-class ChatTemplateError(HFChatError):
-    title = "Chat template error"
+class ChatTemplateError(HFChatError, title="Chat template error"): ...
 
 
-class GenerationError(HFChatError):
-    title = "Generation failed"
+class GenerationError(HFChatError, title="Generation failed"): ...
 
 
-class UnreadableReplyError(HFChatError):
+class UnreadableReplyError(HFChatError, title="Unreadable reply"):
     """The server's stream is not the OpenAI chat-completion format: its fault, not ours."""
 
-    title = "Unreadable reply"
 
-
-class ReplyCutOffError(HFChatError):
+class ReplyCutOffError(HFChatError, title="The reply was cut off"):
     """The reply had started when the stream broke: the words say so, and why."""
 
-    title = "The reply was cut off"
 
-
-class InternalError(HFChatError):
+class InternalError(HFChatError, title="Internal error"):
     """A bug in hfchat. The page shows only a reference; the log has the traceback under it."""
-
-    title = "Internal error"
 
     def __init__(self, reference: str) -> None:
         super().__init__(
@@ -155,44 +138,32 @@ class MalformedChunk(ValueError):
         self.detail = detail
 
 
-class UnsupportedTaskError(HFChatError):
-    title = "Unsupported task"
+class UnsupportedTaskError(HFChatError, title="Unsupported task"): ...
 
 
-class EmptyReplyError(HFChatError):
-    title = "Empty reply"
+class EmptyReplyError(HFChatError, title="Empty reply"): ...
 
 
-class InputError(HFChatError):
+class InputError(HFChatError, title="Cannot send this message"):
     """The message itself can't be sent as it is (an attachment, for example)."""
 
-    title = "Cannot send this message"
+
+class LocalModelNotAllowedError(HFChatError, title="Local model not allowed here"): ...
 
 
-class LocalModelNotAllowedError(HFChatError):
-    title = "Local model not allowed here"
+class EndpointNotAllowedError(HFChatError, title="Endpoint not allowed here"): ...
 
 
-class EndpointNotAllowedError(HFChatError):
-    title = "Endpoint not allowed here"
-
-
-class ReplyTooLargeError(HFChatError):
+class ReplyTooLargeError(HFChatError, title="Reply too large"):
     """A server sent more bytes than a request may return (see `hfchat.deadline.io_budget`)."""
 
-    title = "Reply too large"
 
-
-class RedirectRefusedError(HFChatError):
+class RedirectRefusedError(HFChatError, title="Redirect refused"):
     """A custom endpoint answered with a redirect, which hfchat never follows (see hfchat.net)."""
 
-    title = "Redirect refused"
 
-
-class TooManyMessagesError(HFChatError):
+class TooManyMessagesError(HFChatError, title="Busy, try again"):
     """A visitor went over the per-session rate limit (--rate-limit)."""
-
-    title = "Busy, try again"
 
     def __init__(self, message: str, hint: str = "", *, retry_after: float) -> None:
         super().__init__(message, hint)
@@ -254,6 +225,9 @@ def _server_detail(exc: BaseException) -> str:
     return lines[-1][:300] if lines else ""
 
 
+_CREATE_TOKEN = "Create one at https://huggingface.co/settings/tokens (it needs 'Make calls to Inference Providers')."
+
+
 def from_http_status(status: int, where: str, detail: str = "", retry_after: float | None = None) -> HFChatError:
     """Map an HTTP status from a backend to an error that says what to do."""
     said = f" The server said: {detail}" if detail else ""
@@ -261,8 +235,7 @@ def from_http_status(status: int, where: str, detail: str = "", retry_after: flo
         return AuthError(
             f"{where} refused the token.{said}",
             "Sign in with Hugging Face (on a Space), or set a valid token in the sidebar's token box "
-            "or in HF_TOKEN, then send again. "
-            "Create one at https://huggingface.co/settings/tokens (it needs 'Make calls to Inference Providers').",
+            "or in HF_TOKEN, then send again. " + _CREATE_TOKEN,
         )
     if status == 403:
         return AccessError(
@@ -327,138 +300,247 @@ def _is_error_event(exc: BaseException) -> bool:
 
 
 _CUT_OFF_HINT = "The server may have crashed or restarted: check it, then send again (the text above is what arrived)."
+_CONNECT_HINT = "Check the endpoint URL (scheme, host and port) and that the server is running, then send again."
 
 
-def _cut_off(exc: BaseException, where: str) -> HFChatError | None:
-    """After part of the reply: a broken stream or an error event says the reply was cut off, and why."""
-    text = str(exc)
-    if _is_error_event(exc):
-        return ReplyCutOffError(
-            f"{where} sent an error before the reply was complete. The server said: {_event_words(exc)}",
+class _Failure:
+    """The error being translated, as the rows of `_ROWS` read it. The `{...}` fields of a
+    row's message and hint are its attributes (`{where}`, `{text:.200}`), read on demand."""
+
+    def __init__(self, exc: BaseException, where: str, started: bool) -> None:
+        self.exc, self.where, self.started = exc, where, started
+        self.name = type(exc).__name__
+        self.text = str(exc)
+        self.lower = self.text.lower()
+
+    def __getitem__(self, field: str) -> object:  # str.format_map reads the fields here
+        return getattr(self, field)
+
+    def isa(self, *kinds: type[BaseException]) -> bool:
+        return isinstance(self.exc, kinds)
+
+    @property
+    def detail(self) -> str:
+        return getattr(self.exc, "detail", "")
+
+    @property
+    def event(self) -> str:
+        return _event_words(self.exc)
+
+    @property
+    def server(self) -> str:
+        return _server_detail(self.exc)
+
+    @property
+    def first_line(self) -> str:
+        return self.text.splitlines()[0] if self.text else ""
+
+    @property
+    def status(self) -> int | None:
+        return status_of(self.exc)
+
+    @property
+    def needs_token(self) -> bool:
+        # transformers' "not a valid model identifier" also suggests `hf auth login`: a typo in
+        # a repo ID is a missing model, not a missing token.
+        asks = "provide an api_key" in self.text or "hf auth login" in self.text
+        return asks and not _MISSING_MODEL.search(self.text)
+
+    @property
+    def dns(self) -> bool:
+        return any(words in self.lower for words in ("resolve", "name or service", "nodename"))
+
+
+Match = Callable[[_Failure], object]
+Make = Callable[[_Failure], HFChatError]
+
+
+def _says(kind: Callable[..., HFChatError], message: str, hint: str, **extra: Any) -> Make:
+    """A row's error: `message` and `hint` with the failure's fields filled in."""
+    return lambda f: kind(message.format_map(f), hint.format_map(f), **extra)
+
+
+def _cut(why: str) -> Make:
+    return _says(ReplyCutOffError, "{where} " + why + " before the reply was complete.", _CUT_OFF_HINT)
+
+
+def _status(status: int) -> Make:
+    return lambda f: from_http_status(status, f.where, f.server)
+
+
+_ROWS: tuple[tuple[Match, Make], ...] = (
+    (
+        lambda f: f.isa(MalformedChunk),
+        _says(
+            UnreadableReplyError,
+            "{where} sent a reply hfchat cannot read ({detail:.200}).",
+            "It does not follow the OpenAI chat-completion stream format: check that endpoint_url points at an "
+            "OpenAI-compatible server (TGI, vLLM, transformers serve) or pick another provider, then send again. "
+            "Any text above is what arrived before it.",
+        ),
+    ),
+    # After part of the reply: a broken stream or an error event says the reply was cut off, and why.
+    (
+        lambda f: f.started and _is_error_event(f.exc),
+        _says(
+            ReplyCutOffError,
+            "{where} sent an error before the reply was complete. The server said: {event}",
             "Send again; if it keeps happening, check the server and its log (the text above is what arrived).",
-        )
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        why = "sent nothing more for too long (read timeout)"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        why = "closed the connection"
-    elif isinstance(exc, ConnectionResetError) or "reset" in text.lower():
-        why = "reset the connection"
-    elif isinstance(exc, (httpx.TransportError, ConnectionError)):
-        why = f"broke the connection ({text[:200]})"
-    else:
-        return None
-    return ReplyCutOffError(f"{where} {why} before the reply was complete.", _CUT_OFF_HINT)
+        ),
+    ),
+    (
+        lambda f: f.started and f.isa(httpx.TimeoutException, TimeoutError),
+        _cut("sent nothing more for too long (read timeout)"),
+    ),
+    (lambda f: f.started and f.isa(httpx.RemoteProtocolError), _cut("closed the connection")),
+    (lambda f: f.started and (f.isa(ConnectionResetError) or "reset" in f.lower), _cut("reset the connection")),
+    (lambda f: f.started and f.isa(httpx.TransportError, ConnectionError), _cut("broke the connection ({text:.200})")),
+    # Before any of it, or an error that is not about the stream.
+    (
+        lambda f: _is_error_event(f.exc),
+        _says(
+            ServerError,
+            "{where} answered with an error. The server said: {event}",
+            "This is a server-side problem: send again, or check the server and its log.",
+        ),
+    ),
+    (
+        lambda f: f.isa(httpx.InvalidURL),
+        _says(
+            ConfigError,
+            "endpoint_url: the URL cannot be used ({text:.200}).",
+            "Enter the server's base URL, such as http://127.0.0.1:8000, without spaces or control characters.",
+            field="endpoint_url",
+        ),
+    ),
+    (
+        lambda f: f.name == "OfflineModeIsEnabled",
+        _says(
+            OfflineModeError,
+            "HF_HUB_OFFLINE=1 is set, so huggingface_hub refuses to reach the Hugging Face Hub.",
+            "Unset HF_HUB_OFFLINE to use the Hub, use a local model folder, or a custom endpoint URL.",
+        ),
+    ),
+    (
+        lambda f: f.needs_token,
+        _says(
+            MissingTokenError,
+            "{where} needs a Hugging Face token, and none is set.",
+            "Paste a token into the sidebar's token box, or start the app with HF_TOKEN set. " + _CREATE_TOKEN,
+        ),
+    ),
+    (lambda f: f.name == "GatedRepoError", _status(403)),
+    (lambda f: f.name == "RepositoryNotFoundError", _status(404)),
+    (
+        lambda f: f.name == "LocalEntryNotFoundError",
+        _says(
+            ConnectionFailedError,
+            "The model is not in the local cache and the Hugging Face Hub cannot be reached.",
+            "Connect to the internet once to download it, or give the path of a local model folder.",
+        ),
+    ),
+    (
+        lambda f: f.status is not None,
+        lambda f: from_http_status(f.status or 0, f.where, f.server, retry_after_of(f.exc)),
+    ),
+    (
+        lambda f: f.name == "InferenceTimeoutError" or f.isa(httpx.TimeoutException, TimeoutError),
+        _says(
+            EndpointTimeoutError,
+            "{where} did not answer in time.",
+            "The server may be overloaded or the model still loading: wait a moment and send again.",
+        ),
+    ),
+    (
+        lambda f: f.isa(httpx.RemoteProtocolError),
+        _says(
+            ConnectionFailedError,
+            "The reply was cut off: {where} closed the connection in the middle of it.",
+            _CUT_OFF_HINT,
+        ),
+    ),
+    (
+        lambda f: f.isa(httpx.ConnectError, ConnectionError) and f.dns,
+        _says(ConnectionFailedError, "The endpoint's host name does not resolve.", _CONNECT_HINT),
+    ),
+    (
+        lambda f: f.isa(httpx.ConnectError, ConnectionError),
+        _says(ConnectionFailedError, "{where} refused the connection.", _CONNECT_HINT),
+    ),
+    (
+        lambda f: f.isa(httpx.HTTPError),
+        _says(
+            ConnectionFailedError,
+            "{where} could not be reached: {text:.200}",
+            "Check the URL and the server, then send again.",
+        ),
+    ),
+    (
+        lambda f: f.name == "OutOfMemoryError" or f.isa(MemoryError) or "out of memory" in f.lower,
+        _says(
+            OutOfMemoryError,
+            "The model does not fit in memory.",
+            "Enable 4-bit loading, pick a smaller model, lower max_new_tokens, or lower the cache size (--cache-size).",
+        ),
+    ),
+    (
+        lambda f: "bitsandbytes" in f.lower and f.isa(ImportError, RuntimeError, ValueError),
+        _says(
+            QuantizationUnavailableError,
+            "bitsandbytes cannot load this model in 4-bit here: {text:.200}",
+            "Install it with `pip install bitsandbytes` (a CUDA GPU or bitsandbytes>=0.49 for CPU), or turn 4-bit off.",
+        ),
+    ),
+    (lambda f: f.isa(SafetensorError), lambda f: corrupt_weights(f.text)),
+    (
+        lambda f: "probability tensor contains" in f.text,
+        _says(
+            GenerationError,
+            "{where} produced invalid numbers (NaN or infinity) while sampling: {text:.200}",
+            "Turn do_sample off, load it in float32 or bfloat16 instead of float16, or use another model; "
+            "its weights may be broken.",
+        ),
+    ),
+    (
+        lambda f: f.name.endswith("TemplateError"),
+        _says(
+            ChatTemplateError,
+            "The model's chat template failed: {text:.200}",
+            "Clear the system prompt or the conversation and try again, or use another model.",
+        ),
+    ),
+    (
+        lambda f: f.isa(OSError) and "couldn't connect" in f.lower,
+        _says(
+            ConnectionFailedError,
+            "The Hugging Face Hub cannot be reached, and the model is not in the local cache.",
+            "Check the internet connection, or give the path of a local model folder, then send again.",
+        ),
+    ),
+    (
+        lambda f: f.isa(OSError) and _MISSING_MODEL.search(f.text),
+        _says(
+            ModelNotFoundError,
+            "No model was found at that repo ID or folder. {first_line:.200}",
+            "Check the repo ID (owner/name) or give an existing local folder with config.json.",
+        ),
+    ),
+)
+"""How each error of the stack reads, first match wins: (match, the error to show)."""
+
+_OTHERWISE = _says(GenerationError, "{where} failed: {name}: {text:.300}", "Check the settings and send again.")
 
 
 def translate(exc: BaseException, where: str = "The backend", *, started: bool = False) -> HFChatError:
-    """Turn any error from the stack into an HFChatError that says how to fix it.
+    """Turn any error from the stack into an HFChatError that says how to fix it (`_ROWS`).
 
     `started`: part of the reply had arrived, so a broken stream means the reply was cut
     off, not that the server could not be reached."""
     if isinstance(exc, HFChatError):
         return exc
-    name = type(exc).__name__
-    text = str(exc)
-    if isinstance(exc, MalformedChunk):
-        return UnreadableReplyError(
-            f"{where} sent a reply hfchat cannot read ({exc.detail[:200]}).",
-            "It does not follow the OpenAI chat-completion stream format: check that endpoint_url points at an "
-            "OpenAI-compatible server (TGI, vLLM, transformers serve) or pick another provider, then send again. "
-            "Any text above is what arrived before it.",
-        )
-    if started and (cut := _cut_off(exc, where)) is not None:
-        return cut
-    if _is_error_event(exc):
-        return ServerError(
-            f"{where} answered with an error. The server said: {_event_words(exc)}",
-            "This is a server-side problem: send again, or check the server and its log.",
-        )
-    if isinstance(exc, httpx.InvalidURL):
-        return ConfigError(
-            f"endpoint_url: the URL cannot be used ({text[:200]}).",
-            "Enter the server's base URL, such as http://127.0.0.1:8000, without spaces or control characters.",
-            field="endpoint_url",
-        )
-    if name == "OfflineModeIsEnabled":
-        return OfflineModeError(
-            "HF_HUB_OFFLINE=1 is set, so huggingface_hub refuses to reach the Hugging Face Hub.",
-            "Unset HF_HUB_OFFLINE to use the Hub, use a local model folder, or a custom endpoint URL.",
-        )
-    # transformers' "not a valid model identifier" also suggests `hf auth login`: a typo in a
-    # repo ID is a missing model, not a missing token.
-    if ("provide an api_key" in text or "hf auth login" in text) and not _MISSING_MODEL.search(text):
-        return MissingTokenError(
-            f"{where} needs a Hugging Face token, and none is set.",
-            "Paste a token into the sidebar's token box, or start the app with HF_TOKEN set. Create one at "
-            "https://huggingface.co/settings/tokens (it needs 'Make calls to Inference Providers').",
-        )
-    if name == "GatedRepoError":
-        return from_http_status(403, where, _server_detail(exc))
-    if name == "RepositoryNotFoundError":
-        return from_http_status(404, where, _server_detail(exc))
-    if name == "LocalEntryNotFoundError":
-        return ConnectionFailedError(
-            "The model is not in the local cache and the Hugging Face Hub cannot be reached.",
-            "Connect to the internet once to download it, or give the path of a local model folder.",
-        )
-    status = status_of(exc)
-    if status is not None:
-        return from_http_status(status, where, _server_detail(exc), retry_after_of(exc))
-    if name in ("InferenceTimeoutError",) or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return EndpointTimeoutError(
-            f"{where} did not answer in time.",
-            "The server may be overloaded or the model still loading: wait a moment and send again.",
-        )
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return ConnectionFailedError(
-            f"The reply was cut off: {where} closed the connection in the middle of it.",
-            "The server may have crashed or restarted: check it, then send again (the text above is what arrived).",
-        )
-    if isinstance(exc, (httpx.ConnectError, ConnectionError)):
-        dns = "resolve" in text.lower() or "name or service" in text.lower() or "nodename" in text.lower()
-        what = "The endpoint's host name does not resolve" if dns else f"{where} refused the connection"
-        return ConnectionFailedError(
-            f"{what}.",
-            "Check the endpoint URL (scheme, host and port) and that the server is running, then send again.",
-        )
-    if isinstance(exc, httpx.HTTPError):
-        return ConnectionFailedError(
-            f"{where} could not be reached: {text[:200]}", "Check the URL and the server, then send again."
-        )
-    if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in text.lower():
-        return OutOfMemoryError(
-            "The model does not fit in memory.",
-            "Enable 4-bit loading, pick a smaller model, lower max_new_tokens, or lower the cache size (--cache-size).",
-        )
-    if "bitsandbytes" in text.lower() and isinstance(exc, (ImportError, RuntimeError, ValueError)):
-        return QuantizationUnavailableError(
-            f"bitsandbytes cannot load this model in 4-bit here: {text[:200]}",
-            "Install it with `pip install bitsandbytes` (a CUDA GPU or bitsandbytes>=0.49 for CPU), or turn 4-bit off.",
-        )
-    if isinstance(exc, SafetensorError):
-        return corrupt_weights(text)
-    if "probability tensor contains" in text:
-        return GenerationError(
-            f"{where} produced invalid numbers (NaN or infinity) while sampling: {text[:200]}",
-            "Turn do_sample off, load it in float32 or bfloat16 instead of float16, or use another model; "
-            "its weights may be broken.",
-        )
-    if name == "TemplateError" or name.endswith("TemplateError"):
-        return ChatTemplateError(
-            f"The model's chat template failed: {text[:200]}",
-            "Clear the system prompt or the conversation and try again, or use another model.",
-        )
-    if isinstance(exc, OSError) and "couldn't connect" in text.lower():
-        return ConnectionFailedError(
-            "The Hugging Face Hub cannot be reached, and the model is not in the local cache.",
-            "Check the internet connection, or give the path of a local model folder, then send again.",
-        )
-    if isinstance(exc, OSError) and _MISSING_MODEL.search(text):
-        return ModelNotFoundError(
-            f"No model was found at that repo ID or folder. {text.splitlines()[0][:200]}",
-            "Check the repo ID (owner/name) or give an existing local folder with config.json.",
-        )
-    return GenerationError(f"{where} failed: {name}: {text[:300]}", "Check the settings and send again.")
+    failure = _Failure(exc, where, started)
+    make = next((make for match, make in _ROWS if match(failure)), _OTHERWISE)
+    return make(failure)
 
 
 RECOVERABLE: tuple[type[BaseException], ...] = (

@@ -97,30 +97,19 @@ class FairQueue:
 
 
 class DeviceQueues:
-    """One FairQueue per device name ("cpu", "cuda:0"), created on first use."""
+    """One FairQueue per device name ("cpu", "cuda:0"), created on first use, each with
+    `slots` turns at once (--local-concurrency). The chat service owns one and hands it to
+    the local backends, so every local model on one device shares that device's queue."""
 
     def __init__(self, slots: int = DEFAULT_LOCAL_SLOTS) -> None:
-        self._slots = slots
-        self._queues: dict[str, FairQueue] = {}
-        self._lock = threading.Lock()
-
-    def configure(self, slots: int) -> None:
-        """Set the slots per device (from `--local-concurrency`); applies to queues created later too."""
         if slots < 1:
             raise ValueError("local concurrency must be at least 1")
-        with self._lock:
-            self._slots = slots
-            for queue in self._queues.values():
-                with queue._lock:
-                    queue.slots = slots
-                    queue._grant()
+        self.slots = slots
+        self._queues: dict[str, FairQueue] = {}
+        self._lock = threading.Lock()
 
     def for_device(self, device: str) -> FairQueue:
         with self._lock:
             if device not in self._queues:
-                self._queues[device] = FairQueue(self._slots)
+                self._queues[device] = FairQueue(self.slots)
             return self._queues[device]
-
-
-LOCAL_QUEUES = DeviceQueues()
-"""The process's local-generation queues: every local model on one device shares one."""

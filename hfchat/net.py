@@ -48,7 +48,7 @@ import httpx
 
 from hfchat.deadline import DeadlineExceeded, count_read, io_timeout
 from hfchat.errors import EndpointNotAllowedError, RedirectRefusedError
-from hfchat.tokens import env_token, fingerprint
+from hfchat.tokens import Fingerprinter, env_token
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class Egress:
         self._keys: OrderedDict[tuple[Origin, str], None] = OrderedDict()
         self._guarded: set[tuple[str, int]] = set()
         self._guard_all = False
+        self._fingerprint = Fingerprinter()
 
     # -- registration
     def register_endpoint(self, url: str, key: str | None) -> None:
@@ -165,7 +166,7 @@ class Egress:
             _remember(self._endpoints, where)
             for allowed in (key, _basic_auth(url)):
                 if allowed:
-                    _remember(self._keys, (where, fingerprint(allowed)))
+                    _remember(self._keys, (where, self._fingerprint(allowed)))
 
     def guard(self, url: str) -> None:
         """Connections to this URL's host and port must reach public addresses only."""
@@ -191,7 +192,7 @@ class Egress:
         if is_hf_token(key) and not is_inference_endpoint(str(url)):
             return False
         with self._lock:
-            return (origin(url), fingerprint(key)) in self._keys
+            return (origin(url), self._fingerprint(key)) in self._keys
 
     def _endpoint_registered(self, url: httpx.URL) -> bool:
         with self._lock:
@@ -338,7 +339,7 @@ class GuardedTransport(httpx.HTTPTransport):
     httpx.HTTPTransport takes no network backend, so its connection pool is rebuilt with
     one (httpcore's public `ConnectionPool(network_backend=...)`), keeping httpx's mapping of
     httpcore's errors to its own. Proxies from the environment are not used: a proxy would
-    resolve names itself, out of reach of the check. `tests/test_egress.py` shows the pin in
+    resolve names itself, out of reach of the check. `tests/backends/test_egress.py` shows the pin in
     use: a rebinding name is refused, which an unpinned pool would let through.
     """
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hfchat.backends import Delta
+from hfchat.backends.types import THINK_CLOSE, THINK_OPEN, Delta
 from hfchat.config import Backend, ChatSettings, display_url
 from hfchat.messages import Message, MessageKind, content_text, message_kind
 from hfchat.speed import SpeedMeter
@@ -30,8 +30,6 @@ from hfchat.updates import (
     Thinking,
     Update,
 )
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 def answer_text(reply: Sequence[Message] | ReplyView) -> str:
@@ -50,11 +48,6 @@ def _reply_text(item: Message | Update) -> str:
     if isinstance(item, Mapping) and message_kind(item) in (MessageKind.ANSWER, MessageKind.NOTICE, MessageKind.FAILED):
         return content_text(item.get("content"))
     return ""
-
-
-def ends_inside_think(prompt: str) -> bool:
-    """True when a chat template opened a think block for the reply (DeepSeek-R1 does)."""
-    return prompt.rstrip().endswith(THINK_OPEN)
 
 
 def _held_back(text: str) -> int:

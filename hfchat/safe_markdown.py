@@ -89,22 +89,9 @@ def _definitions(text: str) -> dict[str, str]:
 
 def _closing_bracket(text: str, start: int) -> int:
     """Index of the `]` that closes the `[` at `start`, nested brackets and escapes allowed; -1 if none."""
-    depth, i, stop = 0, start, min(len(text), start + MAX_SCAN)
-    while i < stop:
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "[":
-            depth += 1
-            if depth > MAX_NESTING:
-                return -1
-        elif ch == "]":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+    stop = min(len(text), start + MAX_SCAN)
+    close = _unbalanced_close(text, start + 1, stop, at_space=False, pair="[]", nesting=MAX_NESTING - 1)
+    return close if close is not None and close < stop else -1
 
 
 def _inline_destination(text: str, start: int) -> tuple[str, int] | None:
@@ -129,21 +116,25 @@ def _inline_destination(text: str, start: int) -> tuple[str, int] | None:
     return dest, close + 1
 
 
-def _unbalanced_close(text: str, i: int, stop: int, *, at_space: bool) -> int | None:
+def _unbalanced_close(
+    text: str, i: int, stop: int, *, at_space: bool, pair: str = "()", nesting: int = MAX_NESTING
+) -> int | None:
     """The index of the first ")" from `i` that closes no "(" of its own (backslash escapes
     skipped), or with `at_space` of the first whitespace before it; `stop` or beyond when
-    neither comes, None when parentheses nest deeper than MAX_NESTING."""
+    neither comes, None when they nest deeper than `nesting`. `pair` is the opening and the
+    closing character: brackets are scanned the same way."""
+    opener, closer = pair[0], pair[1]
     depth = 0
     while i < stop and not (at_space and text[i].isspace()):
         ch = text[i]
         if ch == "\\":
             i += 2
             continue
-        if ch == "(":
+        if ch == opener:
             depth += 1
-            if depth > MAX_NESTING:
+            if depth > nesting:
                 return None
-        elif ch == ")":
+        elif ch == closer:
             if depth == 0:
                 return i
             depth -= 1

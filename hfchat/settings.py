@@ -15,7 +15,7 @@ backends it reaches and what role it plays. Everything else is derived from here
 
 Adding a setting is one declaration here, plus where its backend reads it (a field of
 `hfchat.config.GenerationSettings` or `ModelSpec`, and that backend's `call_kwargs`).
-`tests/test_settings.py` walks this schema and fails when a consumer lacks a field.
+`tests/unit/test_settings.py` walks this schema and fails when a consumer lacks a field.
 
 `seed` has one convention everywhere it is stored or used: None = random. The old
 spelling -1 (saved presets and exports, older API clients) is read as None.

@@ -13,9 +13,6 @@ from pathlib import Path
 
 ENV_VARS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
 
-# A per-process key: fingerprints can't be compared across processes or brute-forced offline.
-_KEY = secrets.token_bytes(32)
-
 
 def env_token(environ: Mapping[str, str] | None = None) -> str | None:
     """The server-side token from the environment, if any."""
@@ -36,11 +33,20 @@ def resolve_token(session_token: str | None, oauth_token: str | None = None) -> 
     return env_token()
 
 
-def fingerprint(token: str | None) -> str:
-    """A short keyed hash that tells tokens apart in cache keys, never the token itself."""
-    if not token:
-        return "anonymous"
-    return hmac.new(_KEY, token.encode(), hashlib.sha256).hexdigest()[:16]
+class Fingerprinter:
+    """Short keyed hashes that tell tokens apart in cache keys, never the tokens themselves.
+
+    Its key is its own, random: fingerprints can't be compared across processes (or across
+    fingerprinters) or brute-forced offline. The chat service holds one for its cache keys.
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def __call__(self, token: str | None) -> str:
+        if not token:
+            return "anonymous"
+        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 # Token-shaped strings (hf_ plus a long run of letters and digits), as a second net behind
@@ -57,6 +63,8 @@ _MIN_FUZZY = 12
 """Known tokens shorter than this (letters and digits) get the exact pass only: a short one
 with separators allowed would match ordinary words."""
 _patterns: dict[str, re.Pattern[str]] = {}
+_pattern_key = Fingerprinter()
+"""What `_patterns` is keyed by: a memo of this module, so it has its own fingerprints."""
 _patterns_lock = threading.Lock()
 _MAX_PATTERNS = 256
 
@@ -64,7 +72,7 @@ _MAX_PATTERNS = 256
 def _token_pattern(token: str) -> re.Pattern[str] | None:
     """The token's letters and digits in order or reversed, with separators allowed between them,
     in any case. Compiled once per token and kept under its fingerprint, never the token."""
-    key = fingerprint(token)
+    key = _pattern_key(token)
     with _patterns_lock:
         pattern = _patterns.get(key)
     if pattern is not None:

@@ -1,5 +1,6 @@
 """Shared test setup: the offline harness fixtures (tiny models, real servers)."""
 
+import pytest
 from hypothesis import settings
 
 from tests.fixtures.pytest_fixtures import (
@@ -17,6 +18,7 @@ from tests.fixtures.pytest_fixtures import (
     start_app,
     tiny_models,
 )
+from tests.fixtures.tiers import mark_and_order
 
 __all__ = [
     "browser_page",
@@ -39,3 +41,8 @@ __all__ = [
 # own timeouts still bound every test.
 settings.register_profile("hfchat", deadline=None)
 settings.load_profile("hfchat")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test gets its tier's marker from its folder; the unit tier runs first."""
+    mark_and_order(items)

@@ -3,41 +3,54 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hfchat import net
-from hfchat.backends.remote import RemoteChat, call_kwargs, stream
-from hfchat.config import DEFAULT_TIMEOUT_S, ModelSpec
+from hfchat.backends.remote import RemoteBackend, RemoteChat
+from hfchat.config import DEFAULT_TIMEOUT_S, ChatSettings, ModelSpec
 
-__all__ = ["build", "call_kwargs", "discover_served_model", "models_url", "stream"]
-
-
-def build(spec: ModelSpec, key: str | None) -> RemoteChat:
-    """`key` is what this endpoint's requests carry, already decided by `net.endpoint_key`
-    (never the Hugging Face token for a host that is not Hugging Face's), or None."""
-    from huggingface_hub import AsyncInferenceClient, InferenceClient
+if TYPE_CHECKING:
     from langchain_huggingface import HuggingFaceEndpoint
 
-    url = spec.endpoint_url or ""
-    timeout = spec.timeout or DEFAULT_TIMEOUT_S
-    net.register_endpoint(url, key)
-    # HuggingFaceEndpoint fills its `model` field from endpoint_url itself.
-    llm = HuggingFaceEndpoint(  # type: ignore[call-arg]
-        endpoint_url=url, task=spec.task, huggingfacehub_api_token=key, timeout=timeout
-    )
-    # LangChain gives a non-HF URL api_key=None (and a *.hf.space URL the HF token), and
-    # huggingface_hub turns None into the machine's own token: the clients get an explicit
-    # key instead, "none" included.
-    explicit = key or net.NO_CREDENTIALS
-    llm.client = InferenceClient(model=url, timeout=timeout, api_key=explicit)
-    llm.async_client = AsyncInferenceClient(model=url, timeout=timeout, api_key=explicit)
-    chat = RemoteChat(llm=llm)
-    # Without this the request says model="dummy", which vLLM and a pinned
-    # `transformers serve` reject; a served name given per call still wins.
-    served = discover_served_model(url, key)
-    if served:
-        chat.model_id = served
-    return chat
+
+class EndpointBackend(RemoteBackend):
+    """`key` (the token argument) is what this endpoint's requests carry, already decided by
+    `net.endpoint_key` (never the Hugging Face token for a host that is not Hugging Face's), or None."""
+
+    def _prepare_llm(self, spec: ModelSpec, key: str | None) -> HuggingFaceEndpoint:
+        from huggingface_hub import AsyncInferenceClient, InferenceClient
+        from langchain_huggingface import HuggingFaceEndpoint
+
+        url = spec.endpoint_url or ""
+        timeout = spec.timeout or DEFAULT_TIMEOUT_S
+        net.register_endpoint(url, key)
+        # HuggingFaceEndpoint fills its `model` field from endpoint_url itself.
+        llm = HuggingFaceEndpoint(  # type: ignore[call-arg]
+            endpoint_url=url, task=spec.task, huggingfacehub_api_token=key, timeout=timeout
+        )
+        # LangChain gives a non-HF URL api_key=None (and a *.hf.space URL the HF token), and
+        # huggingface_hub turns None into the machine's own token: the clients get an explicit
+        # key instead, "none" included.
+        explicit = key or net.NO_CREDENTIALS
+        llm.client = InferenceClient(model=url, timeout=timeout, api_key=explicit)
+        llm.async_client = AsyncInferenceClient(model=url, timeout=timeout, api_key=explicit)
+        return llm
+
+    def _prepare_chat(self, chat: RemoteChat, spec: ModelSpec, key: str | None) -> None:
+        # Without this the request says model="dummy", which vLLM and a pinned
+        # `transformers serve` reject; a served name given per call still wins.
+        served = discover_served_model(spec.endpoint_url or "", key)
+        if served:
+            chat.model_id = served
+
+    def _prepare_call(self, kwargs: dict[str, Any], settings: ChatSettings) -> dict[str, Any]:
+        if settings.served_model:
+            kwargs["model"] = settings.served_model
+        return kwargs
+
+
+ENDPOINT = EndpointBackend()
 
 
 def models_url(endpoint_url: str) -> str:

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,14 +25,13 @@ from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from hfchat.backends import Delta, Usage, closing_stream
-from hfchat.backends.chat_model import FoldingChat
+from hfchat.backends.chat_model import FoldingChat, refuses_system
+from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
-from hfchat.fairqueue import LOCAL_QUEUES
-from hfchat.reply import THINK_OPEN, ends_inside_think
+from hfchat.fairqueue import DeviceQueues, FairQueue
 from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def stream_generation(
     generate: Callable[[FailFastStreamer, StoppingCriteriaList], Any],
     tokenizer: Any,
     cancel: threading.Event,
-    device: str,
+    queue: FairQueue,
     seed: int | None,
     *,
     max_new_tokens: int | None = None,
@@ -131,13 +131,14 @@ def stream_generation(
     (unless stopped) a last delta with the finish reason and the token counts.
 
     Setting `cancel` (or leaving the loop) ends generate at its next token; an error in
-    the thread reaches the reader at once.
+    the thread reaches the reader at once. `queue` is the device's: generate waits there
+    for its turn.
     """
     streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     criteria = StoppingCriteriaList([CancelCriteria(cancel)])
     # Generations on one device take turns, first come first served: a CPU or one GPU
     # runs two no faster. The place in the queue is taken now, in arrival order.
-    ticket = LOCAL_QUEUES.for_device(device).enqueue()
+    ticket = queue.enqueue()
 
     def run() -> None:
         try:
@@ -167,6 +168,18 @@ def stream_generation(
         ticket.withdraw()
 
 
+@dataclass
+class LocalCall:
+    """One local generation's own state, passed through LangChain's stream keywords (as
+    `call=`): the Stop event and the chat service's device queues go in, the final summary
+    delta (finish reason and token counts) comes out, as data beside the text chunks rather
+    than inside one of them."""
+
+    cancel: threading.Event
+    queues: DeviceQueues
+    summary: Delta | None = None
+
+
 class StoppablePipeline(HuggingFacePipeline):
     """HuggingFacePipeline whose stream can be cancelled and surfaces errors at once."""
 
@@ -177,9 +190,9 @@ class StoppablePipeline(HuggingFacePipeline):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        """Stream one generation. Extra keywords: `cancel` (a threading.Event that stops
-        generate), `pipeline_kwargs` (generate settings) and `seed`."""
-        cancel: threading.Event = kwargs.get("cancel") or threading.Event()
+        """Stream one generation. Extra keywords: `call` (a LocalCall: its `cancel` stops
+        generate, its `summary` is set at the end), `pipeline_kwargs` (generate settings) and `seed`."""
+        call: LocalCall = kwargs["call"]
         pipeline_kwargs = dict(kwargs.get("pipeline_kwargs") or {})
 
         def generate(streamer: FailFastStreamer, criteria: StoppingCriteriaList) -> Any:
@@ -188,16 +201,19 @@ class StoppablePipeline(HuggingFacePipeline):
         deltas = stream_generation(
             generate,
             self.pipeline.tokenizer,
-            cancel,
-            str(self.pipeline.device),
+            call.cancel,
+            call.queues.for_device(str(self.pipeline.device)),
             kwargs.get("seed"),
             max_new_tokens=pipeline_kwargs.get("max_new_tokens"),
             eos=eos_ids(self.pipeline.model),
         )
         with closing_stream(deltas):
             for delta in deltas:
-                if delta.usage is not None:  # the last one: it rides in generation_info
-                    yield GenerationChunk(text="", generation_info={"summary": delta})
+                if delta.usage is not None:  # the last one
+                    call.summary = delta
+                    # An empty closing chunk: LangChain raises "No generation chunks" for a
+                    # stream without any, and a model that says nothing is an empty reply.
+                    yield GenerationChunk(text="")
                     continue
                 chunk = GenerationChunk(text=delta.text)
                 if run_manager:
@@ -260,16 +276,9 @@ def placement(spec: ModelSpec) -> dict[str, Any]:
 
 def _prepare_template(tokenizer: Any) -> bool:
     """Give a template-less tokenizer the plain template; return True if the system role must be folded."""
-    from jinja2 import TemplateError
-
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = PLAIN_TEMPLATE
-    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    try:
-        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-    except TemplateError:
-        return True
-    return False
+    return refuses_system(tokenizer)
 
 
 def check_architecture(spec: ModelSpec, token: str | None) -> Any:
@@ -290,11 +299,6 @@ LOAD_LOCK = threading.Lock()
 (`PreTrainedModel.tie_weights`, init functions) for the duration of a load and puts back
 what it found: two loads that overlap (compare mode's A and B, two visitors) can leave the
 no-op in place for good, and every later model then loads with untied, uninitialized weights."""
-
-
-def build(spec: ModelSpec, token: str | None) -> LocalChat:
-    with LOAD_LOCK:
-        return _build(spec, token)
 
 
 def _build(spec: ModelSpec, token: str | None) -> LocalChat:
@@ -333,13 +337,12 @@ def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
     return {"pipeline_kwargs": pipeline_kwargs, "seed": gen.seed}
 
 
-def model_of(chat: LocalChat) -> Any:
-    """The transformers model inside a built chat, for footprint checks and cleanup."""
-    return chat.llm.pipeline.model
-
-
 def _stream(
-    chat: LocalChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    chat: LocalChat,
+    messages: Sequence[BaseMessage],
+    settings: ChatSettings,
+    cancel: threading.Event,
+    queues: DeviceQueues,
 ) -> Iterator[Delta]:
     """The reply's deltas; setting `cancel` ends the generate thread at the next token.
 
@@ -347,15 +350,41 @@ def _stream(
     text starts with that tag again, so the reply reads as the model meant it.
     """
     prefix = THINK_OPEN if ends_inside_think(chat._to_chat_prompt(list(messages))) else ""
-    with closing_stream(chat.stream(list(messages), cancel=cancel, **call_kwargs(settings))) as chunks:
+    call = LocalCall(cancel, queues)
+    with closing_stream(chat.stream(list(messages), call=call, **call_kwargs(settings))) as chunks:
         for chunk in chunks:
-            summary = chunk.response_metadata.get("summary")
-            if isinstance(summary, Delta):
-                yield summary
-            elif isinstance(chunk.content, str) and chunk.content:
+            if isinstance(chunk.content, str) and chunk.content:
                 yield Delta(text=prefix + chunk.content)
                 prefix = ""
+    if call.summary is not None:
+        yield call.summary
 
 
-stream = on_gpu(_stream)
-"""Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
+def build(spec: ModelSpec, token: str | None) -> LocalChat:
+    with LOAD_LOCK:
+        return _build(spec, token)
+
+
+def model_of(chat: LocalChat) -> Any:
+    """The transformers model inside a built chat, for footprint checks and cleanup."""
+    return chat.llm.pipeline.model
+
+
+Stream = Callable[[Any, Sequence[BaseMessage], ChatSettings, threading.Event, DeviceQueues], Iterator[Delta]]
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """A local backend (`types.ChatBackend`): how it loads a model and how it generates.
+
+    `stream` is wrapped by `space.on_gpu` when the module is imported: on a ZeroGPU Space
+    each generation runs under `spaces.GPU`, elsewhere it is the function as written."""
+
+    build: Callable[[ModelSpec, str | None], Any]
+    stream: Stream
+    model_of: Callable[[Any], Any]
+    call_kwargs: Callable[[ChatSettings], dict[str, Any]] = call_kwargs
+
+
+LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)
+"""Local text models: ChatHuggingFace over a StoppablePipeline (LocalChat)."""

@@ -15,10 +15,11 @@ from typing import Any
 import transformers
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
-from hfchat.backends import Delta
+from hfchat.backends.chat_model import refuses_system
 from hfchat.backends.local import (
     LOAD_LOCK,
     FailFastStreamer,
+    LocalBackend,
     call_kwargs,
     check_architecture,
     eos_ids,
@@ -26,13 +27,13 @@ from hfchat.backends.local import (
     quantization_config,
     stream_generation,
 )
+from hfchat.backends.types import Delta
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import UnsupportedTaskError
+from hfchat.fairqueue import DeviceQueues
 from hfchat.images import IMAGE_TASK, decode_data_url
 from hfchat.messages import fold_system_prompt
 from hfchat.space import on_gpu
-
-__all__ = ["VisionChat", "build", "call_kwargs", "model_of", "stream", "to_pipeline_chat"]
 
 
 @dataclass
@@ -43,24 +44,13 @@ class VisionChat:
     fold_system: bool = False
 
 
-def _refuses_system(processor: Any, model: str) -> bool:
-    """Probe the processor's chat template; True if it refuses the system role."""
-    from jinja2 import TemplateError
-
+def _check_template(processor: Any, model: str) -> None:
+    """Images are placed in the prompt by the processor's chat template: refuse a model without one."""
     if not getattr(processor, "chat_template", None):
         raise UnsupportedTaskError(
             f"{model} has no chat template in its processor, so images can't be placed in the prompt.",
             "Choose a vision-language chat model (for example HuggingFaceTB/SmolVLM-256M-Instruct).",
         )
-    probe = [
-        {"role": "system", "content": [{"type": "text", "text": "s"}]},
-        {"role": "user", "content": [{"type": "text", "text": "u"}]},
-    ]
-    try:
-        processor.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-    except TemplateError:
-        return True
-    return False
 
 
 def _check_vision_model(spec: ModelSpec, token: str | None) -> None:
@@ -91,7 +81,13 @@ def build(spec: ModelSpec, token: str | None) -> VisionChat:
             model_kwargs=model_kwargs,
             **placement(spec),
         )
-    return VisionChat(pipeline=pipe, fold_system=_refuses_system(pipe.processor, spec.model))
+    _check_template(pipe.processor, spec.model)
+    return VisionChat(pipeline=pipe, fold_system=refuses_system(pipe.processor, content_parts=True))
+
+
+def model_of(chat: VisionChat) -> Any:
+    """The transformers model inside a built chat, for footprint checks and cleanup."""
+    return chat.pipeline.model
 
 
 def to_pipeline_chat(messages: Sequence[BaseMessage], fold_system: bool = False) -> list[dict[str, Any]]:
@@ -121,13 +117,12 @@ def to_pipeline_chat(messages: Sequence[BaseMessage], fold_system: bool = False)
     return chat
 
 
-def model_of(chat: VisionChat) -> Any:
-    """The transformers model inside a built chat, for footprint checks and cleanup."""
-    return chat.pipeline.model
-
-
 def _stream(
-    chat: VisionChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    chat: VisionChat,
+    messages: Sequence[BaseMessage],
+    settings: ChatSettings,
+    cancel: threading.Event,
+    queues: DeviceQueues,
 ) -> Iterator[Delta]:
     """The reply's deltas; setting `cancel` ends the generate thread at the next token."""
     kwargs = call_kwargs(settings)
@@ -142,12 +137,12 @@ def _stream(
         generate,
         tokenizer,
         cancel,
-        str(chat.pipeline.device),
+        queues.for_device(str(chat.pipeline.device)),
         kwargs["seed"],
         max_new_tokens=kwargs["pipeline_kwargs"]["max_new_tokens"],
         eos=eos_ids(chat.pipeline.model),
     )
 
 
-stream = on_gpu(_stream)
-"""Local generation; on a ZeroGPU Space each call runs under `spaces.GPU` (hfchat.space)."""
+VISION = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)
+"""Local image-text-to-text models: the local text path's settings, transformers' own pipeline."""

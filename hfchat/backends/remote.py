@@ -1,7 +1,9 @@
-"""What Inference Providers and custom endpoints share: the OpenAI chat-completion call.
+"""What Inference Providers and custom endpoints share: `RemoteBackend`, the OpenAI
+chat-completion call; `providers.py` and `endpoint.py` override its `_prepare_*` hooks.
 
-`call_kwargs` is where the stack's silent drops are fixed: ChatHuggingFace forwards call
-keywords straight to `InferenceClient.chat_completion`, so every setting is sent here.
+`RemoteBackend.call_kwargs` is where the stack's silent drops are fixed: ChatHuggingFace
+forwards call keywords straight to `InferenceClient.chat_completion`, so every setting is
+sent here.
 `RemoteChat` keeps what ChatHuggingFace's chunk conversion drops: the reasoning that
 DeepSeek-R1 hosts stream in `reasoning_content`.
 """
@@ -12,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import (
     ChatCompletionStreamOutput,
@@ -24,10 +26,15 @@ from huggingface_hub.errors import HfHubHTTPError
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from hfchat.backends import Delta, Usage, closing_stream
 from hfchat.backends.chat_model import FoldingChat
-from hfchat.config import Backend, ChatSettings
+from hfchat.backends.types import Delta, Usage, closing_stream
+from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import MalformedChunk, retry_after_of, status_of
+
+if TYPE_CHECKING:
+    from langchain_huggingface import HuggingFaceEndpoint
+
+    from hfchat.fairqueue import DeviceQueues
 
 log = logging.getLogger(__name__)
 
@@ -168,95 +175,120 @@ def to_delta(chunk: AIMessageChunk) -> Delta:
     )
 
 
-def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
-    """The OpenAI chat-completion fields for this turn, each on the scale the server expects.
+class RemoteBackend:
+    """What Inference Providers and custom endpoints share: build a RemoteChat, send the
+    OpenAI chat-completion fields, stream with retries and the system-role fallback.
 
-    Greedy is temperature 0 (servers map it to greedy decoding); top_p applies only when
-    sampling; the penalty is OpenAI's additive `frequency_penalty` (neutral 0), not the
-    local multiplicative `repetition_penalty` (neutral 1) that ChatHuggingFace would drop.
+    A variant overrides only the `_prepare_*` hooks, as huggingface_hub's provider helpers
+    do: `_prepare_llm` (the HuggingFaceEndpoint to talk to, required), `_prepare_chat` (after
+    the chat model is made) and `_prepare_call` (fields only this variant sends).
     """
-    gen = settings.generation
-    kwargs: dict[str, Any] = {"max_tokens": gen.max_new_tokens}
-    if gen.do_sample:
-        kwargs["temperature"] = gen.temperature
-        kwargs["top_p"] = gen.top_p
-    else:
-        kwargs["temperature"] = 0.0
-    if gen.seed is not None:
-        kwargs["seed"] = gen.seed
-    if gen.frequency_penalty != 0:
-        kwargs["frequency_penalty"] = gen.frequency_penalty
-    if settings.spec.backend is Backend.ENDPOINT and settings.served_model:
-        kwargs["model"] = settings.served_model
-    return kwargs
 
+    def build(self, spec: ModelSpec, token: str | None) -> RemoteChat:
+        chat = RemoteChat(llm=self._prepare_llm(spec, token))
+        self._prepare_chat(chat, spec, token)
+        return chat
 
-def _deltas(chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings) -> Iterator[Delta]:
-    stream = chat.stream(list(messages), stream_options=STREAM_OPTIONS, **call_kwargs(settings))
-    with closing_stream(stream) as chunks:
-        for chunk in chunks:
-            delta = to_delta(chunk)
-            if delta:
+    def _prepare_llm(self, spec: ModelSpec, token: str | None) -> HuggingFaceEndpoint:
+        raise NotImplementedError
+
+    def _prepare_chat(self, chat: RemoteChat, spec: ModelSpec, token: str | None) -> None:
+        """Adjust the built chat model; nothing by default."""
+
+    def _prepare_call(self, kwargs: dict[str, Any], settings: ChatSettings) -> dict[str, Any]:
+        """Fields only this variant sends; none by default."""
+        return kwargs
+
+    def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
+        """The OpenAI chat-completion fields for this turn, each on the scale the server expects.
+
+        Greedy is temperature 0 (servers map it to greedy decoding); top_p applies only when
+        sampling; the penalty is OpenAI's additive `frequency_penalty` (neutral 0), not the
+        local multiplicative `repetition_penalty` (neutral 1) that ChatHuggingFace would drop.
+        """
+        gen = settings.generation
+        kwargs: dict[str, Any] = {"max_tokens": gen.max_new_tokens}
+        if gen.do_sample:
+            kwargs["temperature"] = gen.temperature
+            kwargs["top_p"] = gen.top_p
+        else:
+            kwargs["temperature"] = 0.0
+        if gen.seed is not None:
+            kwargs["seed"] = gen.seed
+        if gen.frequency_penalty != 0:
+            kwargs["frequency_penalty"] = gen.frequency_penalty
+        return self._prepare_call(kwargs, settings)
+
+    def stream(
+        self,
+        chat: FoldingChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        cancel: threading.Event,
+        queues: DeviceQueues | None = None,
+    ) -> Iterator[Delta]:
+        """The reply's deltas; leaving the loop closes the HTTP stream, which stops the server.
+        Remote requests never wait in the device `queues`: they run in parallel.
+
+        429 and 503 before the first token are retried with backoff (see `_first`).
+        If the server fails before the first token and the turn has a system prompt, it is
+        tried once more with the system prompt folded into the first user turn; if that works,
+        the cached client keeps folding. Otherwise the original error is raised.
+        """
+        try:
+            first, deltas = self._first(chat, messages, settings, cancel)
+        except HfHubHTTPError as exc:
+            if not _may_refuse_system(exc, chat, messages):
+                raise
+            retry = chat.model_copy(update={"fold_system": True})
+            try:
+                first, deltas = self._first(retry, messages, settings, cancel)
+            except HfHubHTTPError:
+                raise exc from None
+            log.info("the server refused the system role; folding it into the first user turn from now on")
+            chat.fold_system = True
+        if first is None:
+            return
+        yield first
+        with closing_stream(deltas):
+            for delta in deltas:
+                if cancel.is_set():
+                    return
                 yield delta
 
+    def _deltas(self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings) -> Iterator[Delta]:
+        stream = chat.stream(list(messages), stream_options=STREAM_OPTIONS, **self.call_kwargs(settings))
+        with closing_stream(stream) as chunks:
+            for chunk in chunks:
+                delta = to_delta(chunk)
+                if delta:
+                    yield delta
 
-def _first(
-    chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-) -> tuple[Delta | None, Iterator[Delta]]:
-    """Open the stream and read its first delta, retrying 429 and 503 as `settings.retry` says.
+    def _first(
+        self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    ) -> tuple[Delta | None, Iterator[Delta]]:
+        """Open the stream and read its first delta, retrying 429 and 503 as `settings.retry` says.
 
-    This is the only place that retries: once a delta has been read the stream is handed
-    on and never retried, so a reply is never duplicated or restarted.
-    """
-    attempt = 0
-    while True:
-        deltas = _deltas(chat, messages, settings)
-        try:
-            return next(deltas, None), deltas
-        except HfHubHTTPError as exc:
-            status = status_of(exc)
-            wait = settings.retry.delay(attempt, retry_after_of(exc)) if status in RETRY_STATUSES else None
-            if wait is None:
-                raise
-            attempt += 1
-            log.info("HTTP %s before the first token; retry %d in %.2f s", status, attempt, wait)
-            if cancel.wait(wait):
-                raise  # Stop pressed while waiting: no point in retrying
+        This is the only place that retries: once a delta has been read the stream is handed
+        on and never retried, so a reply is never duplicated or restarted.
+        """
+        attempt = 0
+        while True:
+            deltas = self._deltas(chat, messages, settings)
+            try:
+                return next(deltas, None), deltas
+            except HfHubHTTPError as exc:
+                status = status_of(exc)
+                wait = settings.retry.delay(attempt, retry_after_of(exc)) if status in RETRY_STATUSES else None
+                if wait is None:
+                    raise
+                attempt += 1
+                log.info("HTTP %s before the first token; retry %d in %.2f s", status, attempt, wait)
+                if cancel.wait(wait):
+                    raise  # Stop pressed while waiting: no point in retrying
 
 
 def _may_refuse_system(exc: HfHubHTTPError, chat: FoldingChat, messages: Sequence[BaseMessage]) -> bool:
     status = exc.response.status_code if exc.response is not None else None
     has_system = any(isinstance(m, SystemMessage) for m in messages)
     return has_system and not chat.fold_system and status in _TEMPLATE_FAILURE_STATUSES
-
-
-def stream(
-    chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
-) -> Iterator[Delta]:
-    """The reply's deltas; leaving the loop closes the HTTP stream, which stops the server.
-
-    429 and 503 before the first token are retried with backoff (see `_first`).
-    If the server fails before the first token and the turn has a system prompt, it is
-    tried once more with the system prompt folded into the first user turn; if that works,
-    the cached client keeps folding. Otherwise the original error is raised.
-    """
-    try:
-        first, deltas = _first(chat, messages, settings, cancel)
-    except HfHubHTTPError as exc:
-        if not _may_refuse_system(exc, chat, messages):
-            raise
-        retry = chat.model_copy(update={"fold_system": True})
-        try:
-            first, deltas = _first(retry, messages, settings, cancel)
-        except HfHubHTTPError:
-            raise exc from None
-        log.info("the server refused the system role; folding it into the first user turn from now on")
-        chat.fold_system = True
-    if first is None:
-        return
-    yield first
-    with closing_stream(deltas):
-        for delta in deltas:
-            if cancel.is_set():
-                return
-            yield delta

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hfchat.backends import Delta
+from hfchat.backends.types import Delta
 from hfchat.config import Backend
 from hfchat.messages import content_text
 from hfchat.reply import Reply, ReplySource
@@ -74,6 +74,13 @@ class FakeService:
         self.stopped = 0
         self._lock = threading.Lock()
         self.script(*replies)
+
+    def reset(self) -> None:
+        """Forget the calls and the unanswered replies (an app shared by several tests)."""
+        with self._lock:
+            self.replies.clear()
+            self.calls.clear()
+            self.stopped = 0
 
     def script(self, *replies: str | Scripted) -> None:
         """Queue more replies, answered in order by the next turns."""

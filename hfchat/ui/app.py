@@ -11,7 +11,7 @@ from hfchat import net
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
-from hfchat.fairqueue import LOCAL_QUEUES
+from hfchat.fairqueue import DeviceQueues
 from hfchat.limits import ActiveTurns, RateLimiter
 from hfchat.presets import (
     CONTROL_NAMES,
@@ -40,6 +40,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         turn_timeout=options.turn_timeout,
         stall_timeout=options.stall_timeout,
         endpoint_api_key=options.endpoint_api_key,
+        queues=DeviceQueues(options.local_concurrency),
     )
     chat_fn = rendered(make_chat_fn(service, options))
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
@@ -67,7 +68,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:  # no URL's user:password or query in any log line
         handler.addFilter(net.SCRUB_URLS)
     options = parse_options(argv)
-    LOCAL_QUEUES.configure(options.local_concurrency)
     log.info("%s", options.deployment_policy.describe())
     if options.public and options.rate_limit is None:
         log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
