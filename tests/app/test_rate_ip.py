@@ -20,9 +20,7 @@ from hfchat.limits import ActiveTurns, Rate, RateLimiter, client_address
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import answer_text
 from hfchat.testing import FakeClock
-from tests.fixtures import sidebar_values
-from tests.fixtures.browser import AppProcess, wait_until
-from tests.fixtures.servers import (
+from hfchat.testing.servers import (
     RecordedRequest,
     Recorder,
     Response,
@@ -30,6 +28,8 @@ from tests.fixtures.servers import (
     sse_chat_stream,
     sse_response,
 )
+from tests.fixtures import sidebar_values
+from tests.fixtures.browser import AppProcess, wait_until
 
 REPLY = "Hello from the endpoint."
 

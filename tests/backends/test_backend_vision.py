@@ -30,8 +30,7 @@ from hfchat.fairqueue import DeviceQueues
 from hfchat.images import IMAGE_TASK
 from hfchat.messages import build_messages
 from hfchat.reply import answer_text
-from tests.fixtures import SENTINEL_TOKEN
-from tests.fixtures.servers import (
+from hfchat.testing.servers import (
     Recorder,
     RecordingProxy,
     TransformersServe,
@@ -39,6 +38,7 @@ from tests.fixtures.servers import (
     json_response,
     provider_mapping_response,
 )
+from tests.fixtures import SENTINEL_TOKEN
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.reply import answer_text
+from hfchat.testing.servers import RecordingProxy
 from hfchat.ui.render import to_messages
 from hfchat.updates import Answer, Footer, Loading, Notice, ReplyView
-from tests.fixtures.servers import RecordingProxy
 
 HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 

@@ -17,10 +17,10 @@ from hfchat.chat import ChatService
 from hfchat.compare import Side, SideView, compare_turn, copy_settings, describe, merge_latest
 from hfchat.messages import history_to_messages
 from hfchat.reply import answer_text
+from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port
 from hfchat.ui.render import to_messages
 from hfchat.updates import FOOTER_ID, SPEED_MARK, Answer, Failed, Footer
 from tests.fixtures import sidebar_values
-from tests.fixtures.servers import RecordingProxy, TransformersServe, free_port
 
 
 def ticks(name: str, n: int, every: float = 0.0, started: threading.Event | None = None) -> Iterator[str]:

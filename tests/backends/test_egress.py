@@ -22,10 +22,10 @@ from hfchat import net
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.reply import answer_text
+from hfchat.testing.servers import RecordedRequest, Recorder, chat_route_handler, json_response
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.fakedns import ENV_VAR, PUBLIC_ADDRESS, FakeDNS
-from tests.fixtures.servers import RecordedRequest, Recorder, chat_route_handler, json_response
 
 DNS_SITE = str(Path(__file__).resolve().parents[1] / "fixtures" / "dns_site")
 REPLY = "hello from the endpoint"
@@ -272,5 +272,5 @@ def test_compare_sends_the_visitors_endpoint_key_and_never_the_hf_token(endpoint
     values = sidebar_values(backend="endpoint", endpoint_url=endpoint.url)
     sides = [Side(history=[], values=values), Side(history=[], values={**values, "max_new_tokens": 9})]
     updates = list(compare_turn(ChatService(), {"text": "Hi", "files": []}, sides, SENTINEL_TOKEN, None, None, "mine"))
-    assert [answer_text(window[1:]) for window in updates[-1]] == [REPLY, REPLY]
+    assert [answer_text(side.reply) for side in updates[-1]] == [REPLY, REPLY]
     assert set(authorizations(endpoint)) == {"Bearer mine"}

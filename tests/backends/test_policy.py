@@ -23,7 +23,7 @@ from hfchat.policy import (
     parse_param_count,
 )
 from hfchat.reply import answer_text
-from tests.fixtures.servers import Recorder, chat_route_handler, json_response
+from hfchat.testing.servers import Recorder, chat_route_handler, json_response
 
 TINY_PARAMS = 125_824  # the tiny models' parameter count, as PyTorch counts it
 

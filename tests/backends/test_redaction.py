@@ -18,9 +18,9 @@ import pytest
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.reply import answer_text
+from hfchat.testing.servers import Recorder, json_response
 from hfchat.tokens import REDACTED, redact
 from tests.fixtures import SENTINEL_TOKEN, sidebar_values
-from tests.fixtures.servers import Recorder, json_response
 
 pytestmark = pytest.mark.timeout(120)
 

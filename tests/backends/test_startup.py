@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from hfchat.testing.servers import Recorder, free_port
 from tests.fixtures import SENTINEL_TOKEN
-from tests.fixtures.servers import Recorder, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

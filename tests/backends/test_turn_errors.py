@@ -28,10 +28,10 @@ from hfchat.compare import Side, compare_turn
 from hfchat.config import Backend, ModelSpec, build_settings, display_url
 from hfchat.errors import ConfigError
 from hfchat.reply import answer_text
+from hfchat.testing.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 from hfchat.updates import ERROR_MARK, Answer, Failed
 from tests.fixtures import SENTINEL_TOKEN, sidebar_values
 from tests.fixtures.browser import AppProcess
-from tests.fixtures.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hfchat.testing.servers import RecordingProxy, json_response
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
-from tests.fixtures.servers import RecordingProxy, json_response
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page
 
+from hfchat.testing.servers import RecordingProxy, TransformersServe
 from hfchat.updates import SPEED_MARK
 from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
-from tests.fixtures.servers import RecordingProxy, TransformersServe
 
 DOCS_SCREENSHOT = ROOT / "docs" / "compare.png"
 

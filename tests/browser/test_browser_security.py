@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 
 from hfchat.export import MAX_IMPORT_BYTES
+from hfchat.testing.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 from tests.browser.test_browser_convos import ConvoUI
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
-from tests.fixtures.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 
 pytestmark = pytest.mark.timeout(600)
 

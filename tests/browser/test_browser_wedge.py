@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from hfchat.testing.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 from tests.browser.test_browser_convos import ConvoUI
 from tests.fixtures.browser import AppProcess, BrowserPage, wait_until
-from tests.fixtures.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 
 pytestmark = pytest.mark.timeout(600)
 
