@@ -15,14 +15,16 @@ stands in for the service under the UI, never for the code a test exercises.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from hfchat.backends.types import Delta
+from hfchat.chat import ChatService
 from hfchat.config import Backend
 from hfchat.messages import content_text
 from hfchat.reply import Reply, ReplySource
@@ -61,6 +63,9 @@ def _split(text: str, pieces: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+_RESPOND = inspect.signature(ChatService.respond)
+
+
 class FakeService:
     """Replays `replies` in order, one per turn (plain strings or `Scripted`); once they run
     out it asks `answer` (the turn's `FakeCall` -> its reply), which by default echoes the
@@ -95,30 +100,26 @@ class FakeService:
         reply = self.answer(call)
         return reply if isinstance(reply, Scripted) else Scripted(reply)
 
-    def respond(
-        self,
-        message: Any,
-        history: Sequence[Mapping[str, Any]],
-        values: Mapping[str, Any],
-        session_token: str | None,
-        session: str | None = None,
-        oauth_token: str | None = None,
-        cancel: threading.Event | None = None,
-        show_speed: bool = True,
-        endpoint_key: str | None = None,
-        client: str | None = None,
-    ) -> Iterator[ReplyView]:
-        """`ChatService.respond`'s signature: the reply so far (a typed view), after each scripted delta."""
+    def respond(self, *args: Any, **kwargs: Any) -> Iterator[ReplyView]:
+        """The reply so far (a typed view), after each scripted delta. Called exactly as
+        `ChatService.respond`: the arguments are bound by that method's own signature, so the
+        two cannot drift apart (a call the real service would refuse fails here too)."""
+        bound = _RESPOND.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        message, history, values = a["message"], a["history"], a["values"]
+        cancel: threading.Event | None = a["cancel"]
+        show_speed: bool = a["show_speed"]
         call = FakeCall(
             content_text(message),
             message,
             [dict(m) for m in history],
             dict(values),
-            session_token,
-            session,
-            oauth_token,
-            endpoint_key,
-            client,
+            a["session_token"],
+            a["session"],
+            a["oauth_token"],
+            a["endpoint_key"],
+            a["client"],
         )
         scripted = self._next(call)
         try:

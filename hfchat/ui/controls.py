@@ -4,24 +4,13 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 import gradio as gr
 from gradio.components import Component
 
 from hfchat.cli import AppOptions
 from hfchat.settings import SETTINGS, TOGGLED, Backend, Role, Setting, Widget, shown_for
-
-C = TypeVar("C", bound=gr.components.Component)
-
-
-def _as_sent(component: C) -> C:
-    """Hand the component's value to hfchat's validation as sent, so an API call with a value
-    out of range, NaN or a string is refused naming the field: Gradio's own check names
-    neither the field nor the fix, and a string crashes it. (An instance attribute, because
-    subclassing a Gradio component writes a .pyi file next to this one.)"""
-    component.preprocess = lambda payload: payload  # type: ignore[method-assign]
-    return component
 
 
 def _choices(setting: Setting) -> list[Any]:
@@ -44,9 +33,9 @@ def control(setting: Setting, value: Any, label: str) -> Component:
         return gr.Checkbox(value, label=label, info=info)
     if c.widget is Widget.SLIDER:
         low, high = setting.range
-        return _as_sent(gr.Slider(low, high, value=value, step=c.step, label=label, info=info))
+        return gr.Slider(low, high, value=value, step=c.step, label=label, info=info)
     if c.widget is Widget.NUMBER:
-        return _as_sent(gr.Number(value, precision=0, label=label, info=info))
+        return gr.Number(value, precision=0, label=label, info=info)
     return gr.Textbox(
         value or "",
         label=label,
