@@ -14,6 +14,7 @@ The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ def wire_chat(
         raise TypeError(f"the chat function takes no parameter for the controls {sorted(missing)}")
     by_name = {name: controls[name] for name in names}  # the /chat parameters, in the function's order
     store, current = saved.store, saved.current
+    # Stop, per browser session: the stop handler sets its turn's event, and the reply sends
+    # nothing after it, so no token lands in the window after Stop and what Stop saved is
+    # what the window keeps (Gradio's own cancel of the event can take a token or two longer).
+    stops: dict[str, threading.Event] = {}
+    stops_lock = threading.Lock()
 
     def reply(
         message: Any, history: list[dict[str, Any]], settings: dict[str, Any], request: Any, oauth_token: Any
@@ -178,10 +184,23 @@ def wire_chat(
         values = turn_values(settings, settable)
         yield {chat.turn: values, chat.pending: None}
         shown = [*history, question]
-        with closing(reply(message, history, settings, request, oauth_token)) as replies:
-            for messages in replies:
-                shown = [*history, question, *messages]
-                yield {chat.chatbot: shown, chat.history: shown}
+        stop = threading.Event()
+        session = str(getattr(request, "session_hash", None))
+        with stops_lock:
+            stops[session] = stop
+        try:
+            with closing(reply(message, history, settings, request, oauth_token)) as replies:
+                for messages in replies:
+                    if stop.is_set():
+                        return  # Stop has saved the window and unlocked the box
+                    shown = [*history, question, *messages]
+                    yield {chat.chatbot: shown, chat.history: shown}
+        finally:
+            with stops_lock:
+                if stops.get(session) is stop:
+                    del stops[session]
+        if stop.is_set():
+            return
         done = convos.commit(convos.load(stored), conversation_id, shown, _settings(values))
         yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
 
@@ -207,8 +226,12 @@ def wire_chat(
         chat.chatbot.edit(edit, inputs=[chat.history], outputs=busy_outputs, **quick).then(**turn_kwargs),
     ]
 
-    def stopped(data: dict[Component, Any]) -> dict[Component, Any]:
+    def stopped(data: dict[Component, Any], request: gr.Request) -> dict[Component, Any]:
         """Stop: what the window shows is saved (with the reply's settings), the box unlocked."""
+        with stops_lock:
+            stop = stops.pop(str(getattr(request, "session_hash", None)), None)
+        if stop is not None:
+            stop.set()
         shown, settings = data[chat.history] or [], _settings(data[chat.turn])
         done = convos.commit(convos.load(data[store]), data[current], shown, settings)
         return {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
