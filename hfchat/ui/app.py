@@ -17,7 +17,7 @@ from hfchat.presets import (
     CONTROL_NAMES,
 )
 from hfchat.space import public_token_warning
-from hfchat.ui.chat_tab import chat_panel, wire_chat
+from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
@@ -42,7 +42,8 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         endpoint_api_key=options.endpoint_api_key,
         queues=DeviceQueues(options.local_concurrency),
     )
-    chat_fn = rendered(make_chat_fn(service, options))
+    views = make_chat_fn(service, options)
+    chat_fn = rendered(views)
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
         with gr.Sidebar(label="Settings"):
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
@@ -58,6 +59,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
         turns = wire_chat(chat, saved, chat_fn, controls, settable)
+        wire_ask(views, controls)
         wire_conversations(demo, saved, chat, settable, turns)
         wire_presets(demo, presets, settable)
     return demo

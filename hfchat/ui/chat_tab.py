@@ -13,6 +13,7 @@ The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -24,10 +25,13 @@ import gradio as gr
 from gradio.components import Component
 
 from hfchat import conversations as convos
+from hfchat.api.inputs import box_message, plain_history
 from hfchat.errors import HFChatError
 from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
+from hfchat.reply import answer_text
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
+from hfchat.updates import Failed, Footer, ReplyView, Thinking
 
 TITLE = "hfchat"
 DESCRIPTION = "Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally."
@@ -284,9 +288,15 @@ def _api(
     reply: Callable[..., Generator[list[Message], None, None]],
     documented: inspect.Signature,
 ) -> None:
-    """`/chat`: the message (the chat box's `{"text", "files"}`) and every setting by name; it
-    streams the reply's messages, and each API session keeps its history, as a browser tab does.
-    `documented` (the chat function's signature) gives each setting's default to API clients."""
+    """`/chat`: the message (a plain string, or the chat box's `{"text", "files"}`) and every
+    setting by name; it streams the reply's messages, and each API session keeps its history,
+    as a browser tab does. `documented` (the chat function's signature) gives each setting's
+    default to API clients.
+
+    The message goes in through a hidden `gr.JSON`, not the chat box: Gradio validates an input
+    against its component's data model before any function runs, and the multimodal box's
+    refuses a string with its generic error. A message of the wrong shape is a `gr.Error`
+    (its text is what the client reads); this event is API-only, so no page shows it."""
 
     def chat_api(
         message: Any,
@@ -295,6 +305,10 @@ def _api(
         oauth_token: gr.OAuthToken | None,
         **values: Any,
     ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        try:
+            message = box_message(message)
+        except HFChatError as exc:
+            raise gr.Error(str(exc), title=exc.title, print_exception=False) from None
         history = list(history or [])
         question = convos.user_message(message)
         with closing(reply(message, history, values, request, oauth_token)) as replies:
@@ -311,12 +325,65 @@ def _api(
     answer = gr.JSON(label="Response", visible=False)
     gr.Button(visible=False, elem_id="chat-api").click(
         chat_api,
-        inputs=[chat.textbox, api_history],
+        inputs=[gr.JSON(label="message", visible=False), api_history],
         inputs_kwargs=settings,
         outputs=[answer, api_history],
         api_name="chat",
         api_description="One chat turn: the reply's messages (thinking, answer, speed line), streamed.",
         preprocess=False,  # hfchat's validation names a bad setting; Gradio's would not
+        postprocess=False,
+        concurrency_id="chat",
+    )
+
+
+def wire_ask(views: Callable[..., Iterator[ReplyView]], controls: dict[str, Component]) -> None:
+    """`/ask`: one stateless answer for scripts. It takes `message` (a string, or the chat box's
+    dict), an optional `history` of `{role, content}` and every setting by name (as `/chat`),
+    and returns three outputs: the answer text, the thinking (or ""), and the reply's figures
+    (`hfchat.reply.Reply.figures`: model, backend, tokens, finish_reason, timings).
+
+    No session state: the history is only what the call sends, so the same greedy call gives
+    the same answer. A turn that fails is a `gr.Error` with the chat's readable message (the
+    client raises it); a reply a limit cut is returned as it stands, finish_reason "cut".
+    `views` is `hfchat.chat.make_chat_fn`'s function (typed views, for the thinking and figures)."""
+    documented = inspect.signature(views)
+    names = [name for name in documented.parameters if name in controls and name != "show_speed"]
+
+    def ask(
+        message: Any, history: Any, request: gr.Request, oauth_token: gr.OAuthToken | None, **values: Any
+    ) -> tuple[str, str, dict[str, Any]]:
+        try:
+            box, past = box_message(message), plain_history(history)
+        except HFChatError as exc:
+            raise gr.Error(str(exc), title=exc.title, print_exception=False) from None
+        turn = views(box, past, request=request, oauth_token=oauth_token, show_speed=True, **values)
+        with closing(turn) as replies:  # type: ignore[type-var]  # a generator has close()
+            last: ReplyView = collections.deque(replies, maxlen=1).pop()  # respond yields at least once
+        failed = next((u for u in last if isinstance(u, Failed) and not u.cut), None)
+        if failed is not None:
+            raise gr.Error(f"{failed.message} {failed.hint}".strip(), title=failed.title, print_exception=False)
+        thinking = next((u.text for u in last if isinstance(u, Thinking)), "")
+        figures = next((dict(u.figures) for u in last if isinstance(u, Footer)), {})
+        return answer_text(tuple(u for u in last if not isinstance(u, Failed))), thinking, figures
+
+    own = [p for p in inspect.signature(ask).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    # history is optional; the request and token after it, which Gradio fills in, then too
+    own[1:] = [p.replace(default=None) for p in own[1:]]
+    named = [documented.parameters[name].replace(kind=inspect.Parameter.KEYWORD_ONLY) for name in names]
+    ask.__signature__ = inspect.Signature([*own, *named])  # type: ignore[attr-defined]
+
+    gr.Button(visible=False, elem_id="ask-api").click(
+        ask,
+        inputs=[gr.JSON(label="message", visible=False), gr.JSON(label="history", visible=False)],
+        inputs_kwargs={name: controls[name] for name in names},
+        outputs=[
+            gr.Textbox(label="answer", visible=False),
+            gr.Textbox(label="thinking", visible=False),
+            gr.JSON(label="figures", visible=False),
+        ],
+        api_name="ask",
+        api_description="One stateless answer: (answer, thinking, figures); history is [{role, content}].",
+        preprocess=False,
         postprocess=False,
         concurrency_id="chat",
     )
