@@ -119,6 +119,8 @@ class Failed:
     hint: str = ""
     reference: str | None = None
     cut: bool = False
+    retry_after: float | None = None
+    """Seconds to wait before retrying, when the error says (a rate limit): API clients read it."""
 
     @property
     def text(self) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 
 from hfchat import net
+from hfchat.api.openai import gateway_routes
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
@@ -28,8 +30,9 @@ from hfchat.ui.render import rendered
 log = logging.getLogger("hfchat.app")
 
 
-def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
-    service = service or ChatService(
+def build_service(options: AppOptions) -> ChatService:
+    """The one service behind the chat, compare mode and the OpenAI API, as `options` say."""
+    return ChatService(
         cache=ModelCache(options.cache_size),
         timeout=options.timeout,
         policy=options.deployment_policy,
@@ -42,6 +45,21 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         endpoint_api_key=options.endpoint_api_key,
         queues=DeviceQueues(options.local_concurrency),
     )
+
+
+def launch_kwargs(options: AppOptions, service: ChatService | Any) -> dict[str, Any]:
+    """What `main` and the in-process launcher pass to `launch()` besides host and port: the
+    password, the page head, and with --openai-api the /v1 routes over `service`.
+
+    The routes go in through launch's public `app_kwargs` (FastAPI's `routes=`), so they are
+    part of the very app Gradio serves: the same process and port, ahead of Gradio's own
+    routes, and there for a --share link or a Space too (both serve that app)."""
+    routes = gateway_routes(service.respond, options) if options.openai_api else []
+    return {"auth": options.auth, "head": PAGE_HEAD, "app_kwargs": {"routes": routes}}
+
+
+def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
+    service = service or build_service(options)
     views = make_chat_fn(service, options)
     chat_fn = rendered(views)
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
@@ -75,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
     if warning := public_token_warning(options.public, options.auth is not None):
         log.warning("%s", warning)
-    queued(build_app(options), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, head=PAGE_HEAD
+    if options.openai_api:
+        log.info("OpenAI-compatible API at /v1 (%s)", "API keys required" if options.api_keys else "no API keys")
+    service = build_service(options)
+    queued(build_app(options, service), options).launch(
+        server_name=options.host, server_port=options.port, share=options.share, **launch_kwargs(options, service)
     )
