@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from hfchat.reply import answer_text
+from tests.app.test_api_client import run_readme
 from tests.fixtures.browser import AppProcess
 
 GREEDY = {"do_sample": False, "max_new_tokens": 24}
@@ -98,3 +99,12 @@ def test_ask_errors_are_readable(app: AppProcess) -> None:
         client(app).predict(QUESTION, api_name="/ask", max_new_tokens=100000)
     with pytest.raises(AppError, match=r"history\[0\]\.role.*system_prompt"):
         client(app).predict(QUESTION, history=[{"role": "system", "content": "x"}], api_name="/ask")
+
+
+def test_readme_ask_snippet_runs(app: AppProcess) -> None:
+    lines = run_readme("HFCHAT_URL", app.url, 'api_name="/ask"')
+    assert lines[0].startswith("Loaded as API: ")
+    answer, figures = lines[1:3]
+    assert answer.strip() and "⏱" not in answer
+    tokens, reason = figures.split()
+    assert int(tokens) > 0 and reason in ("stop", "length")

@@ -25,6 +25,7 @@ from hfchat.testing.servers import (
     json_response,
     provider_mapping_response,
 )
+from tests.app.test_api_client import run_readme
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 SENTINEL = "hf_SentinelApiToken0123456789abcdefXYZ"
@@ -150,6 +151,13 @@ def test_langchain_chat_openai_invoke_and_stream(local: RunningApp) -> None:
     pieces = [str(c.content) for c in chat.stream("What is the capital of France?")]
     assert len([p for p in pieces if p]) > 3
     assert "".join(pieces) == answer.content
+
+
+def test_readme_openai_snippet_runs(local: RunningApp) -> None:
+    lines = run_readme("HFCHAT_OPENAI_URL", local.url + "v1", "chat.completions.create")
+    assert "Paris" in lines[0]
+    assert int(lines[1]) > 0
+    assert lines[2].strip(), "the streamed reply was printed"
 
 
 # -- a custom endpoint: a real transformers serve, behind the recording proxy
