@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hfchat.cli import AppOptions
 from hfchat.testing.servers import free_port
 from hfchat.ui import build_app
-from hfchat.ui.page import PAGE_HEAD, queued
+from hfchat.ui.page import PAGE_LOOK, queued
 
 if TYPE_CHECKING:
     from gradio import Blocks
@@ -61,7 +61,7 @@ def running_app(options: AppOptions, service: ChatService | Any = None) -> Itera
                 server_name="127.0.0.1",
                 server_port=port,
                 auth=options.auth,
-                head=PAGE_HEAD,
+                **PAGE_LOOK,
                 prevent_thread_lock=True,
                 quiet=True,
             )

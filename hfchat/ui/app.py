@@ -21,7 +21,7 @@ from hfchat.ui.chat_tab import chat_panel, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
-from hfchat.ui.page import PAGE_HEAD, queued
+from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
 
@@ -44,22 +44,25 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     )
     chat_fn = rendered(make_chat_fn(service, options))
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
-        with gr.Sidebar(label="Settings"):
+        with gr.Sidebar(label="Conversations", position="left", elem_id="conversations-panel") as conversations:
+            saved = conversation_panel()
+        with gr.Sidebar(label="Settings", position="right", elem_id="settings-panel", width=340) as settings:
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
                 gr.LoginButton()
-            saved = conversation_panel()
             presets = preset_panel()
             controls = settings_controls(options)
-        with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
+        with gr.Tabs(elem_id="page-tabs") as tabs:
+            with gr.Tab("Chat", id="chat", elem_id="chat-tab") as chat_tab:
+                header = model_header_button(options, controls)
                 chat = chat_panel()
-            with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare:
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
         turns = wire_chat(chat, saved, chat_fn, controls, settable)
         wire_conversations(demo, saved, chat, settable, turns)
         wire_presets(demo, presets, settable)
+        wire_panels(demo, conversations, settings, header, chat_tab, compare)
     return demo
 
 
@@ -74,5 +77,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     if warning := public_token_warning(options.public, options.auth is not None):
         log.warning("%s", warning)
     queued(build_app(options), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, head=PAGE_HEAD
+        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, **PAGE_LOOK
     )
