@@ -5,8 +5,8 @@ their model and write them into `generation_config.json`; the settings panel tak
 when the model box changes, so a model is first tried the way its authors meant. Only the
 sampling values are read: the rest of that file (token ids, lengths) is the pipeline's.
 
-A local folder's file is read directly; a Hub repo's is fetched through huggingface_hub
-(which honours HF_ENDPOINT, HF_HUB_OFFLINE and its own cache) with a short timeout, so a
+A local folder's file is read directly; a Hub repo's comes from huggingface_hub's cache, or
+with one GET through huggingface_hub's session (HF_ENDPOINT and HF_HUB_OFFLINE honoured), so a
 slow or unreachable Hub costs the panel at most a few seconds and never an error: no
 defaults found means the sliders stay as they are.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub import constants, get_session, try_to_load_from_cache
+from huggingface_hub.utils import build_hf_headers
 
 from hfchat.settings import SETTINGS
 
@@ -79,10 +79,17 @@ def model_defaults(model: str, timeout: float = HUB_TIMEOUT_S) -> dict[str, Any]
         return _read(folder / FILENAME)
     if not _REPO_ID.match(model):
         return {}
+    cached = try_to_load_from_cache(model, FILENAME)  # downloaded with the model before
+    if isinstance(cached, str):
+        return _read(Path(cached))
+    if constants.HF_HUB_OFFLINE:
+        return {}
+    # One GET, no retries (huggingface_hub's download retries a dead Hub for ~24 s).
+    url = f"{constants.ENDPOINT.rstrip('/')}/{model}/resolve/main/{FILENAME}"  # ENDPOINT as it is now
     try:
-        path = hf_hub_download(model, FILENAME, etag_timeout=timeout)
-    except (OSError, EntryNotFoundError, httpx.HTTPError, ValueError) as exc:
-        # Not found, gated, offline, unreachable: the sliders stay as they are.
+        response = get_session().get(url, headers=build_hf_headers(), timeout=timeout, follow_redirects=True)
+        data = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:  # unreachable, too slow, not JSON
         log.info("no sampling defaults for %s from the Hub: %s", model, type(exc).__name__)
         return {}
-    return _read(Path(path))
+    return sampling_values(data) if isinstance(data, dict) else {}

@@ -155,9 +155,7 @@ def wire_panels(
             return {conversations: gr.Sidebar(open=False), settings: gr.Sidebar(open=False), settings_open: False}
         return {conversations: gr.skip(), settings: gr.skip(), settings_open: gr.skip()}
 
-    demo.load(
-        opened, width, [conversations, settings, settings_open], js="() => window.innerWidth", **quick
-    )
+    demo.load(opened, width, [conversations, settings, settings_open], js="() => window.innerWidth", **quick)
     header.click(lambda: (gr.Sidebar(open=True), True), None, [settings, settings_open], **quick)
     settings.expand(lambda: True, None, settings_open, **quick)
     settings.collapse(lambda: False, None, settings_open, **quick)
