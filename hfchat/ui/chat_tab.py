@@ -29,7 +29,7 @@ from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
 
-LATEX_DELIMITERS = [
+LATEX_DELIMITERS: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
     {"left": "\\[", "right": "\\]", "display": True},
     {"left": "\\(", "right": "\\)", "display": False},

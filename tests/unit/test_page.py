@@ -51,14 +51,8 @@ def test_the_header_never_shows_credentials() -> None:
 
 def test_settings_are_grouped_model_generation_then_advanced() -> None:
     groups = {name: s.control.group for name, s in SETTINGS.items()}
-    assert [n for n, g in groups.items() if g is Group.MODEL][:6] == [
-        "backend",
-        "model",
-        "provider",
-        "endpoint_url",
-        "served_model",
-        "task",
-    ]
+    model = ["backend", "model", "provider", "endpoint_url", "served_model", "task"]
+    assert [n for n, g in groups.items() if g is Group.MODEL][: len(model)] == model
     generation = [n for n, g in groups.items() if g is Group.GENERATION]
     assert generation == ["system_prompt", "max_new_tokens", "do_sample", "temperature", "top_p"]
     advanced = {n for n, g in groups.items() if g is Group.ADVANCED}
