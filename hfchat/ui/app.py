@@ -23,7 +23,7 @@ from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
-from hfchat.ui.page import PAGE_HEAD, queued
+from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
 
@@ -55,7 +55,7 @@ def launch_kwargs(options: AppOptions, service: ChatService | Any) -> dict[str, 
     part of the very app Gradio serves: the same process and port, ahead of Gradio's own
     routes, and there for a --share link or a Space too (both serve that app)."""
     routes = gateway_routes(service.respond, options) if options.openai_api else []
-    return {"auth": options.auth, "head": PAGE_HEAD, "app_kwargs": {"routes": routes}}
+    return {"auth": options.auth, **PAGE_LOOK, "app_kwargs": {"routes": routes}}
 
 
 def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
@@ -63,16 +63,18 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
     views = make_chat_fn(service, options)
     chat_fn = rendered(views)
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
-        with gr.Sidebar(label="Settings"):
+        with gr.Sidebar(label="Conversations", position="left", elem_id="conversations-panel") as conversations:
+            saved = conversation_panel()
+        with gr.Sidebar(label="Settings", position="right", elem_id="settings-panel", width=340) as settings:
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
                 gr.LoginButton()
-            saved = conversation_panel()
             presets = preset_panel()
             controls = settings_controls(options)
-        with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
+        with gr.Tabs(elem_id="page-tabs") as tabs:
+            with gr.Tab("Chat", id="chat", elem_id="chat-tab") as chat_tab:
+                header = model_header_button(options, controls)
                 chat = chat_panel()
-            with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare:
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
@@ -80,6 +82,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         wire_ask(views, controls)
         wire_conversations(demo, saved, chat, settable, turns)
         wire_presets(demo, presets, settable)
+        wire_panels(demo, conversations, settings, header, chat_tab, compare)
     return demo
 
 

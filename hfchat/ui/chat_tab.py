@@ -33,8 +33,16 @@ from hfchat.reply import answer_text
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
 from hfchat.updates import Failed, Footer, ReplyView, Thinking
 
-TITLE = "hfchat"
-DESCRIPTION = "Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally."
+LATEX_DELIMITERS: list[dict[str, str | bool]] = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\[", "right": "\\]", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+    {"left": "$", "right": "$", "display": False},
+]
+"""Math in replies: $$…$$ and \\[…\\] as display math, \\(…\\) and $…$ inline; the longer
+delimiters come first, so "$$" is never read as two "$". Gradio matches delimiters literally
+(KaTeX auto-render), so two prices in one message ("$5 and $6") are read as math too: the
+cost of single-dollar math, which replies use far more often than two prices."""
 PLACEHOLDER = "Type a message (attach images with the task image-text-to-text)…"
 
 ChatFn = Callable[..., Iterator[list[Message]]]
@@ -69,10 +77,17 @@ class ChatPanel:
 
 
 def chat_panel() -> ChatPanel:
-    """The title, the chat window and the chat box (rendered where it is called)."""
-    gr.Markdown(f"<h1 style='text-align: center; margin-bottom: 1rem'>{TITLE}</h1>")
-    gr.Markdown(DESCRIPTION)
-    chatbot = gr.Chatbot(label="Chatbot", scale=1, editable="user", elem_id="chat-window")
+    """The chat window, filling the page's height, and the chat box under it (rendered where
+    it is called): no title block and no label chip, so the conversation gets the room."""
+    chatbot = gr.Chatbot(
+        label="Chat",
+        show_label=False,
+        scale=1,
+        height="100%",
+        editable="user",
+        elem_id="chat-window",
+        latex_delimiters=LATEX_DELIMITERS,
+    )
     with gr.Group(), gr.Row():
         textbox = gr.MultimodalTextbox(
             sources=["upload"],

@@ -53,7 +53,12 @@ class App:
 @pytest.fixture(scope="module")
 def app(tiny_models: dict[str, Path]) -> Iterator[App]:
     options = parse_options(
-        ["--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu", "--max-new-tokens", "8"], {}
+        [
+            *("--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu", "--max-new-tokens", "8"),
+            "--do-sample",
+            "false",
+        ],
+        {},
     )
     service = ChatService(cache=ModelCache(options.cache_size))
     with running_app(options, service) as running:
@@ -63,7 +68,7 @@ def app(tiny_models: dict[str, Path]) -> Iterator[App]:
 def test_local_chat_with_the_defaults_set_by_flags(app: App) -> None:
     reply = app.fresh().chat("Hello!")
     assert reply and not reply.startswith(("⚠️", "⏳"))
-    assert app.fresh().chat("Hello!") == reply, "greedy by default: the same reply twice"
+    assert app.fresh().chat("Hello!") == reply, "greedy by the flags: the same reply twice"
 
 
 def test_settings_override_by_name(app: App, tiny_models: dict[str, Path]) -> None:

@@ -28,7 +28,7 @@ def spec_for(path: Path, **kw: Any) -> ModelSpec:
 
 
 def settings_for(spec: ModelSpec, **gen: Any) -> ChatSettings:
-    return ChatSettings(spec=spec, generation=GenerationSettings(**gen))
+    return ChatSettings(spec=spec, generation=GenerationSettings(**{"do_sample": False, **gen}))  # greedy unless asked
 
 
 def generate_threads() -> list[threading.Thread]:
@@ -300,7 +300,7 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
             thread.join(120)
         assert PreTrainedModel.tie_weights is tie_weights
     chat = LOCAL.build(specs[0], None)
-    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
+    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8, do_sample=False))
     replies = [
         "".join(
             d.text for d in LOCAL.stream(chat, [HumanMessage("Hello!")], settings, threading.Event(), DeviceQueues())

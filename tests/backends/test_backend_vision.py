@@ -56,7 +56,7 @@ def spec_for(path: Path, **kw: Any) -> ModelSpec:
 
 
 def settings_for(spec: ModelSpec, **gen: Any) -> ChatSettings:
-    return ChatSettings(spec=spec, generation=GenerationSettings(**{"max_new_tokens": 8, **gen}))
+    return ChatSettings(spec=spec, generation=GenerationSettings(**{"max_new_tokens": 8, "do_sample": False, **gen}))
 
 
 def question(picture: str, text: str = "What is in this picture?", system: str = "Be brief.") -> list[Any]:

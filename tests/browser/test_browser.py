@@ -42,7 +42,7 @@ def test_reply_streams_in_pieces(local_app: AppProcess, browser_page: BrowserPag
     assert not ui.sidebar_open()
     browser_page.screenshot("empty")
     ui.open_sidebar()
-    assert ui.sidebar_open() and ui.field("Repo ID or local folder").is_visible()
+    assert ui.sidebar_open() and ui.field("model").is_visible()
     browser_page.screenshot("sidebar-open")
     ui.open_sidebar(False)
 
@@ -108,7 +108,7 @@ def test_switching_model_and_backend_in_the_sidebar(
     on_chat = ui.chat("Hello")
 
     ui.clear()
-    ui.set_text("Repo ID or local folder", str(tiny_models["plain"]))
+    ui.set_text("model", str(tiny_models["plain"]))
     ui.watch_last_bot()
     on_plain = ui.chat("Hello")
     assert ui.renders()[0].startswith("⏳ Loading") and "plain" in ui.renders()[0], "a new model loads"
@@ -116,7 +116,7 @@ def test_switching_model_and_backend_in_the_sidebar(
     assert "loaded in" in wait_until(lambda: ui.speed_footers()[-1:], 30, "the speed line")[0], "a load is reported"
 
     ui.clear()
-    ui.set_text("Repo ID or local folder", str(tiny_models["chat"]))
+    ui.set_text("model", str(tiny_models["chat"]))
     ui.watch_last_bot()
     assert ui.chat("Hello") == on_chat, "back on the first model: the same greedy reply"
     assert not any(r.startswith("⏳") for r in ui.renders()), "switching back hits the cache: no loading notice"
@@ -125,8 +125,8 @@ def test_switching_model_and_backend_in_the_sidebar(
     assert f"The local model {tiny_models['chat']}, cache hit" in local_app.log_text()
 
     ui.clear()
-    ui.choose("Custom endpoint")
-    ui.set_text("Endpoint URL", proxy.url)
+    ui.choose("backend", "Custom endpoint")
+    ui.set_text("endpoint_url", proxy.url)
     browser_page.screenshot("sidebar-endpoint")
     reply = ui.chat("Hello endpoint")
     assert reply and not reply.startswith("⚠️")
@@ -142,27 +142,27 @@ def test_bad_repo_id_shows_a_readable_error(local_app: AppProcess, browser_page:
         local_app.hub.route(method, "/api/models/nobody/no-such-model", not_found)
         local_app.hub.route(method, "/nobody/no-such-model/", not_found)
     ui = ChatUI(browser_page.page).open(local_app.url)
-    ui.set_text("Repo ID or local folder", "not a repo/../x")
+    ui.set_text("model", "not a repo/../x")
     error = ui.chat("Hello")
     browser_page.screenshot("error")
     assert error.startswith("⚠️ Invalid setting.") and "model" in error
     assert "Traceback" not in error and 'File "' not in error
 
-    ui.set_text("Repo ID or local folder", "nobody/no-such-model")
+    ui.set_text("model", "nobody/no-such-model")
     missing = ui.chat("Hello again")
     assert missing.startswith("⚠️ Model not found (404).") and "nobody/no-such-model" in missing, missing
     assert "Traceback" not in missing and 'File "' not in missing
     assert any("no-such-model" in path for path in hub_calls(local_app)), "the lookup went to the recorder"
     local_app.hub.clear()
 
-    ui.set_text("Repo ID or local folder", local_app.args[local_app.args.index("--model") + 1])
+    ui.set_text("model", local_app.args[local_app.args.index("--model") + 1])
     assert not ui.chat("And now?").startswith("⚠️"), "the next message works"
     assert tab_errors(browser_page) == []
 
 
 def test_4bit_toggle_loads_in_4bit_and_says_so(local_app: AppProcess, browser_page: BrowserPage) -> None:
     ui = ChatUI(browser_page.page).open(local_app.url)
-    ui.choose("Load in 4-bit (bitsandbytes)")
+    ui.set_checked("load_in_4bit", True)
     ui.watch_last_bot()
     reply = ui.chat("Hello in 4-bit")
     assert ui.renders()[0].startswith("⏳ Loading") and "in 4-bit nf4" in ui.renders()[0]
