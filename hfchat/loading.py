@@ -127,7 +127,7 @@ def _bar_class(progress: LoadProgress, default_stage: str, drawn: Callable[[], b
 
         def update(self, n: float | None = 1) -> bool | None:
             shown = super().update(n)
-            desc = (self.desc or "").strip().rstrip(":").strip()
+            desc = (self.desc or "").strip().rstrip(":").strip().rsplit("/", 1)[-1]  # a download's URL: its file
             stage = f"{default_stage} {desc}".strip() if default_stage else desc.lower() or "loading"
             total = self.total
             progress.report(stage, float(self.n), float(total) if total else None)

@@ -219,9 +219,14 @@ def wire_chat(
         preprocess=False,  # the settings reach hfchat's validation as sent, which names a bad field
         concurrency_id="chat",
         show_progress="hidden",  # Stop and the reply itself show it runs; no counter on the box
+        show_progress_on=[chat.chatbot],  # see `quick` below
         api_visibility="private",
     )
-    quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+    # Gradio 6.31 draws a timer on an event's outputs even with show_progress="hidden": on the
+    # chat box it sat beside the submit arrow ("processing | 1.5s"); the window takes it instead.
+    quick: dict[str, Any] = dict(
+        queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
+    )
     begun = chat.textbox.submit(
         begin, inputs={chat.textbox, chat.history, store, current}, outputs=[*busy_outputs, *saving], **quick
     )
