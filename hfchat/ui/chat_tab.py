@@ -29,8 +29,9 @@ from hfchat.api.inputs import box_message, plain_history
 from hfchat.errors import HFChatError
 from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
-from hfchat.reply import answer_text
+from hfchat.reply import answer_text, fresh_seed
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
+from hfchat.ui.render import stopped_reply
 from hfchat.updates import Failed, Footer, ReplyView, Thinking
 
 LATEX_DELIMITERS: list[dict[str, str | bool]] = [
@@ -160,14 +161,14 @@ def wire_chat(
         started = convos.start_turn(convos.load(data[store]), data[current], history, message)
         return out | (saved_outputs(saved, started) if started else {})
 
-    def ask_again(history: list[dict[str, Any]], message: dict[str, Any]) -> dict[Component, Any]:
+    def ask_again(history: list[dict[str, Any]], message: dict[str, Any], retry: bool = False) -> dict[Component, Any]:
         """A turn on `message` after `history` (retry, edit): the window shows the question."""
         shown = [*history, convos.user_message(message)]
         return {
             chat.textbox: busy_box(),
             chat.chatbot: shown,
             chat.history: shown,
-            chat.pending: {"message": message, "history": history},
+            chat.pending: {"message": message, "history": history, "retry": retry},
             chat.turn: None,
         }
 
@@ -175,7 +176,7 @@ def wire_chat(
         before, question = convos.last_question(history or [])
         if question is None:
             return {chat.pending: None}
-        return ask_again(before, convos.question_box(question))
+        return ask_again(before, convos.question_box(question), retry=True)
 
     def edit(history: list[dict[str, Any]], edited: gr.EditData) -> dict[Component, Any]:
         """An edited question is asked again, with the files it had; later turns are dropped."""
@@ -200,8 +201,11 @@ def wire_chat(
             return
         message, history = pending["message"], pending["history"]
         question = convos.user_message(message)
-        values = turn_values(settings, settable)
-        yield {chat.turn: values, chat.pending: None}
+        values = turn_values(settings, settable)  # saved with the conversation as the user set them
+        if pending.get("retry") and settings.get("do_sample") is True:
+            settings = {**settings, "seed": fresh_seed()}  # a new sample, whatever the seed (the footer names it)
+        # Stop from the turn's first update, whichever event started it (send, retry, edit).
+        yield {chat.textbox: busy_box(), chat.turn: values, chat.pending: None}
         shown = [*history, question]
         stop = threading.Event()
         session = str(getattr(request, "session_hash", None))
@@ -232,10 +236,15 @@ def wire_chat(
         outputs=[*busy_outputs, *saving],
         preprocess=False,  # the settings reach hfchat's validation as sent, which names a bad field
         concurrency_id="chat",
-        show_progress="minimal",
+        show_progress="hidden",  # Stop and the reply itself show it runs; no counter on the box
+        show_progress_on=[chat.chatbot],  # see `quick` below
         api_visibility="private",
     )
-    quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+    # Gradio 6.31 draws a timer on an event's outputs even with show_progress="hidden": on the
+    # chat box it sat beside the submit arrow ("processing | 1.5s"); the window takes it instead.
+    quick: dict[str, Any] = dict(
+        queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
+    )
     begun = chat.textbox.submit(
         begin, inputs={chat.textbox, chat.history, store, current}, outputs=[*busy_outputs, *saving], **quick
     )
@@ -246,19 +255,24 @@ def wire_chat(
     ]
 
     def stopped(data: dict[Component, Any], request: gr.Request) -> dict[Component, Any]:
-        """Stop: what the window shows is saved (with the reply's settings), the box unlocked."""
+        """Stop: the reply keeps what it shows, with the footer "stopped by you" (in the window
+        and saved, with the reply's settings), and the box is unlocked."""
         with stops_lock:
             stop = stops.pop(str(getattr(request, "session_hash", None)), None)
         if stop is not None:
             stop.set()
-        shown, settings = data[chat.history] or [], _settings(data[chat.turn])
+        shown = data[chat.history] or []
+        if stop is not None:  # the turn was still running (not one that ended as Stop was clicked)
+            shown = stopped_reply(shown)
+        settings = _settings(data[chat.turn])
         done = convos.commit(convos.load(data[store]), data[current], shown, settings)
-        return {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
+        out = {chat.textbox: idle_box(), chat.turn: None, chat.chatbot: shown, chat.history: shown}
+        return out | (saved_outputs(saved, done) if done else {})
 
     chat.textbox.stop(
         stopped,
         inputs={chat.history, chat.turn, store, current},
-        outputs=[chat.textbox, chat.turn, *saving],
+        outputs=[chat.textbox, chat.turn, chat.chatbot, chat.history, *saving],
         cancels=turns,
         **quick,
     )

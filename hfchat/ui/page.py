@@ -10,6 +10,7 @@ from gradio.components import Component
 
 from hfchat.cli import AppOptions
 from hfchat.header import HEADER_SETTINGS, model_header
+from hfchat.updates import ERROR_MARK
 
 BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
 """Gradio encrypts BrowserState with a key it also sends to the page, so it hides nothing from
@@ -23,7 +24,7 @@ URIs: a reply that names a remote image cannot make the browser fetch it (a zero
 the chat). Replies show such images as links (`hfchat.safe_markdown`); this is the backstop."""
 
 STORAGE_NOTICE = (
-    "⚠️ Your latest change could not be saved: this browser's storage for this site is full. "
+    f"{ERROR_MARK} Your latest change could not be saved: this browser's storage for this site is full. "
     "What was saved before is kept. Export or delete conversations to make room."
 )
 

@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from hfchat.reply import answer_text
+from hfchat.updates import SPEED_MARK
 from tests.app.test_api_client import run_readme
 from tests.fixtures.browser import AppProcess
 
@@ -66,7 +67,7 @@ def test_chat_files_still_come_through_handle_file(app: AppProcess, tmp_path: Pa
 
 def test_ask_returns_the_answer_thinking_and_figures(app: AppProcess) -> None:
     answer, thinking, figures = client(app).predict(QUESTION, api_name="/ask", **GREEDY)
-    assert "Paris" in answer and "⏱" not in answer
+    assert "Paris" in answer and SPEED_MARK not in answer
     assert thinking == ""
     assert figures["backend"] == "local" and figures["output_tokens"] >= 1
     assert figures["finish_reason"] in ("stop", "length")
@@ -105,6 +106,6 @@ def test_readme_ask_snippet_runs(app: AppProcess) -> None:
     lines = run_readme("HFCHAT_URL", app.url, 'api_name="/ask"')
     assert lines[0].startswith("Loaded as API: ")
     answer, figures = lines[1:3]
-    assert answer.strip() and "⏱" not in answer
+    assert answer.strip() and SPEED_MARK not in answer
     tokens, reason = figures.split()
     assert int(tokens) > 0 and reason in ("stop", "length")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator
 
-from hfchat.updates import FOOTER_ID
+from hfchat.updates import ERROR_MARK, FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
@@ -39,7 +39,7 @@ class ConvoUI(ChatUI):
         """Send `text`; the bot messages of the finished reply (answer, and thinking or speed line where shown)."""
         before, saved = len(self.bot_messages()), self.stored()
         answer = self.chat(text)
-        assert not answer.startswith("⚠️"), answer
+        assert not answer.startswith(ERROR_MARK), answer
         self.saved_after(saved, "the conversation to be saved")
         return self.bot_messages()[before:]
 
