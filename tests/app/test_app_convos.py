@@ -329,7 +329,11 @@ def test_a_refused_list_action_warns_once_and_changes_nothing(app: RunningApp, f
     page = Page(app.url)
     page.send("Keep me")
     before = (page.stored(), page.listed(), page.shown(), dict(page.props[page.box]))
-    for event, data in (("delete", {"id": "gone"}), ("submit", {"id": "gone", "title": "x"}), ("select", {"id": "gone"})):
+    for event, data in (
+        ("delete", {"id": "gone"}),
+        ("submit", {"id": "gone", "title": "x"}),
+        ("select", {"id": "gone"}),
+    ):
         page.act(event, **data)
         assert (page.stored(), page.listed(), page.shown(), page.props[page.box]) == before, event
     page.act("submit", id=page.saved()[0].id, title="   ")
