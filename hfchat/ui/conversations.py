@@ -60,17 +60,20 @@ LIST_TEMPLATE = (
 )
 
 LIST_CSS = """
+font-family: var(--font); color: var(--body-text-color); font-size: 14px; line-height: 1.3; padding: 0 !important;
 .search { width: 100%; box-sizing: border-box; padding: 6px 10px; margin: 0 0 6px; font-size: 13px;
   border: 1px solid var(--border-color-primary); border-radius: 8px; background: var(--input-background-fill);
   color: var(--body-text-color); }
 .search:focus { outline: 2px solid var(--color-accent-soft); border-color: var(--color-accent); }
-.day h3 { margin: 10px 8px 2px; font-size: 12px; font-weight: 600; color: var(--body-text-color-subdued); }
+.day h3 { margin: 12px 8px 2px; font-size: 12px; line-height: 1.2; font-weight: 600;
+  color: var(--body-text-color-subdued); }
 ul { list-style: none; margin: 0; padding: 0; }
-li { display: flex; align-items: center; gap: 2px; border-radius: 8px; min-height: 30px; padding-right: 2px; }
-li:hover, li:focus-within { background: var(--background-fill-secondary); }
+li { display: flex; align-items: center; gap: 2px; margin: 0; border-radius: 8px; min-height: 30px;
+  padding-right: 2px; }
+li:hover, li:focus-within { background: color-mix(in srgb, var(--body-text-color) 7%, transparent); }
 li.active { background: var(--color-accent-soft); }
 li button { background: none; border: 0; cursor: pointer; color: inherit; font: inherit; }
-.open { flex: 1; min-width: 0; text-align: left; padding: 5px 8px; font-size: 14px; }
+.open { flex: 1; min-width: 0; text-align: left; padding: 6px 8px; font-size: 14px; }
 .open span { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .actions { display: flex; visibility: hidden; }
 li:hover .actions, li:focus-within .actions, li.active .actions { visibility: visible; }
@@ -211,6 +214,7 @@ def conversation_panel() -> ConversationPanel:
         html_template=LIST_TEMPLATE,
         css_template=LIST_CSS,
         js_on_load=LIST_JS,
+        apply_default_css=False,  # no prose margins: a compact list
         elem_id="conversation-list",
         padding=False,
     )

@@ -161,7 +161,9 @@ def test_a_turn_that_never_got_an_answer_saves_no_conversation(
     time.sleep(1.5)
     assert ui.listing() == [] and ui.stored() == empty, "a refused image saves nothing either"
 
-    ui.reply("A real question")
+    ui.send("A real question")  # the picture and its text were two bubbles: count the replies
+    answer = ui.wait_reply(count=3)
+    assert answer and not answer.startswith("⚠️"), answer
     ui.wait_listing(["A real question"])  # the first turn with an answer is the conversation
     ui.reopen()
     wait_until(lambda: ui.user_messages() == ["A real question"], 30, "only the answered turn, saved")
