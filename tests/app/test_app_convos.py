@@ -242,18 +242,18 @@ def test_a_question_is_saved_once_its_reply_begins_and_the_reply_with_its_settin
     assert page.shown() == ["Hi"]
     assert page.props[page.box]["stop_btn"] and not page.props[page.box]["interactive"], "Stop shown while it streams"
 
-    snapshots: list[list[convos.Conversation]] = []
+    snapshots: list[tuple[list[convos.Conversation], list[dict[str, Any]]]] = []
     apply = page.apply
 
     def recording(dep: dict[str, Any], outputs: list[Any]) -> None:
         apply(dep, outputs)
-        snapshots.append(page.saved())
+        snapshots.append((page.saved(), page.values[page.window] or []))
 
     page.apply = recording  # type: ignore[method-assign]
     page.run(page.chain(begin)[1])
-    asked = next(s for s in snapshots if s)
+    asked, window = next((saved, shown) for saved, shown in snapshots if saved)
     assert plain(asked[0].messages) == ["Hi"] and asked[0].messages[-1]["content"] == convos.INTERRUPTED_TEXT
-    assert snapshots[0] == [], "saved as the reply begins, not before"
+    assert len(window) >= 2 and content_text(window[1]["content"]), "saved with the reply's first text, not before"
     (done,) = page.saved()
     assert done.id == asked[0].id and plain(done.messages) == ["Hi", "Hello, visitor."], "the note is replaced"
     assert done.settings is not None and done.settings.system_prompt == "Be brief."
