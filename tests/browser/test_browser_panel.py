@@ -231,27 +231,28 @@ def test_rename_and_delete_in_place_with_escape_cancel_and_confirm(
     assert error_badges(ui) == 0 and not browser_page.console_errors
 
 
+def edit_first(ui: ConvoUI, text: str) -> None:
+    """Edit the first (only) question to `text`, and wait until its new reply is saved."""
+    saved = ui.stored()
+    ui.edit(0, text)
+    wait_until(lambda: ui.user_messages() == [text], 60, "the edited question")
+    ui.wait_reply()
+    ui.saved_after(saved, "the edit to be saved")
+
+
 def test_the_title_follows_an_edit_of_the_first_message_unless_renamed(
     browser_page: BrowserPage, local_app: AppProcess
 ) -> None:
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
     ui.reply("Wrong question")
     ui.wait_listing(["Wrong question"])
-    saved = ui.stored()
-    ui.edit(0, "Right question")
-    wait_until(lambda: ui.user_messages() == ["Right question"], 60, "the edited question")
-    ui.wait_reply()
-    ui.saved_after(saved, "the edit to be saved")
+    edit_first(ui, "Right question")
     ui.wait_listing(["Right question"])
     assert ui.title() == "Right question"
 
     ui.rename("Right question", "My name for it")
     ui.wait_listing(["My name for it"])
-    saved = ui.stored()
-    ui.edit(0, "Another question")
-    wait_until(lambda: ui.user_messages() == ["Another question"], 60, "the second edit")
-    ui.wait_reply()
-    ui.saved_after(saved, "the second edit to be saved")
+    edit_first(ui, "Another question")
     ui.wait_listing(["My name for it"])  # renamed by hand: kept
 
 
