@@ -1,8 +1,11 @@
 """The chat: a `gr.Chatbot` and a `gr.MultimodalTextbox` on Gradio's public API, and `/chat`.
 
 A turn is two events. `begin` (not queued, so the question shows at once) puts the question
-in the window and saves it with the interrupted note; `respond` (queued) streams the reply
-and, in its last update, saves the finished turn with the settings it was made with. In the
+in the window; `respond` (queued) streams the reply, saves the question with the interrupted
+note as soon as the reply begins (so an app restart mid-reply keeps it), and in its last
+update saves the finished turn with the settings it was made with. A turn that ends before
+any reply began (a refused setting or image, a model or endpoint that fails) saves nothing:
+it creates no conversation, and a saved one stays as it was. In the
 browser that is three requests (the begin call, the queue join, the reply's stream), with no
 follow-up events and nothing that runs when the saved list changes. Retry and edit start a
 turn the same way; undo and clear are one event each; Stop saves what was shown.
@@ -133,7 +136,7 @@ def wire_chat(
     if missing := set(controls) - set(names):
         raise TypeError(f"the chat function takes no parameter for the controls {sorted(missing)}")
     by_name = {name: controls[name] for name in names}  # the /chat parameters, in the function's order
-    store, current = saved.store, saved.current
+    store, current, tz = saved.store, saved.current, saved.tz
     # Stop, per browser session: the stop handler sets its turn's event, and the reply sends
     # nothing after it, so no token lands in the window after Stop and what Stop saved is
     # what the window keeps (Gradio's own cancel of the event can take a token or two longer).
@@ -148,18 +151,16 @@ def wire_chat(
         yield from chat_fn(message, list(history), request=request, oauth_token=oauth_token, **settings)
 
     def begin(data: dict[Component, Any]) -> dict[Component, Any]:
-        """The question in the window and saved, marked interrupted until its reply is saved."""
+        """The question in the window (`respond` saves it once its reply begins)."""
         message, history = data[chat.textbox], data[chat.history] or []
         shown = [*history, convos.user_message(message)]
-        out = {
+        return {
             chat.textbox: busy_box(value=None),
             chat.chatbot: shown,
             chat.history: shown,
             chat.pending: {"message": message, "history": history},
             chat.turn: None,
         }
-        started = convos.start_turn(convos.load(data[store]), data[current], history, message)
-        return out | (saved_outputs(saved, started) if started else {})
 
     def ask_again(history: list[dict[str, Any]], message: dict[str, Any], retry: bool = False) -> dict[Component, Any]:
         """A turn on `message` after `history` (retry, edit): the window shows the question."""
@@ -191,11 +192,14 @@ def wire_chat(
         pending: dict[str, Any] | None,
         stored: Any,
         conversation_id: str | None,
+        offset: Any,
         request: gr.Request,
         oauth_token: gr.OAuthToken | None,
         **settings: Any,
     ) -> Iterator[dict[Component, Any]]:
-        """Stream the reply into the window; the last update saves the turn."""
+        """Stream the reply into the window; its first update with a reply in it saves the
+        question (marked interrupted), the last saves the turn; nothing is saved for a turn
+        that ends before its reply began."""
         if pending is None:  # nothing to ask (a retry with no question)
             yield {chat.textbox: idle_box()}
             return
@@ -207,6 +211,7 @@ def wire_chat(
         # Stop from the turn's first update, whichever event started it (send, retry, edit).
         yield {chat.textbox: busy_box(), chat.turn: values, chat.pending: None}
         shown = [*history, question]
+        conversations, started = convos.load(stored), False
         stop = threading.Event()
         session = str(getattr(request, "session_hash", None))
         with stops_lock:
@@ -217,21 +222,28 @@ def wire_chat(
                     if stop.is_set():
                         return  # Stop has saved the window and unlocked the box
                     shown = [*history, question, *messages]
-                    yield {chat.chatbot: shown, chat.history: shown}
+                    update: dict[Component, Any] = {chat.chatbot: shown, chat.history: shown}
+                    if not started and convos.answered(messages):
+                        started = True
+                        begun = convos.start_turn(conversations, conversation_id, history, message)
+                        if begun is not None:
+                            conversations, conversation_id = begun.conversations, begun.current
+                            update |= saved_outputs(saved, begun, offset)
+                    yield update
         finally:
             with stops_lock:
                 if stops.get(session) is stop:
                     del stops[session]
         if stop.is_set():
             return
-        done = convos.commit(convos.load(stored), conversation_id, shown, _settings(values))
-        yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
+        done = convos.commit(conversations, conversation_id, convos.answered_turns(shown), _settings(values))
+        yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done, offset) if done else {})}
 
     busy_outputs = [chat.textbox, chat.chatbot, chat.history, chat.pending, chat.turn]
     saving = saved.saving
     turn_kwargs: dict[str, Any] = dict(
         fn=respond,
-        inputs=[chat.pending, store, current],
+        inputs=[chat.pending, store, current, tz],
         inputs_kwargs=by_name,
         outputs=[*busy_outputs, *saving],
         preprocess=False,  # the settings reach hfchat's validation as sent, which names a bad field
@@ -245,9 +257,7 @@ def wire_chat(
     quick: dict[str, Any] = dict(
         queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
     )
-    begun = chat.textbox.submit(
-        begin, inputs={chat.textbox, chat.history, store, current}, outputs=[*busy_outputs, *saving], **quick
-    )
+    begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
     turns = [
         begun.then(**turn_kwargs),
         chat.chatbot.retry(retry, inputs=[chat.history], outputs=busy_outputs, **quick).then(**turn_kwargs),
@@ -265,13 +275,13 @@ def wire_chat(
         if stop is not None:  # the turn was still running (not one that ended as Stop was clicked)
             shown = stopped_reply(shown)
         settings = _settings(data[chat.turn])
-        done = convos.commit(convos.load(data[store]), data[current], shown, settings)
+        done = convos.commit(convos.load(data[store]), data[current], convos.answered_turns(shown), settings)
         out = {chat.textbox: idle_box(), chat.turn: None, chat.chatbot: shown, chat.history: shown}
-        return out | (saved_outputs(saved, done) if done else {})
+        return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
     chat.textbox.stop(
         stopped,
-        inputs={chat.history, chat.turn, store, current},
+        inputs={chat.history, chat.turn, store, current, tz},
         outputs=[chat.textbox, chat.turn, chat.chatbot, chat.history, *saving],
         cancels=turns,
         **quick,
@@ -284,11 +294,11 @@ def wire_chat(
         if question is not None:
             out[chat.textbox] = convos.question_box(question)
         done = convos.commit(convos.load(data[store]), data[current], before, None)
-        return out | (saved_outputs(saved, done) if done else {})
+        return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
     chat.chatbot.undo(
         undo,
-        inputs={chat.history, store, current},
+        inputs={chat.history, store, current, tz},
         outputs=[chat.chatbot, chat.history, chat.textbox, *saving],
         **quick,
     )
@@ -297,11 +307,12 @@ def wire_chat(
         """The chat's trash button: the conversation is deleted, as in Gradio's own list."""
         done = convos.commit(convos.load(data[store]), data[current], [], None)
         out: dict[Component, Any] = {chat.history: [], chat.textbox: idle_box(), chat.turn: None}
-        return out | saved_outputs(saved, done or convos.Saved(convos.load(data[store]), None), changed=bool(done))
+        unchanged = convos.Saved(convos.load(data[store]), None)
+        return out | saved_outputs(saved, done or unchanged, data[tz], changed=bool(done))
 
     chat.chatbot.clear(
         clear,
-        inputs={store, current},
+        inputs={store, current, tz},
         outputs=[chat.history, chat.textbox, chat.turn, *saving],
         cancels=turns,
         **quick,

@@ -60,21 +60,67 @@ class ConvoUI(ChatUI):
                 last, since = now, time.monotonic()
         return last
 
+    def items(self) -> Locator:
+        """The conversation list's items, top to bottom (those search hides too)."""
+        return self.page.locator("#conversation-list li.item")
+
+    def item(self, title: str) -> Locator:
+        return self.items().filter(has=self.page.locator("button.open", has_text=title)).first
+
     def listing(self) -> list[str]:
-        return [t.strip() for t in self.page.locator("#conversation-list label").all_inner_texts()]
+        """The titles in the conversation list, top to bottom."""
+        return [str(t) for t in self.items().evaluate_all("(items) => items.map((li) => li.dataset.title)")]
+
+    def shown_listing(self) -> list[str]:
+        """The titles the list shows now (search hides the others)."""
+        return [
+            t.strip() for t in self.page.locator("#conversation-list li.item:not([hidden]) .open").all_inner_texts()
+        ]
+
+    def headings(self) -> list[str]:
+        return [
+            t.strip() for t in self.page.locator("#conversation-list section.day:not([hidden]) h3").all_inner_texts()
+        ]
 
     def wait_listing(self, expected: list[str]) -> None:
         wait_until(lambda: self.listing() == expected, 60, f"the conversation list to read {expected}")
 
     def title(self) -> str:
-        return self.page.locator("#conversation-title textarea").input_value()
+        """The open conversation's title, as the list marks it ("" for a new one)."""
+        title = self.page.locator("#conversation-title")
+        return title.inner_text().strip() if title.count() else ""
 
     def button(self, name: str) -> Locator:
         return self.page.get_by_role("button", name=name, exact=True)
 
+    def new_chat(self) -> None:
+        self.page.locator("#new-chat").click()
+        wait_until(lambda: self.user_messages() == [] and self.title() == "", 30, "an empty chat")
+
     def open_conversation(self, title: str) -> None:
-        self.page.locator("#conversation-list label", has_text=title).click()
+        self.item(title).locator("button.open").click()
         wait_until(lambda: self.title() == title, 60, f"conversation {title!r} to open")
+
+    def rename(self, title: str, new_title: str) -> None:
+        """The item's pencil, the new title typed in place, Enter."""
+        item = self.item(title)
+        item.hover()
+        item.locator("button.rename").click()
+        box = self.page.locator("#conversation-list input.rename-box")
+        box.fill(new_title)
+        box.press("Enter")
+
+    def delete(self, title: str) -> None:
+        """The item's trash, then Delete in the confirm that replaces it."""
+        item = self.item(title)
+        item.hover()
+        item.locator("button.delete").click()
+        self.page.locator("#conversation-list button.confirm-delete").click()
+
+    def import_file(self, path: Path) -> None:
+        with self.page.expect_file_chooser() as chooser:
+            self.page.locator("#import-conversation").click()
+        chooser.value.set_files(path)
 
     def choose_preset(self, name: str) -> None:
         box = self.page.locator("#preset-choice input")
@@ -95,12 +141,10 @@ def test_conversations_are_titled_renamed_switched_deleted_and_kept(
     ui.wait_listing(["Hello there"])
     assert ui.title() == "Hello there"
 
-    ui.page.locator("#conversation-title textarea").fill("Greetings")
-    ui.button("Rename").click()
+    ui.rename("Hello there", "Greetings")
     ui.wait_listing(["Greetings"])
 
-    ui.button("New conversation").click()
-    wait_until(lambda: ui.user_messages() == [] and ui.title() == "", 30, "an empty chat")
+    ui.new_chat()
     ui.reply("Second question")
     ui.wait_listing(["Second question", "Greetings"])
 
@@ -109,15 +153,15 @@ def test_conversations_are_titled_renamed_switched_deleted_and_kept(
     assert ui.bot_messages() == first_bots
     ui.reply("And a follow-up")
     assert ui.user_messages() == ["Hello there", "And a follow-up"]
-    ui.wait_listing(["Second question", "Greetings"])  # updated in place, title kept
+    ui.wait_listing(["Greetings", "Second question"])  # newest first, the renamed title kept
     browser_page.screenshot("conversations", full_page=True)
 
     ui.reopen()
-    ui.wait_listing(["Second question", "Greetings"])
+    ui.wait_listing(["Greetings", "Second question"])
     ui.open_conversation("Greetings")
     wait_until(lambda: ui.user_messages() == ["Hello there", "And a follow-up"], 30, "the saved turns after a reload")
 
-    ui.button("Delete").click()
+    ui.delete("Greetings")
     ui.wait_listing(["Second question"])
     assert ui.user_messages() == []
     ui.reopen()
@@ -164,7 +208,7 @@ def test_retry_undo_and_clear_keep_the_saved_conversation_in_step(
 
 def exported_files(ui: ConvoUI) -> dict[str, tuple[str, str]]:
     """Click Export, then download both files it offers: {extension: (file name, text)}."""
-    ui.button("Export").click()
+    ui.page.locator("#export-conversation").click()
     files = {}
     for button in (ui.page.locator("#export-json"), ui.page.locator("#export-markdown")):
         button.wait_for(state="visible", timeout=60_000)
@@ -182,8 +226,7 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     ui.set_number("max_new_tokens", 5)
     shown = ui.reply("Export me")
     ui.wait_listing(["Export me"])
-    ui.page.locator("#conversation-title textarea").fill("Trip plans")
-    ui.button("Rename").click()
+    ui.rename("Export me", "Trip plans")
     ui.wait_listing(["Trip plans"])
     ui.set_text("system_prompt", "Changed after the reply.")
 
@@ -214,9 +257,7 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     ui.fresh(local_app.url)
     ui.wait_listing([])
     ui.set_text("system_prompt", "something else")
-    with ui.page.expect_file_chooser() as chooser:
-        ui.button("Import JSON").click()
-    chooser.value.set_files(export_file)
+    ui.import_file(export_file)
     ui.wait_listing(["Trip plans"])
     wait_until(lambda: ui.user_messages() == ["Export me"], 30, "the imported messages")
     assert ui.bot_messages() == shown
@@ -239,9 +280,7 @@ def test_a_bad_import_is_refused_and_nothing_changes(
     bots = ui.bot_messages()
     bad = tmp_path / "notes.json"
     bad.write_text(json.dumps([{"role": "user", "content": "hi"}]))
-    with ui.page.expect_file_chooser() as chooser:
-        ui.button("Import JSON").click()
-    chooser.value.set_files(bad)
+    ui.import_file(bad)
     ui.notice("not an hfchat conversation export").wait_for(state="visible", timeout=60_000)
     browser_page.screenshot("import-refused")
     assert ui.user_messages() == ["Keep me"] and ui.bot_messages() == bots

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.timeout(600)
 
 def _long_greedy(ui: ChatUI) -> None:
     """The tiny model's greedy reply runs to max_new_tokens: long enough to watch it stream."""
-    ui.set_setting_checked("do_sample", False)
-    ui.set_setting_number("max_new_tokens", 4000)
+    ui.set_checked("do_sample", False)
+    ui.set_number("max_new_tokens", 4000)
 
 
 COUNTER = re.compile(r"processing|queue|\d+(\.\d+)?\s*s\b")
@@ -105,9 +105,9 @@ def test_retry_draws_a_new_sample_when_sampling_even_with_a_seed(
     local_app: AppProcess, browser_page: BrowserPage
 ) -> None:
     ui = ChatUI(browser_page.page).open(local_app.url)
-    ui.set_setting_checked("do_sample", True)
-    ui.set_setting_number("max_new_tokens", 24)
-    ui.set_setting_number("seed", 7)  # a fixed seed alone would give the same reply again
+    ui.set_checked("do_sample", True)
+    ui.set_number("max_new_tokens", 24)
+    ui.set_number("seed", 7)  # a fixed seed alone would give the same reply again
     first = ui.chat("Hello")
     replies, seeds = [first], []
     for _ in range(2):
@@ -134,7 +134,7 @@ def test_the_loading_text_counts_while_a_model_downloads(
     serve_model_files(app.hub, repo, tiny_models["chat"], seconds=6)
     with app:
         ui = ChatUI(browser_page.page).open(app.url)
-        ui.set_setting_checked("do_sample", False)
+        ui.set_checked("do_sample", False)
         ui.watch_last_bot()
         ui.send("Hello")
         loading = browser_page.page.locator(ChatUI.BOT).filter(has_text=f"{LOADING_MARK} Loading").first
