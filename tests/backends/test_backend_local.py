@@ -214,6 +214,25 @@ def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_mode
     assert model_ref() is None, "the evicted model's weights must be freed"
 
 
+def test_failed_providers_sends_keep_the_local_model_cached(tiny_models: dict[str, Path]) -> None:
+    """Issue 12 point 13: two failed Providers sends (cache size 2) evicted the local model,
+    and the next local message reloaded it (minutes, for a 7B model)."""
+    from hfchat.reply import answer_text
+    from tests.fixtures import sidebar_values
+
+    service = ChatService(cache=ModelCache(2))
+    local_values = sidebar_values(backend="local", model=str(tiny_models["chat"]), device="cpu", max_new_tokens=3)
+    assert "⚠️" not in answer_text(list(service.respond("hi", [], local_values, None))[-1])
+    local_spec = next(key for key in service.cache.cached_keys() if key.backend is Backend.LOCAL)
+    for model in ("org/first-model", "org/second-model"):  # no token, no network: each send fails
+        values = sidebar_values(backend="providers", model=model, provider="auto")
+        assert "⚠️" in answer_text(list(service.respond("hi", [], values, None))[-1])
+    assert local_spec in service.cache, "a failed Providers send must not evict the loaded local model"
+    builds = service.cache.stats.builds
+    list(service.respond("again", [], local_values, None))
+    assert service.cache.stats.builds == builds, "the next local message is a cache hit, not a reload"
+
+
 def test_generations_on_one_device_take_turns_first_come_first_served(chat_model: tuple[Any, ModelSpec]) -> None:
     """Visitors queue fairly for the CPU: the one who asked first is answered first."""
     chat, spec = chat_model
