@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import gradio as gr
 
-from hfchat import net
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.fairqueue import DeviceQueues
 from hfchat.limits import ActiveTurns, RateLimiter
+from hfchat.logs import serving_line, setup_logging
 from hfchat.presets import (
     CONTROL_NAMES,
 )
@@ -64,15 +64,23 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # no URL's user:password or query in any log line
-        handler.addFilter(net.SCRUB_URLS)
+    setup_logging()
     options = parse_options(argv)
     log.info("%s", options.deployment_policy.describe())
     if options.public and options.rate_limit is None:
         log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
     if warning := public_token_warning(options.public, options.auth is not None):
         log.warning("%s", warning)
-    queued(build_app(options), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, head=PAGE_HEAD
+    demo = queued(build_app(options), options)
+    # quiet: Gradio's start-up lines end "set `share=True` in `launch()`"; ours name --share.
+    demo.launch(
+        server_name=options.host,
+        server_port=options.port,
+        share=options.share,
+        auth=options.auth,
+        head=PAGE_HEAD,
+        quiet=True,
+        prevent_thread_lock=True,
     )
+    log.info("%s", serving_line(demo.local_url or "", demo.share_url))
+    demo.block_thread()
