@@ -21,6 +21,7 @@ from hfchat.ui.chat_tab import chat_panel, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
+from hfchat.ui.notices import wire_notices
 from hfchat.ui.page import PAGE_HEAD, queued
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
@@ -50,6 +51,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             saved = conversation_panel()
             presets = preset_panel()
             controls = settings_controls(options)
+        wire_notices(demo, options)
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
                 chat = chat_panel()
