@@ -23,7 +23,7 @@ from hfchat.errors import ConfigError, HFChatError
 from hfchat.images import file_paths
 from hfchat.messages import content_text, upgrade_legacy
 from hfchat.presets import ControlValues
-from hfchat.updates import INTERRUPTED_ID
+from hfchat.updates import ERROR_MARK, INTERRUPTED_ID
 
 TITLE_MAX = 80
 """Longest title kept; a longer one is cut."""
@@ -203,7 +203,7 @@ def commit(
     return Saved([updated if c.id == current else c for c in conversations], current)
 
 
-INTERRUPTED_TEXT = "⚠️ *Interrupted: the app stopped before this reply was complete.*"
+INTERRUPTED_TEXT = f"{ERROR_MARK} *Interrupted: the app stopped before this reply was complete.*"
 
 
 def interrupted_note() -> dict[str, Any]:

@@ -41,7 +41,7 @@ class HFChatError(Exception):
 
     def failed(self) -> Failed:
         """This error as the last part of a reply (`hfchat.updates.Failed`)."""
-        return Failed(self.title, self.message, self.hint)
+        return Failed(self.title, self.message, self.hint, retry_after=getattr(self, "retry_after", None))
 
     def markdown(self) -> str:
         """The text shown for this error."""

@@ -33,6 +33,7 @@ from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import DeviceQueues, FairQueue
+from hfchat.loading import LoadProgress, tracking
 from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ what it found: two loads that overlap (compare mode's A and B, two visitors) can
 no-op in place for good, and every later model then loads with untied, uninitialized weights."""
 
 
-def _build(spec: ModelSpec, token: str | None) -> LocalChat:
+def _build(spec: ModelSpec, token: str | None, progress: LoadProgress | None = None) -> LocalChat:
     _check_task(spec.task)
     check_architecture(spec, token)
     # A GGUF file or an unreachable Hub (gguf_file=, local_files_only=): from_model_id hands
@@ -314,6 +315,9 @@ def _build(spec: ModelSpec, token: str | None) -> LocalChat:
     model_kwargs: dict[str, Any] = {"trust_remote_code": False, **source.options}
     if token:
         model_kwargs["token"] = token
+    if progress is not None:
+        # from_pretrained hands it to huggingface_hub's downloads (their public tqdm_class)
+        model_kwargs["tqdm_class"] = progress.download_bar()
     if spec.quantization is not None:
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
     pipeline_kwargs = {"return_full_text": False} if spec.task == "text-generation" else {}
@@ -324,8 +328,8 @@ def _build(spec: ModelSpec, token: str | None) -> LocalChat:
         pipeline_kwargs=pipeline_kwargs,
         **placement(spec),
     )
-    # from_model_id keeps model_kwargs on the object; the token must not live there.
-    llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k != "token"}
+    # from_model_id keeps model_kwargs on the object; the token must not live there (nor the bar).
+    llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k not in ("token", "tqdm_class")}
     tokenizer = llm.pipeline.tokenizer
     if spec.quantization is not None:
         loaded = bool(getattr(llm.pipeline.model, "is_loaded_in_4bit", False))
@@ -368,8 +372,10 @@ def _stream(
 
 
 def build(spec: ModelSpec, token: str | None) -> LocalChat:
-    with LOAD_LOCK:
-        return _build(spec, token)
+    """The model for `spec`, one load at a time; the load's progress (downloads, weights) is
+    reported for the turn that waits for it (`hfchat.loading.progress_of(spec)`)."""
+    with tracking(spec, LOAD_LOCK) as progress:
+        return _build(spec, token, progress)
 
 
 def model_of(chat: LocalChat) -> Any:

@@ -16,6 +16,7 @@ from gradio_client import Client
 
 from hfchat.logs import KERNELS_EXPLAINED, KERNELS_HINT, KERNELS_LOGGER
 from hfchat.reply import answer_text
+from hfchat.updates import ERROR_MARK
 from tests.fixtures.browser import AppProcess
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,7 +36,7 @@ def test_each_warning_once_no_library_noise_and_the_share_hint_names_our_flag(
         log = app.log_text()
     finally:
         app.stop()
-    assert shown.startswith("⚠️"), shown
+    assert shown.startswith(ERROR_MARK), shown
     tries = [r for r in app.hub.requests if r.method == "HEAD" and r.path.endswith("/config.json")]
     assert len(tries) >= 6, "huggingface_hub still retries a reachable Hub's 503 (1 try + 5 retries)"
     retry_lines = [line for line in log.splitlines() if "Retrying in 1s [Retry 1/5]" in line]

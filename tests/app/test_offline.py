@@ -19,6 +19,7 @@ from gradio_client import Client
 
 from hfchat.reply import answer_text
 from hfchat.testing.servers import free_port
+from hfchat.updates import ERROR_MARK
 from tests.fixtures.browser import AppProcess
 from tests.fixtures.fakedns import PUBLIC_ADDRESS, FakeDNS
 
@@ -76,7 +77,7 @@ def test_a_hub_model_in_the_cache_still_answers_without_the_hub(
         env={"HF_ENDPOINT": closed_port_url(), "HF_HOME": str(home)},
     )  # fmt: skip
     shown, _ = ask(app)
-    assert shown and "⚠️" not in shown, f"answered from the cache: {shown!r}"
+    assert shown and ERROR_MARK not in shown, f"answered from the cache: {shown!r}"
     assert "Retrying in" not in app.log_text()
 
 

@@ -28,7 +28,7 @@ def spec_for(path: Path, **kw: Any) -> ModelSpec:
 
 
 def settings_for(spec: ModelSpec, **gen: Any) -> ChatSettings:
-    return ChatSettings(spec=spec, generation=GenerationSettings(**gen))
+    return ChatSettings(spec=spec, generation=GenerationSettings(**{"do_sample": False, **gen}))  # greedy unless asked
 
 
 def generate_threads() -> list[threading.Thread]:
@@ -218,15 +218,16 @@ def test_failed_providers_sends_keep_the_local_model_cached(tiny_models: dict[st
     """Issue 12 point 13: two failed Providers sends (cache size 2) evicted the local model,
     and the next local message reloaded it (minutes, for a 7B model)."""
     from hfchat.reply import answer_text
+    from hfchat.updates import ERROR_MARK
     from tests.fixtures import sidebar_values
 
     service = ChatService(cache=ModelCache(2))
     local_values = sidebar_values(backend="local", model=str(tiny_models["chat"]), device="cpu", max_new_tokens=3)
-    assert "⚠️" not in answer_text(list(service.respond("hi", [], local_values, None))[-1])
+    assert ERROR_MARK not in answer_text(list(service.respond("hi", [], local_values, None))[-1])
     local_spec = next(key for key in service.cache.cached_keys() if key.backend is Backend.LOCAL)
     for model in ("org/first-model", "org/second-model"):  # no token, no network: each send fails
         values = sidebar_values(backend="providers", model=model, provider="auto")
-        assert "⚠️" in answer_text(list(service.respond("hi", [], values, None))[-1])
+        assert ERROR_MARK in answer_text(list(service.respond("hi", [], values, None))[-1])
     assert local_spec in service.cache, "a failed Providers send must not evict the loaded local model"
     builds = service.cache.stats.builds
     list(service.respond("again", [], local_values, None))
@@ -319,7 +320,7 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
             thread.join(120)
         assert PreTrainedModel.tie_weights is tie_weights
     chat = LOCAL.build(specs[0], None)
-    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
+    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8, do_sample=False))
     replies = [
         "".join(
             d.text for d in LOCAL.stream(chat, [HumanMessage("Hello!")], settings, threading.Event(), DeviceQueues())

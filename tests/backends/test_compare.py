@@ -178,7 +178,7 @@ def test_a_failing_side_shows_its_error_and_the_other_answers(tiny_models: dict[
     assert not any(isinstance(u, Failed) for u in final[0].reply)
     assert isinstance(final[1].reply[-1], Failed) and "refused the connection" in final_text(final[1])
     final = list(compare_turn(service, "Hello!", [bad, good], None))[-1]
-    assert final_text(final[0]).startswith("⚠️ **Invalid setting.**") and isinstance(final[0].reply[-1], Failed)
+    assert final_text(final[0]).startswith("⚠ **Invalid setting.**") and isinstance(final[0].reply[-1], Failed)
     assert not any(isinstance(u, Failed) for u in final[1].reply)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator
 
-from hfchat.updates import FOOTER_ID
+from hfchat.updates import ERROR_MARK, FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
@@ -39,7 +39,7 @@ class ConvoUI(ChatUI):
         """Send `text`; the bot messages of the finished reply (answer, and thinking or speed line where shown)."""
         before, saved = len(self.bot_messages()), self.stored()
         answer = self.chat(text)
-        assert not answer.startswith("⚠️"), answer
+        assert not answer.startswith(ERROR_MARK), answer
         self.saved_after(saved, "the conversation to be saved")
         return self.bot_messages()[before:]
 
@@ -177,15 +177,15 @@ def exported_files(ui: ConvoUI) -> dict[str, tuple[str, str]]:
 
 def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: AppProcess, tmp_path: Path) -> None:
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
-    ui.set_text("HF token (this browser session only)", SENTINEL_TOKEN)
-    ui.set_text("System prompt", "Answer briefly.")
+    ui.set_text("hf_token", SENTINEL_TOKEN)
+    ui.set_text("system_prompt", "Answer briefly.")
     ui.set_number("max_new_tokens", 5)
     shown = ui.reply("Export me")
     ui.wait_listing(["Export me"])
     ui.page.locator("#conversation-title textarea").fill("Trip plans")
     ui.button("Rename").click()
     ui.wait_listing(["Trip plans"])
-    ui.set_text("System prompt", "Changed after the reply.")
+    ui.set_text("system_prompt", "Changed after the reply.")
 
     downloads = exported_files(ui)  # the settings the reply was made with, not the sidebar's now
     assert {name for name, _ in downloads.values()} == {"Trip-plans.json", "Trip-plans.md"}, "named after the title"
@@ -213,15 +213,15 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     export_file.write_text(files[".json"])
     ui.fresh(local_app.url)
     ui.wait_listing([])
-    ui.set_text("System prompt", "something else")
+    ui.set_text("system_prompt", "something else")
     with ui.page.expect_file_chooser() as chooser:
         ui.button("Import JSON").click()
     chooser.value.set_files(export_file)
     ui.wait_listing(["Trip plans"])
     wait_until(lambda: ui.user_messages() == ["Export me"], 30, "the imported messages")
     assert ui.bot_messages() == shown
-    wait_until(lambda: ui.field("System prompt").input_value() == "Answer briefly.", 30, "the imported settings")
-    assert ui.field("HF token (this browser session only)").input_value() == ""
+    wait_until(lambda: ui.field("system_prompt").input_value() == "Answer briefly.", 30, "the imported settings")
+    assert ui.field("hf_token").input_value() == ""
     ui.reply("Continue please")
     assert ui.user_messages() == ["Export me", "Continue please"]
     ui.reopen()
@@ -252,7 +252,7 @@ def test_a_bad_import_is_refused_and_nothing_changes(
 def test_presets_apply_save_and_survive_a_reload(browser_page: BrowserPage, local_app: AppProcess) -> None:
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
     ui.page.get_by_text("Presets", exact=True).click()
-    model = ui.field("Repo ID or local folder")
+    model = ui.field("model")
     local_model = model.input_value()
 
     ui.choose_preset("SmolLM2 135M Instruct, local CPU")
@@ -262,13 +262,17 @@ def test_presets_apply_save_and_survive_a_reload(browser_page: BrowserPage, loca
     ui.choose_preset("DeepSeek-R1 on Inference Providers")
     ui.button("Apply preset").click()
     wait_until(lambda: model.input_value() == "deepseek-ai/DeepSeek-R1-0528", 30, "the provider preset")
-    wait_until(lambda: ui.field("Inference Providers").is_checked(), 30, "the providers backend")
-    wait_until(lambda: not ui.field("Device").is_visible(), 30, "local-only controls to hide")
+    wait_until(
+        lambda: ui.control("backend").get_by_label("Inference Providers", exact=True).is_checked(),
+        30,
+        "the providers backend",
+    )
+    wait_until(lambda: not ui.page.locator("#settings-device").is_visible(), 30, "local-only controls to hide")
 
     # My own: back to the tiny local model with a system prompt, saved under a name.
-    ui.choose("Local")
-    ui.set_text("Repo ID or local folder", local_model)
-    ui.set_text("System prompt", "You are terse.")
+    ui.choose("backend", "Local")
+    ui.set_text("model", local_model)
+    ui.set_text("system_prompt", "You are terse.")
     ui.page.locator("#preset-name textarea").fill("tiny terse")
     ui.button("Save preset").click()
     wait_until(lambda: ui.page.locator("#preset-choice input").input_value() == "tiny terse", 30, "the saved preset")
@@ -276,15 +280,15 @@ def test_presets_apply_save_and_survive_a_reload(browser_page: BrowserPage, loca
     ui.choose_preset("Zephyr 7B beta, local 4-bit (NF4)")
     ui.button("Apply preset").click()
     wait_until(lambda: model.input_value() == "HuggingFaceH4/zephyr-7b-beta", 30, "the zephyr preset")
-    wait_until(lambda: ui.field("Load in 4-bit (bitsandbytes)").is_checked(), 30, "4-bit on")
-    wait_until(lambda: ui.field("System prompt").input_value() == "", 30, "the system prompt cleared")
+    wait_until(lambda: ui.field("load_in_4bit").is_checked(), 30, "4-bit on")
+    wait_until(lambda: ui.field("system_prompt").input_value() == "", 30, "the system prompt cleared")
 
     ui.reopen()
     ui.page.get_by_text("Presets", exact=True).click()
     ui.choose_preset("tiny terse")
     ui.button("Apply preset").click()
     wait_until(lambda: model.input_value() == local_model, 30, "my preset after a reload")
-    wait_until(lambda: ui.field("System prompt").input_value() == "You are terse.", 30, "my preset's system prompt")
+    wait_until(lambda: ui.field("system_prompt").input_value() == "You are terse.", 30, "my preset's system prompt")
     assert ui.reply("Hi")  # the applied preset chats
     browser_page.screenshot("presets", full_page=True)
 

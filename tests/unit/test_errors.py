@@ -45,7 +45,7 @@ def test_http_statuses(status: int, kind: type, words: str) -> None:
     error = translate(http_error(status, {"Retry-After": "7"}), "The endpoint")
     assert isinstance(error, kind)
     assert words in error.markdown()
-    assert error.markdown().startswith("⚠️ **")
+    assert error.markdown().startswith("⚠ **")
 
 
 def test_rate_limit_keeps_retry_after() -> None:
