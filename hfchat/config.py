@@ -85,6 +85,12 @@ class ModelSpec(BaseModel):
         return self
 
     @property
+    def loads_weights(self) -> bool:
+        """Whether what is built for this spec holds a model's weights in memory (what the
+        cache's size counts), rather than a client of a remote server."""
+        return self.backend is Backend.LOCAL
+
+    @property
     def where(self) -> str:
         """How errors and logs name this backend (never with credentials in a URL).
 
