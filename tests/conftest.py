@@ -16,6 +16,7 @@ from tests.fixtures.pytest_fixtures import (
     serve_nosystem,
     serve_session,
     serve_vlm,
+    smollm2_gguf,
     start_app,
     tiny_models,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "serve_nosystem",
     "serve_session",
     "serve_vlm",
+    "smollm2_gguf",
     "start_app",
     "tiny_models",
 ]

@@ -26,6 +26,7 @@ from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from hfchat.backends.chat_model import FoldingChat, refuses_system
+from hfchat.backends.source import local_source
 from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.deadline import DeadlineExceeded, io_timeout
@@ -284,7 +285,10 @@ def _prepare_template(tokenizer: Any) -> bool:
 
 def check_architecture(spec: ModelSpec, token: str | None) -> Any:
     """Refuse an encoder-decoder model for chat before loading its weights; return its config."""
-    config = transformers.AutoConfig.from_pretrained(spec.model, token=token, trust_remote_code=False)
+    source = local_source(spec.model)
+    config = transformers.AutoConfig.from_pretrained(
+        source.path, token=token, trust_remote_code=False, **source.options
+    )
     if spec.task == "text-generation" and getattr(config, "is_encoder_decoder", False):
         raise UnsupportedTaskError(
             f"{spec.model} is an encoder-decoder ({config.model_type}) model, which the text-generation "
@@ -305,7 +309,10 @@ no-op in place for good, and every later model then loads with untied, uninitial
 def _build(spec: ModelSpec, token: str | None, progress: LoadProgress | None = None) -> LocalChat:
     _check_task(spec.task)
     check_architecture(spec, token)
-    model_kwargs: dict[str, Any] = {"trust_remote_code": False}
+    # A GGUF file or an unreachable Hub (gguf_file=, local_files_only=): from_model_id hands
+    # model_kwargs to both the tokenizer and the model.
+    source = local_source(spec.model)
+    model_kwargs: dict[str, Any] = {"trust_remote_code": False, **source.options}
     if token:
         model_kwargs["token"] = token
     if progress is not None:
@@ -315,7 +322,7 @@ def _build(spec: ModelSpec, token: str | None, progress: LoadProgress | None = N
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
     pipeline_kwargs = {"return_full_text": False} if spec.task == "text-generation" else {}
     llm = StoppablePipeline.from_model_id(
-        model_id=spec.model,
+        model_id=source.path,
         task=spec.task,
         model_kwargs=model_kwargs,
         pipeline_kwargs=pipeline_kwargs,

@@ -8,13 +8,13 @@ from typing import Any
 
 import gradio as gr
 
-from hfchat import net
 from hfchat.api.openai import gateway_routes
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.fairqueue import DeviceQueues
 from hfchat.limits import ActiveTurns, RateLimiter
+from hfchat.logs import serving_line, setup_logging
 from hfchat.presets import (
     CONTROL_NAMES,
 )
@@ -23,6 +23,7 @@ from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
+from hfchat.ui.notices import wire_notices
 from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
@@ -70,6 +71,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 gr.LoginButton()
             presets = preset_panel()
             controls = settings_controls(options)
+        wire_notices(demo, options)
         with gr.Tabs(elem_id="page-tabs") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="chat-tab") as chat_tab:
                 header = model_header_button(options, controls)
@@ -87,9 +89,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # no URL's user:password or query in any log line
-        handler.addFilter(net.SCRUB_URLS)
+    setup_logging()
     options = parse_options(argv)
     log.info("%s", options.deployment_policy.describe())
     if options.public and options.rate_limit is None:
@@ -99,6 +99,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.openai_api:
         log.info("OpenAI-compatible API at /v1 (%s)", "API keys required" if options.api_keys else "no API keys")
     service = build_service(options)
-    queued(build_app(options, service), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, **launch_kwargs(options, service)
+    demo = queued(build_app(options, service), options)
+    # quiet: Gradio's start-up lines end "set `share=True` in `launch()`"; ours name --share.
+    demo.launch(
+        server_name=options.host,
+        server_port=options.port,
+        share=options.share,
+        quiet=True,
+        prevent_thread_lock=True,
+        **launch_kwargs(options, service),
     )
+    log.info("%s", serving_line(demo.local_url or "", demo.share_url))
+    demo.block_thread()
