@@ -23,6 +23,7 @@ from PIL import Image
 
 from hfchat import conversations as convos
 from hfchat.ui.page import BROWSER_STORAGE_SECRET
+from hfchat.updates import ERROR_MARK
 from tests.browser.test_browser_convos import ConvoUI, exported_files
 from tests.fixtures.browser import SCREENSHOTS, AppProcess, BrowserPage, wait_until
 
@@ -145,7 +146,7 @@ def test_a_turn_that_never_got_an_answer_saves_no_conversation(
 
     ui.set_text("model", str(tmp_path / "no-such-model"))  # the model does not load: an error, no answer
     failed = ui.chat("Hello?")
-    assert failed.startswith("⚠️"), failed
+    assert failed.startswith(ERROR_MARK), failed
     time.sleep(1.5)  # a save would land by now
     assert ui.listing() == [] and ui.stored() == empty
 
@@ -273,7 +274,7 @@ def test_day_groups_search_and_screenshots(
     assert ui.page.evaluate("window.__pwned") is None
     assert ui.page.locator("#conversation-list img").count() == 0
 
-    ui.open_sidebar()
+    ui.open_sidebar(panel="conversations-panel")  # closed on a phone: the page opens on the chat
     SHOTS.mkdir(parents=True, exist_ok=True)
     ui.open_conversation("Fix my Python import error")
     ui.page.screenshot(path=str(SHOTS / f"convos-panel-{width}x{height}.png"))
@@ -291,6 +292,8 @@ def test_day_groups_search_and_screenshots(
     wait_until(lambda: ui.shown_listing() == titles, 30, "every item back")
     search.fill("LAPTOP")
     wait_until(lambda: ui.shown_listing() == ["Compare two laptops"], 30, "search ignores case")
+    if width < 768:  # on a phone the open panel covers the chat
+        ui.open_sidebar(False, panel="conversations-panel")
     ui.reply("One more")  # the list re-renders: the search still applies
     wait_until(lambda: ui.shown_listing() == ["Compare two laptops"], 30, "the filter after a re-render")
     assert ui.listing()[0] == "Fix my Python import error", "the conversation answered moves to the top"
