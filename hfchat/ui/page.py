@@ -10,7 +10,7 @@ from gradio.components import Component
 
 from hfchat.cli import AppOptions
 from hfchat.header import HEADER_SETTINGS, model_header
-from hfchat.updates import ERROR_MARK
+from hfchat.updates import ERROR_MARK, FOOTER_MARKS
 
 BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
 """Gradio encrypts BrowserState with a key it also sends to the page, so it hides nothing from
@@ -98,16 +98,28 @@ PAGE_CSS = """
 #model-header:hover { background: var(--background-fill-secondary); }
 /* The preset dropdown's text stops before its arrow. */
 #preset-choice input { padding-right: 2.25rem; text-overflow: ellipsis; }
-/* The speed footer: one line at desktop widths, small and wrapped tightly on a phone. */
-#chat-window .message-row.bot-row:has(.speed-footer) .message { max-width: 100%; }
-#chat-window .speed-footer, #chat-window .bot .speed-footer {
-  white-space: nowrap; font-size: var(--text-sm); color: var(--body-text-color-subdued);
-}
-@media (max-width: 767px) {
-  #chat-window .speed-footer { white-space: normal; font-size: var(--text-xs); line-height: 1.3; }
-  .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
-}
 """
+
+
+def _footers(inner: str = "") -> str:
+    """The CSS selector of every footer message (`inner`: of an element inside each)."""
+    return ", ".join(
+        f'[data-testid="bot"][aria-label^="bot\'s message: {mark}"] {inner}'.strip() for mark in FOOTER_MARKS
+    )
+
+
+PAGE_CSS += f"""
+/* The speed footer: one line at desktop widths, small and wrapped tightly on a phone. */
+{_footers()} {{ font-size: var(--text-sm); color: var(--body-text-color-subdued); }}
+{_footers("p")} {{ white-space: nowrap; overflow: hidden; text-overflow: ellipsis; margin: 0; }}
+@media (max-width: 767px) {{
+  {_footers()} {{ font-size: var(--text-xs); line-height: 1.3; }}
+  {_footers("p")} {{ white-space: normal; }}
+  .gradio-container {{ padding-left: 4px !important; padding-right: 4px !important; }}
+}}
+"""
+"""The page's CSS. A footer is told by its mark at the start of the message's aria-label
+(Gradio's own "bot's message: <text>"), as the page carries no metadata id."""
 
 PAGE_LOOK: dict[str, Any] = {"theme": THEME, "css": PAGE_CSS, "head": PAGE_HEAD}
 """What `launch` takes for the page's look (Gradio 6 takes these at launch, not in Blocks)."""
