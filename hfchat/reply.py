@@ -247,10 +247,11 @@ class Reply:
         }
 
     def footer(self) -> str:
-        """One line: model · backend · cache · time to first token · tok/s · tokens · why it stopped."""
+        """One line, the figures first (a narrow window cuts the end, and the header already
+        names the model): time to first token · tok/s · tokens · why it stopped · seed ·
+        model · backend · cache."""
         src, m = self.source, self.meter
-        where = src.backend.label + (f" ({src.provider})" if src.backend is Backend.PROVIDERS else "")
-        parts = [src.model, where, "cached" if src.cached else f"loaded in {src.load_s:.2f} s"]
+        parts = []
         if m.ttft_s is not None:
             parts.append(f"{m.ttft_s:.2f} s to first token")
         if m.tokens_per_s is not None:
@@ -265,6 +266,8 @@ class Reply:
             parts.append(f"stopped: {m.finish_reason}")
         if src.seed is not None:
             parts.append(f"seed {src.seed}")
+        where = src.backend.label + (f" ({src.provider})" if src.backend is Backend.PROVIDERS else "")
+        parts += [src.model, where, "cached" if src.cached else f"loaded in {src.load_s:.2f} s"]
         return f"{SPEED_MARK} " + " · ".join(parts)
 
     def view(self, show_speed: bool = True) -> ReplyView:

@@ -247,7 +247,7 @@ def test_local_think_model_shows_its_thinking_apart_with_tokenizer_counts(
     )
     said = tok.encode("Let us think about it</think>Paris is the capital of France.", add_special_tokens=False)
     counts = f"{len(tok.encode(prompt, add_special_tokens=False))} in / {len(said) + 1} out (tokenizer)"  # + EOS
-    assert footer is not None and footer.startswith("◷ think · Local · ")
+    assert footer is not None and footer.startswith("◷ ") and " · think · Local · " in footer
     assert counts in footer and "stopped: stop" in footer and "s to first token" in footer and "tok/s" in footer
 
     _, cut, cut_footer = parts(app.fresh().reply("Hello!", model=think, max_new_tokens=9))

@@ -28,7 +28,8 @@ def test_thinking_block_answer_and_speed_footer(
     wait_until(lambda: len(ui.speed_footers()) == 1, 30, "the speed footer")
     footer = ui.speed_footers()[0]
     assert (
-        footer.startswith(f"{SPEED_MARK} think · Local · ")
+        footer.startswith(f"{SPEED_MARK} ")
+        and " · think · Local · " in footer
         and "out (tokenizer)" in footer
         and "stopped: stop" in footer
     )

@@ -216,7 +216,7 @@ def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> Non
         and thinking.text == ("Two and two make four.")
     )
     assert answer.text == "The answer is 4." and answer.metadata is None
-    assert footer.text.startswith("◷ tiny") and "stopped: stop" in footer.text
+    assert footer.text.startswith("◷ ") and " · tiny · " in footer.text and "stopped: stop" in footer.text
     md = to_markdown(export)
     assert "### Assistant\n\n> **Thinking** (" in md and "> Two and two make four." in md
     assert f"The answer is 4.\n\n*{footer.text}*" in md

@@ -111,8 +111,8 @@ def test_footer_has_model_provider_speed_counts_and_finish_reason() -> None:
     reply.add(Delta(text=" there", finish_reason="length", usage=Usage(12, 201, "server")))
     reply.finish()
     assert reply.footer() == (
-        "◷ deepseek-ai/DeepSeek-R1-0528 · Inference Providers (auto) · cached · 0.42 s to first token · "
-        "100.0 tok/s · 12 in / 201 out (server) · stopped: length"
+        "◷ 0.42 s to first token · 100.0 tok/s · 12 in / 201 out (server) · stopped: length · "
+        "deepseek-ai/DeepSeek-R1-0528 · Inference Providers (auto) · cached"
     )
     assert reply.figures()["output_tokens"] == 201 and reply.figures()["counted_by"] == "server"
 
