@@ -199,7 +199,7 @@ def check_turn(message: Any, sides: Sequence[Side], local_dirs: Sequence[str] = 
     settings do not validate (the same validation as a turn's, `build_settings`), named
     by its side. Raises ConfigError; nothing has been sent or shown yet."""
     if not content_text(message).strip():
-        raise ConfigError("message: the prompt is empty.", "Type a prompt, then send it to both.", field="message")
+        raise ConfigError("The prompt is empty.", "Type a prompt, then send it to both.", field="message")
     for name, side in zip(SIDES, sides, strict=True):
         check_side(name, side.values, local_dirs)
 
@@ -210,7 +210,8 @@ def check_side(name: str, values: Mapping[str, Any], local_dirs: Sequence[str] =
         build_settings(**values, token_fingerprint="", local_dirs=local_dirs)
     except ConfigError as exc:
         hint = f"Fix it in {name}'s settings, then send again."
-        raise ConfigError(f"{name}'s settings: {exc.message}", hint, field=exc.field) from None
+        message = exc.message if exc.message.endswith(".") else f"{exc.message}."
+        raise ConfigError(f"{name}'s settings: {message}", hint, field=exc.field) from None
 
 
 def waiting_for_sides(views: Sequence[ReplyView], local: Sequence[bool]) -> list[ReplyView]:
