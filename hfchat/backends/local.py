@@ -163,7 +163,7 @@ def stream_generation(
             while ticket.state == "waiting" and not cancel.is_set():
                 yield Delta(waiting_s=time.monotonic() - ticket.queued_at)
                 ticket.wait(io_timeout(WAITING_REPEAT_S))  # past the turn's deadline this raises
-            if ticket.state == "waiting":  # stopped before its turn: leave the queue now (finally)
+            if ticket.state == "waiting" or cancel.is_set():  # stopped before its turn: leave now (finally)
                 return
             if ticket.waited_s is not None:
                 yield Delta(waited_s=ticket.waited_s)
