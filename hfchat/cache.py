@@ -43,15 +43,38 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-class ModelCache(Generic[K, V]):
-    """Least-recently-used, size-bounded; concurrent requests for one key build it once."""
+MAX_CLIENTS = 64
+"""Entries that hold no loaded weights (remote clients) kept at most, apart from `max_size`."""
 
-    def __init__(self, max_size: int = 2, on_evict: Callable[[V], None] | None = None) -> None:
+
+def loads_weights(key: object) -> bool:
+    """Whether the value built for `key` holds loaded weights (`ModelSpec.loads_weights`);
+    a key that doesn't say is counted."""
+    return bool(getattr(key, "loads_weights", True))
+
+
+class ModelCache(Generic[K, V]):
+    """Least-recently-used and size-bounded; concurrent requests for one key build it once.
+
+    `max_size` counts what is loaded: values whose key `counts` (by default, models with
+    weights in memory; a remote client is a few objects and counts apart, up to
+    `max_clients`). Only a build that succeeded enters, and eviction happens only after
+    one did: a failed build, or any number of cheap clients, never evicts a loaded model."""
+
+    def __init__(
+        self,
+        max_size: int = 2,
+        on_evict: Callable[[V], None] | None = None,
+        counts: Callable[[K], bool] = loads_weights,
+        max_clients: int = MAX_CLIENTS,
+    ) -> None:
         if max_size < 1:
             raise ValueError("cache size must be at least 1")
         self.max_size = max_size
+        self.max_clients = max_clients
         self.stats = CacheStats()
         self._on_evict = on_evict
+        self._counts = counts
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._flights: dict[K, _Flight] = {}
         self._lock = threading.Lock()
@@ -94,20 +117,26 @@ class ModelCache(Generic[K, V]):
                 del self._flights[key]
             flight.done.set()
             raise
-        evicted: list[V] = []
         with self._lock:
             self.stats.builds += 1
             self._entries[key] = value
-            while len(self._entries) > self.max_size:
-                old_key, old = self._entries.popitem(last=False)
-                self.stats.evictions += 1
-                evicted.append(old)
-                log.info("evicted a cached model (%s)", type(old_key).__name__)
+            evicted = self._over_limit()
             flight.value = value
             del self._flights[key]
         flight.done.set()
         self._drop(evicted)
         return value, False
+
+    def _over_limit(self) -> list[V]:
+        """Remove the least recently used entries past either bound (the lock is held)."""
+        evicted: list[V] = []
+        for counted, limit in ((True, self.max_size), (False, self.max_clients)):
+            keys = [k for k in self._entries if self._counts(k) is counted]
+            for old_key in keys[: max(len(keys) - limit, 0)]:
+                evicted.append(self._entries.pop(old_key))
+                self.stats.evictions += 1
+                log.info("evicted a cached %s (%s)", "model" if counted else "client", type(old_key).__name__)
+        return evicted
 
     def _drop(self, evicted: list[V]) -> None:
         """Run the hook, keep no reference (not even a loop variable), then collect."""

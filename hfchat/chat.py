@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,7 @@ from hfchat.limits import (
     RateLimiter,
     client_address,
 )
+from hfchat.loading import LoadProgress, progress_of, ticking
 from hfchat.messages import (
     build_messages,
     check_attachments,
@@ -189,6 +190,29 @@ class ChatService:
         log.info("turn: %s, cache %s, %d image(s)", settings.spec.where, cache, images)
         return Turn(chat, messages, hit, load_s)
 
+    def loading_turn(
+        self,
+        settings: ChatSettings,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        token: str | None,
+        notice: str,
+        cancel: threading.Event,
+    ) -> Generator[ReplyView, None, Turn | None]:
+        """`open_turn` for a model that loads first (seconds to minutes): the load runs in a
+        thread while this yields how far it got (`Loading`: seconds, then the stage and share
+        that huggingface_hub and transformers report), at least once a second. Returns the
+        turn, or None when `cancel` was set (the load goes on, into the cache); closing this
+        (Stop) ends the wait at once. A local turn's deadline starts after the load."""
+        spec, head = settings.spec, _notices(notice)
+        loading = loading_notice(spec)
+
+        def view(elapsed_s: float) -> ReplyView:
+            return (*head, loading_progress(loading, elapsed_s, progress_of(spec)))
+
+        yield view(0.0)
+        return (yield from ticking(lambda: self.open_turn(settings, message, history, token), view, cancel))
+
     def respond(
         self,
         message: Any,
@@ -238,8 +262,12 @@ class ChatService:
             history, dropped = fit_history(history, self.limits.max_history_chars)
             notice = trim_notice(dropped, self.limits.max_history_chars)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
-                yield (*_notices(notice), loading_notice(settings.spec))
-            turn = self.open_turn(settings, message, history, token, self.turn_deadline(settings, started))
+                opened = yield from self.loading_turn(settings, message, history, token, notice, cancel)
+                if opened is None:
+                    return  # stopped while it loaded: the model still lands in the cache
+                turn = opened
+            else:
+                turn = self.open_turn(settings, message, history, token, self.turn_deadline(settings, started))
             source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
             reply = Reply(source, notice=notice)
             deltas = self.bounded(turn, settings, cancel, started)
@@ -461,6 +489,14 @@ def _check_not_empty(reply: Reply) -> None:
 def loading_notice(spec: ModelSpec) -> Loading:
     """Shown while a local model loads; says when it loads in 4-bit, so the UI shows the mode."""
     return Loading(spec.model, spec.quantization.label if spec.quantization else "")
+
+
+def loading_progress(loading: Loading, elapsed_s: float, progress: LoadProgress | None) -> Loading:
+    """`loading` after `elapsed_s` seconds, with the stage and share its load reports
+    (`hfchat.loading.progress_of`: None before the load began)."""
+    if progress is None:
+        return dataclasses.replace(loading, elapsed_s=elapsed_s)
+    return dataclasses.replace(loading, elapsed_s=elapsed_s, stage=progress.stage, progress=progress.fraction)
 
 
 _RESPOND_ARGS = {"hf_token": "session_token", "endpoint_api_key": "endpoint_key", "show_speed": "show_speed"}

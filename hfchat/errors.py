@@ -41,7 +41,7 @@ class HFChatError(Exception):
 
     def failed(self) -> Failed:
         """This error as the last part of a reply (`hfchat.updates.Failed`)."""
-        return Failed(self.title, self.message, self.hint)
+        return Failed(self.title, self.message, self.hint, retry_after=getattr(self, "retry_after", None))
 
     def markdown(self) -> str:
         """The text shown for this error."""
@@ -50,8 +50,19 @@ class HFChatError(Exception):
 
 class ConfigError(HFChatError, title="Invalid setting"):
     def __init__(self, message: str, hint: str = "", *, field: str | None = None) -> None:
-        super().__init__(message, hint or "Fix that field in the sidebar (or the API call) and send again.")
+        super().__init__(message, hint or field_hint(field))
         self.field = field
+
+
+def field_hint(field: str | None) -> str:
+    """How to fix a refused setting, read by people on the page and by programs alike: the
+    control by its label, and the parameter by its API name."""
+    from hfchat.settings import SETTINGS  # imported here: the schema must stay free to import errors
+
+    setting = SETTINGS.get(field or "")
+    if setting is None:
+        return "Correct it and send again."
+    return f"Change “{setting.control.label}” in the settings (API parameter `{field}`), then send again."
 
 
 class AuthError(HFChatError, title="Not authorized (401)"): ...
@@ -299,6 +310,27 @@ def _is_error_event(exc: BaseException) -> bool:
     return any(cls.__name__ == "TextGenerationError" for cls in type(exc).__mro__)
 
 
+def hub_unreachable_uncached() -> ConnectionFailedError:
+    """A Hub model that is not on disk, with no Hub to download it from."""
+    return ConnectionFailedError(
+        "The Hugging Face Hub cannot be reached, and the model is not in the local cache.",
+        "Check the internet connection, or give the path of a local model folder, then send again.",
+    )
+
+
+def hub_endpoint() -> str:
+    """The Hub this process talks to (HF_ENDPOINT moves it)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+OFFLINE_HINT = (
+    "Check this machine's internet connection (and proxy), then send again. Without a network, pick "
+    "Local and give the path of a model folder on this machine, or use a Custom endpoint."
+)
+"""What to do when Hugging Face's services can't be reached: the user chose them, not a URL."""
+
 _CUT_OFF_HINT = "The server may have crashed or restarted: check it, then send again (the text above is what arrived)."
 _CONNECT_HINT = "Check the endpoint URL (scheme, host and port) and that the server is running, then send again."
 
@@ -349,6 +381,26 @@ class _Failure:
     @property
     def dns(self) -> bool:
         return any(words in self.lower for words in ("resolve", "name or service", "nodename"))
+
+    @property
+    def hf_service(self) -> str:
+        """How the message names the Hugging Face service the request was for ("" for
+        any other host): the user chose Inference Providers or a Hub model, not an endpoint."""
+        from hfchat.net import is_hf_service, origin  # net imports this module
+
+        try:
+            request = getattr(self.exc, "request", None)
+        except RuntimeError:
+            return ""
+        if not isinstance(request, httpx.Request) or not is_hf_service(request.url):
+            return ""
+        if origin(request.url) == origin(hub_endpoint()):
+            return f"The Hugging Face Hub ({request.url.host})"
+        return f"Inference Providers ({request.url.host})"
+
+    @property
+    def unreachable_why(self) -> str:
+        return "its name does not resolve" if self.dns else "the connection was refused"
 
 
 Match = Callable[[_Failure], object]
@@ -460,6 +512,10 @@ _ROWS: tuple[tuple[Match, Make], ...] = (
         ),
     ),
     (
+        lambda f: f.isa(httpx.ConnectError, ConnectionError) and f.hf_service,
+        _says(ConnectionFailedError, "{hf_service} cannot be reached: {unreachable_why}.", OFFLINE_HINT),
+    ),
+    (
         lambda f: f.isa(httpx.ConnectError, ConnectionError) and f.dns,
         _says(ConnectionFailedError, "The endpoint's host name does not resolve.", _CONNECT_HINT),
     ),
@@ -509,14 +565,7 @@ _ROWS: tuple[tuple[Match, Make], ...] = (
             "Clear the system prompt or the conversation and try again, or use another model.",
         ),
     ),
-    (
-        lambda f: f.isa(OSError) and "couldn't connect" in f.lower,
-        _says(
-            ConnectionFailedError,
-            "The Hugging Face Hub cannot be reached, and the model is not in the local cache.",
-            "Check the internet connection, or give the path of a local model folder, then send again.",
-        ),
-    ),
+    (lambda f: f.isa(OSError) and "couldn't connect" in f.lower, lambda f: hub_unreachable_uncached()),
     (
         lambda f: f.isa(OSError) and _MISSING_MODEL.search(f.text),
         _says(

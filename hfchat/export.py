@@ -17,6 +17,7 @@ history. What goes in:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -128,13 +129,8 @@ def _meta(metadata: Any) -> MessageMeta | None:
     return MessageMeta.model_validate(known) if known else None
 
 
-def build_export(
-    title: str,
-    messages: Sequence[Mapping[str, Any]],
-    settings: ControlValues | None,
-    now: datetime | None = None,
-) -> ConversationExport:
-    """The export of a conversation as the chat window holds it (Gradio message dicts)."""
+def exported_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[ExportedMessage, ...]:
+    """A conversation's messages as the export file holds them (Gradio message dicts in)."""
     exported = []
     for message in messages:
         role = message.get("role")
@@ -146,13 +142,40 @@ def build_export(
                 role=role, text="\n\n".join(texts), files=tuple(files), metadata=_meta(message.get("metadata"))
             )
         )
+    return tuple(exported)
+
+
+def digest(messages: Sequence[ExportedMessage]) -> str:
+    """What identifies an exported conversation's content: its messages, not its title, time
+    or settings (a file renamed, or exported again, is the same conversation)."""
+    plain = [m.model_dump(mode="json", exclude_none=True) for m in messages]
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def already_saved(conversations: Sequence[Conversation], imported: Conversation) -> Conversation | None:
+    """The saved conversation an import is a copy of: one imported from the same file's
+    messages, or the very conversation the file was exported from (unchanged since)."""
+    for conversation in conversations:
+        if imported.imported_from in (conversation.imported_from, digest(exported_messages(conversation.messages))):
+            return conversation
+    return None
+
+
+def build_export(
+    title: str,
+    messages: Sequence[Mapping[str, Any]],
+    settings: ControlValues | None,
+    now: datetime | None = None,
+) -> ConversationExport:
+    """The export of a conversation as the chat window holds it (Gradio message dicts)."""
+    exported = exported_messages(messages)
     if not exported:
         raise HFChatError("There is nothing to export yet.", "Send a message first, or pick a saved conversation.")
     return ConversationExport(
         title=" ".join(title.split())[:TITLE_MAX] or "Conversation",
         exported_at=now or datetime.now(timezone.utc),
         settings=settings,
-        messages=tuple(exported),
+        messages=exported,
     )
 
 
@@ -302,7 +325,11 @@ def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
 def to_conversation(export: ConversationExport) -> Conversation:
     """A conversation to add to the saved list (it gets a fresh id when added)."""
     return Conversation(
-        id=new_id(), title=export.title, messages=tuple(to_chat_messages(export)), settings=export.settings
+        id=new_id(),
+        title=export.title,
+        messages=tuple(to_chat_messages(export)),
+        settings=export.settings,
+        imported_from=digest(export.messages),
     )
 
 

@@ -16,15 +16,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from hfchat.errors import InputError
 from hfchat.images import IMAGE_TASK, MAX_IMAGES, check_count, file_paths, image_part, refuse_images, to_data_url
 from hfchat.updates import (
-    ERROR_MARK,
     FAILED_ID,
     FOOTER_ID,
     INTERRUPTED_ID,
     LOADING_ID,
-    LOADING_MARK,
     NOTICE_ID,
     NOTICE_MARK,
-    SPEED_MARK,
     THINKING_ID,
     THINKING_TITLE,
     TOOL_ID,
@@ -102,7 +99,11 @@ def sent_text(message: Mapping[str, Any]) -> str:
 LEGACY_FOOTER_ID = "hfchat-speed"
 """The speed footer's metadata id before replies were typed."""
 
-_LEGACY_FAILURE = re.compile(rf"(?m)^{re.escape(ERROR_MARK)} (?:\*\*|Internal error \(reference )")
+LEGACY_ERROR_MARK, LEGACY_LOADING_MARK, LEGACY_NOTICE_MARK, LEGACY_SPEED_MARK = "⚠️", "⏳", "✂️", "⏱"
+"""The emoji that marked a message's kind in its text before replies were typed (the marks of
+`hfchat.updates` are text symbols now); only `upgrade_legacy` reads them."""
+
+_LEGACY_FAILURE = re.compile(rf"(?m)^{re.escape(LEGACY_ERROR_MARK)} (?:\*\*|Internal error \(reference )")
 
 
 def upgrade_legacy(messages: Iterable[Mapping[str, Any]]) -> list[Message]:
@@ -135,13 +136,13 @@ def _upgrade(message: Mapping[str, Any]) -> list[Message]:
     if not _text_only(content):
         return [dict(message)]
     text = content_text(content)
-    if text.startswith(SPEED_MARK):
+    if text.startswith(LEGACY_SPEED_MARK):
         return [_marked(text, FOOTER_ID)]
     out: list[Message] = []
-    if text.startswith(NOTICE_MARK):
+    if text.startswith(LEGACY_NOTICE_MARK):
         notice, _, text = text.partition("\n\n")
         out.append(_marked(notice, NOTICE_ID))
-    if text.startswith(LOADING_MARK):
+    if text.startswith(LEGACY_LOADING_MARK):
         return [*out, _marked(text, LOADING_ID)]
     failure = _LEGACY_FAILURE.search(text)
     if failure is None and not out:

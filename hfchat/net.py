@@ -38,6 +38,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -349,6 +350,71 @@ class GuardedTransport(httpx.HTTPTransport):
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context, network_backend=_PinnedBackend(egress), max_connections=100
         )
+
+
+# ------------------------------------------------------------------ is the Hub there?
+
+HUB_PROBE_TIMEOUT_S = 3.0
+"""How long a connection to the Hub may take before it counts as unreachable: well inside
+the 5 s a user should wait to learn there is no network."""
+
+HUB_PROBE_TTL_S = 15.0
+"""How long a probe's answer is reused: a page of turns (or the offline notice and the turn
+after it) asks once, and a network that comes back is noticed within seconds."""
+
+_probe_lock = threading.Lock()
+_probed: tuple[float, str, bool] | None = None  # (when, endpoint, reachable)
+
+
+def hub_reachable() -> bool:
+    """Whether a TCP connection to the Hub (`HF_ENDPOINT`) opens within HUB_PROBE_TIMEOUT_S.
+
+    huggingface_hub retries a failed connection 5 times, 1+2+4+8+8 s apart: with no network
+    a Hub repo ID took 24 s to say so. Callers ask this first and, when the Hub is out of
+    reach, read only what is cached on disk (`local_files_only`), which answers at once.
+    Retries where they help (a reachable Hub or router answering 5xx) are left alone.
+    Always False under HF_HUB_OFFLINE=1; the answer is kept for HUB_PROBE_TTL_S."""
+    global _probed
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return False
+    endpoint = constants.ENDPOINT
+    with _probe_lock:
+        now = time.monotonic()
+        if _probed is not None and _probed[1] == endpoint and now - _probed[0] < HUB_PROBE_TTL_S:
+            return _probed[2]
+        _, host, port = origin(endpoint)
+        reachable = _connects(host, port, HUB_PROBE_TIMEOUT_S)
+        _probed = (time.monotonic(), endpoint, reachable)
+    if not reachable:
+        log.info("the Hugging Face Hub (%s) cannot be reached; using only what is cached on disk", host)
+    return reachable
+
+
+def _connects(host: str, port: int, timeout: float) -> bool:
+    """A TCP connection to `host` opens within `timeout`, the name's lookup included (a
+    resolver that hangs is waited for in a thread of its own, at most `timeout`)."""
+    opened: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except (OSError, UnicodeError):
+            return
+        opened.append(True)
+
+    probe = threading.Thread(target=connect, name="hfchat-hub-probe", daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return bool(opened)
+
+
+def forget_hub_probe() -> None:
+    """Ask the network again on the next `hub_reachable` (tests, or a network that changed)."""
+    global _probed
+    with _probe_lock:
+        _probed = None
 
 
 # ------------------------------------------------------------------ logs and installation

@@ -62,6 +62,12 @@ class Preset(BaseModel):
     values: ControlValues
 
 
+SEED_NOTES = "Seed notes (greedy)"
+"""The built-in preset with the seed notes' exact settings: greedy decoding, repetition_penalty
+1.03, 512 new tokens. The app itself samples by default (temperature 0.7, top_p 0.95), so Retry
+and Compare show different replies; this is the one switch back to the notes' behaviour."""
+
+
 def _builtin(name: str, **values: Any) -> Preset:
     return Preset(name=name, values=ControlValues(**values))
 
@@ -95,9 +101,18 @@ BUILTIN_PRESETS: tuple[Preset, ...] = (
         model="HuggingFaceTB/SmolLM2-135M-Instruct",
         device="cpu",
     ),
+    _builtin(
+        SEED_NOTES,
+        backend=Backend.LOCAL,
+        model="HuggingFaceH4/zephyr-7b-beta",
+        max_new_tokens=512,
+        do_sample=False,
+        repetition_penalty=1.03,
+    ),
 )
-"""The seed notes' three setups (max_new_tokens 512, greedy, repetition_penalty 1.03 where
-the backend takes it) and a small model that answers on a CPU in seconds."""
+"""The seed notes' three setups (max_new_tokens 512, repetition_penalty 1.03 where the backend
+takes it) with the app's sampling defaults, a small model that answers on a CPU in seconds,
+and the seed notes' exact settings: greedy, as they were (`SEED_NOTES`)."""
 
 
 def _error(exc: ValidationError, what: str) -> ConfigError:

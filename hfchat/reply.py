@@ -8,6 +8,7 @@ with plain data.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from hfchat.backends.types import THINK_CLOSE, THINK_OPEN, Delta
 from hfchat.config import Backend, ChatSettings, display_url
 from hfchat.messages import Message, MessageKind, content_text, message_kind
+from hfchat.settings import SEED_MAX
 from hfchat.speed import SpeedMeter
 from hfchat.updates import (
     CUT_HINT,
@@ -68,6 +70,9 @@ class ReplySource:
     provider: str | None = None
     cached: bool = True
     load_s: float = 0.0
+    seed: int | None = None
+    """The seed a sampled reply was drawn with (None: greedy, or no seed given), so a reply
+    Retry drew with a fresh seed (`fresh_seed`) can be drawn again."""
 
     @classmethod
     def of(cls, settings: ChatSettings, model_id: str | None, cached: bool, load_s: float) -> ReplySource:
@@ -79,7 +84,15 @@ class ReplySource:
             model = Path(spec.model).name  # a local folder: its name, not the whole path
         else:
             model = spec.model
-        return cls(spec.backend, model, spec.provider, cached, load_s)
+        gen = settings.generation
+        return cls(spec.backend, model, spec.provider, cached, load_s, gen.seed if gen.do_sample else None)
+
+
+def fresh_seed() -> int:
+    """A new random seed: what Retry samples with while sampling is on, so it always draws a new
+    reply, also when the settings name a seed (which would give the same reply again); the
+    footer says which seed it was."""
+    return secrets.randbelow(SEED_MAX + 1)
 
 
 @dataclass
@@ -236,6 +249,7 @@ class Reply:
             "counted_by": m.counted_by or None,
             "finish_reason": m.finish_reason,
             "thinking_s": self.thinking_s,
+            "seed": self.source.seed,
         }
 
     def footer(self) -> str:
@@ -257,6 +271,8 @@ class Reply:
             parts.append(f"{tokens} ({m.counted_by})")
         if m.finish_reason:
             parts.append(f"stopped: {m.finish_reason}")
+        if src.seed is not None:
+            parts.append(f"seed {src.seed}")
         return f"{SPEED_MARK} " + " · ".join(parts)
 
     def view(self, show_speed: bool = True) -> ReplyView:

@@ -77,6 +77,17 @@ class Widget(str, Enum):
     NUMBER = "number"
 
 
+class Group(str, Enum):
+    """Where the settings panel puts a setting: its sections, in the panel's order."""
+
+    MODEL = "Model"
+    """What answers: backend, model, provider or endpoint, task (and the endpoint's key)."""
+    GENERATION = "Generation"
+    """The everyday generation settings, always in view."""
+    ADVANCED = "Advanced"
+    """The rare ones, in a folded accordion."""
+
+
 class Role(str, Enum):
     """What a setting is for, which decides where it goes."""
 
@@ -93,16 +104,27 @@ class Control:
     """The sidebar side of a setting: everything but its type, default and range."""
 
     label: str
-    """Exactly what the page shows (browser tests find controls by it)."""
+    """Exactly what the page shows: a human label (tests find controls by elem_id, or by this)."""
     widget: Widget
     backends: frozenset[Backend] = ALL_BACKENDS
     """The backends this setting reaches; for the others its control is hidden and its value dropped."""
     role: Role = Role.TURN
     info: str = ""
-    """The small text under the control."""
+    """The small text under the control (the panel adds the API name to it, `help_text`)."""
+    group: Group = Group.GENERATION
+    """The settings panel's section for it."""
+    shown_when: str = ""
+    """A switch setting that must be on for this control to show (4-bit's sub-options)."""
+    sampling: bool = False
+    """Used only when sampling (do_sample) is on: the control is disabled while it is off."""
     placeholder: str = ""
     step: float | None = None
     lines: int = 1
+
+    def help_text(self, name: str) -> str:
+        """The text under the control: its own info, then the API (and flag) name, so a
+        human label still tells a script writer what to send."""
+        return " · ".join(filter(None, [self.info, f"API: {name}"]))
 
 
 def setting(default: Any, control: Control, *, help: str, **constraints: Any) -> Any:
@@ -160,7 +182,9 @@ SEED_MAX = 2**32 - 1
 
 _SCHEMA = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
-_SAMPLING = "used when do_sample is on"
+_SAMPLING = "used when Sampling is on"
+_ADV = Group.ADVANCED
+_4BIT = "load_in_4bit"
 
 
 class SidebarSettings(BaseModel):
@@ -172,98 +196,116 @@ class SidebarSettings(BaseModel):
 
     backend: BackendName = setting(
         Backend.LOCAL,
-        Control("Backend", Widget.RADIO),
+        Control("Backend", Widget.RADIO, group=Group.MODEL),
         help="providers (Inference Providers), endpoint (an OpenAI-compatible URL) or local",
     )
     model: Text = setting(
         "",
-        Control("Repo ID or local folder", Widget.TEXT, placeholder="owner/name"),
+        Control("Repo ID or local folder", Widget.TEXT, placeholder="owner/name", group=Group.MODEL),
         help="repo ID (owner/name) or local folder",
     )
     provider: ProviderName = setting(
-        AUTO, Control("Provider", Widget.DROPDOWN, PROVIDERS), help="Inference Provider, or 'auto'"
+        AUTO,
+        Control("Provider", Widget.DROPDOWN, PROVIDERS, group=Group.MODEL),
+        help="Inference Provider, or 'auto'",
     )
     endpoint_url: Text = setting(
         "",
-        Control("Endpoint URL", Widget.TEXT, ENDPOINT, placeholder="http://127.0.0.1:8000"),
+        Control("Endpoint URL", Widget.TEXT, ENDPOINT, placeholder="http://127.0.0.1:8000", group=Group.MODEL),
         help="base URL of an OpenAI-compatible server (TGI, vLLM, transformers serve)",
     )
     served_model: Text = setting(
         "",
-        Control("Served model name", Widget.TEXT, ENDPOINT, placeholder="found from /v1/models when empty"),
+        Control(
+            "Served model name",
+            Widget.TEXT,
+            ENDPOINT,
+            placeholder="found from /v1/models when empty",
+            group=Group.MODEL,
+        ),
         help="model name the endpoint expects in requests",
     )
     task: TaskName = setting(
         "text-generation",
-        Control("Task", Widget.DROPDOWN),
+        Control("Task", Widget.DROPDOWN, group=Group.MODEL),
         help="text-generation, or image-text-to-text for models that read images",
     )
     system_prompt: Text = setting(
         "", Control("System prompt", Widget.TEXT, lines=2), help="sent before the conversation as a system message"
     )
     max_new_tokens: int = setting(
-        512, Control("max_new_tokens", Widget.SLIDER, step=1), ge=1, le=8192, help="longest reply, in tokens"
+        512, Control("Max new tokens", Widget.SLIDER, step=1), ge=1, le=8192, help="longest reply, in tokens"
     )
     do_sample: bool = setting(
-        False,
-        Control("do_sample", Widget.CHECKBOX, info="off: greedy, the same reply every time"),
+        True,
+        Control("Sampling", Widget.CHECKBOX, info="off: greedy, the same reply every time"),
         help="sample the reply (off: greedy decoding)",
     )
     temperature: float = setting(
         0.7,
-        Control("temperature", Widget.SLIDER, step=0.05, info=_SAMPLING),
+        Control("Temperature", Widget.SLIDER, step=0.05, info=_SAMPLING, sampling=True),
         ge=0.0,
         le=2.0,
         help="sampling temperature",
     )
     top_p: float = setting(
-        0.95, Control("top_p", Widget.SLIDER, step=0.01, info=_SAMPLING), ge=0.01, le=1.0, help="nucleus sampling"
+        0.95,
+        Control("Top-p (nucleus)", Widget.SLIDER, step=0.01, info=_SAMPLING, sampling=True),
+        ge=0.01,
+        le=1.0,
+        help="nucleus sampling",
     )
     top_k: int = setting(
         50,
-        Control("top_k", Widget.SLIDER, LOCAL, step=1, info=f"{_SAMPLING}; 0 = off"),
+        Control("Top-k", Widget.SLIDER, LOCAL, step=1, info=f"{_SAMPLING}; 0 = off", group=_ADV, sampling=True),
         ge=0,
         le=200,
         help="sample among the k likeliest tokens; 0 = off",
     )
     repetition_penalty: float = setting(
         1.0,
-        Control("repetition_penalty", Widget.SLIDER, LOCAL, step=0.01, info="1.0 = off"),
+        Control("Repetition penalty", Widget.SLIDER, LOCAL, step=0.01, info="1.0 = off", group=_ADV),
         ge=0.5,
         le=2.0,
         help="multiplicative penalty on repeated tokens; 1.0 = off",
     )
     frequency_penalty: float = setting(
         0.0,
-        Control("frequency_penalty", Widget.SLIDER, REMOTE, step=0.05, info="OpenAI scale, 0 = off"),
+        Control("Frequency penalty", Widget.SLIDER, REMOTE, step=0.05, info="OpenAI scale, 0 = off", group=_ADV),
         ge=-2.0,
         le=2.0,
         help="OpenAI's additive penalty on frequent tokens; 0 = off",
     )
     seed: Seed = setting(
         None,
-        Control("seed", Widget.NUMBER, info="empty = random"),
+        Control("Seed", Widget.NUMBER, info="empty = random", group=_ADV),
         ge=0,
         le=SEED_MAX,
         help="random seed, for repeatable sampling; empty (or -1) = random",
     )
     load_in_4bit: bool = setting(
         False,
-        Control("Load in 4-bit (bitsandbytes)", Widget.CHECKBOX, LOCAL),
+        Control("Load in 4-bit (bitsandbytes)", Widget.CHECKBOX, LOCAL, group=_ADV),
         help="load local models in 4-bit (bitsandbytes)",
     )
     quant_type: QuantTypeName = setting(
-        "nf4", Control("4-bit type", Widget.RADIO, LOCAL), help="4-bit quantization type"
+        "nf4",
+        Control("4-bit type", Widget.RADIO, LOCAL, group=_ADV, shown_when=_4BIT),
+        help="4-bit quantization type",
     )
     compute_dtype: ComputeDtypeName = setting(
-        "float16", Control("4-bit compute dtype", Widget.DROPDOWN, LOCAL), help="dtype 4-bit layers compute in"
+        "float16",
+        Control("4-bit compute dtype", Widget.DROPDOWN, LOCAL, group=_ADV, shown_when=_4BIT),
+        help="dtype 4-bit layers compute in",
     )
     double_quant: bool = setting(
         True,
-        Control("4-bit double quantization", Widget.CHECKBOX, LOCAL),
+        Control("4-bit double quantization", Widget.CHECKBOX, LOCAL, group=_ADV, shown_when=_4BIT),
         help="quantize the 4-bit quantization constants too",
     )
-    device: DeviceName = setting("auto", Control("Device", Widget.DROPDOWN, LOCAL), help="device for local models")
+    device: DeviceName = setting(
+        "auto", Control("Device", Widget.DROPDOWN, LOCAL, group=_ADV), help="device for local models"
+    )
     show_speed: bool = setting(
         True,
         Control(
@@ -271,6 +313,7 @@ class SidebarSettings(BaseModel):
             Widget.CHECKBOX,
             role=Role.DISPLAY,
             info="model, time to first token, tokens/s, tokens",
+            group=_ADV,
         ),
         help="show the speed footer under each reply",
     )
@@ -289,6 +332,7 @@ class SessionSecrets(BaseModel):
             Widget.PASSWORD,
             role=Role.SECRET,
             placeholder="hf_…, overrides HF_TOKEN",
+            group=Group.MODEL,
         ),
         help="a Hugging Face token for this session, instead of the server's",
         repr=False,
@@ -301,6 +345,7 @@ class SessionSecrets(BaseModel):
             ENDPOINT,
             role=Role.SECRET,
             placeholder="sent only to the endpoint URL above; never the HF token",
+            group=Group.MODEL,
         ),
         help="the key of your own endpoint, sent only to it",
         repr=False,
@@ -430,5 +475,19 @@ def shown_for(backend: Backend) -> frozenset[str]:
     return frozenset(VARIANTS[backend].model_fields)
 
 
-TOGGLED = tuple(n for n in SETTINGS if not all(applies(n, b) for b in Backend))
-"""The controls that show for some backends only (the others always show)."""
+TOGGLED = tuple(n for n, s in SETTINGS.items() if s.control.shown_when or not all(applies(n, b) for b in Backend))
+"""The controls that show for some backends only, or under a switch (the others always show)."""
+
+
+CONDITIONS = tuple(dict.fromkeys(s.control.shown_when for s in SETTINGS.values() if s.control.shown_when))
+"""The switches other controls show under (load_in_4bit)."""
+
+SAMPLING = tuple(n for n, s in SETTINGS.items() if s.control.sampling)
+"""The controls that do something only while sampling (do_sample) is on."""
+
+
+def control_shown(name: str, backend: Backend, values: Mapping[str, Any]) -> bool:
+    """Whether the control of `name` shows: it reaches `backend`, and the switch it shows
+    under (if any) is on in `values` (the panel's values by name)."""
+    switch = SETTINGS[name].control.shown_when
+    return name in shown_for(backend) and (not switch or bool(values.get(switch)))

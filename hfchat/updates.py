@@ -16,17 +16,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ERROR_MARK = "⚠️"
+# The marks are symbols of the standard text fonts (DejaVu Sans, Segoe UI Symbol, Apple
+# Symbols), in text presentation (no emoji variation selector): they render without an emoji
+# font, where the emoji they replace drew empty boxes. Readers never rely on them: a message's
+# kind is its metadata id (saved messages from before used the emoji: `hfchat.messages`).
+ERROR_MARK = "\u26a0"  # ⚠
 """Starts the visible text of a failure (readers tell a failure by its metadata id)."""
 
-LOADING_MARK = "⏳"
+LOADING_MARK = "\u25d4"  # ◔
 """Starts the visible text of the loading notice."""
 
-NOTICE_MARK = "✂️"
+NOTICE_MARK = "\u2702"  # ✂
 """Starts the visible text of the trimmed-history notice."""
 
-SPEED_MARK = "⏱"
+SPEED_MARK = "\u25f7"  # ◷
 """Starts the visible text of the speed footer."""
+
+STOPPED_MARK = "\u25a0"  # ■
+"""Starts the visible text of the footer of a reply the user stopped."""
+
+STOPPED_TEXT = "stopped by you"
+
+FOOTER_MARKS = (SPEED_MARK, STOPPED_MARK)
+"""How a footer's visible text starts (for the browser tests, which see no metadata)."""
 
 THINKING_TITLE = "Thinking"
 """The title of the collapsible thinking message."""
@@ -49,21 +61,27 @@ unlike the others, it is a reply, so its question stays in the history."""
 
 @dataclass(frozen=True)
 class Loading:
-    """A model is being loaded for this turn (a local model's first use of a configuration)."""
+    """A model is being loaded for this turn (a local model's first use of a configuration),
+    as it stands after `elapsed_s` seconds; `ChatService.respond` yields a new one at least
+    once a second until the reply's first token."""
 
     model: str
     mode: str = ""
     """How it loads when that is worth saying, e.g. "4-bit nf4"."""
     elapsed_s: float = 0.0
     progress: float | None = None
-    """0..1 when known (a download's share), else None."""
+    """0..1 of the current stage when known (a download's bytes, the weights loaded), else None."""
+    stage: str = ""
+    """What the load is doing, as the libraries report it: "downloading model.safetensors",
+    "loading weights", "waiting for another model to load"; "" before anything is known."""
 
     @property
     def text(self) -> str:
         mode = f" in {self.mode}" if self.mode else ""
-        elapsed = f" {self.elapsed_s:.0f} s" if self.elapsed_s >= 1 else ""
-        progress = f" ({self.progress:.0%})" if self.progress is not None else ""
-        return f"{LOADING_MARK} Loading `{self.model}`{mode} (first use of this configuration)…{elapsed}{progress}"
+        stage = f" {self.stage}" if self.stage else ""
+        progress = f" {self.progress:.0%}" if self.progress is not None else ""
+        head = f"{LOADING_MARK} Loading `{self.model}`{mode} (first use of this configuration)…"
+        return f"{head} {int(self.elapsed_s)} s{' ·' if stage else ''}{stage}{progress}"  # whole seconds, as a clock
 
 
 @dataclass(frozen=True)
@@ -101,10 +119,17 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Footer:
-    """The speed line under a finished reply, and its figures as data (exports, compare)."""
+    """The speed line under a finished reply, and its figures as data (exports, compare);
+    or, with `stopped`, the line under a reply the user stopped (`stopped_footer`)."""
 
     text: str
     figures: Mapping[str, Any] = field(default_factory=dict)
+    stopped: bool = False
+
+
+def stopped_footer() -> Footer:
+    """The footer under a reply the user stopped: its text is kept above it, as it stood."""
+    return Footer(f"{STOPPED_MARK} {STOPPED_TEXT}", {"finish_reason": "stopped by user"}, stopped=True)
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,8 @@ class Failed:
     hint: str = ""
     reference: str | None = None
     cut: bool = False
+    retry_after: float | None = None
+    """Seconds to wait before retrying, when the error says (a rate limit): API clients read it."""
 
     @property
     def text(self) -> str:

@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from hfchat.backends.source import local_source
 from hfchat.backends.types import ChatBackend
 from hfchat.config import Backend, ModelSpec
 from hfchat.errors import ConfigError
@@ -58,5 +59,14 @@ if TYPE_CHECKING:  # mypy checks that every registered object is a ChatBackend; 
 
 
 def builder(spec: ModelSpec, token: str | None) -> Callable[[], Any]:
-    """A zero-argument build function for the cache; the token stays in the closure."""
-    return lambda: backend_for(spec.backend, spec.task).build(spec, token)
+    """A zero-argument build function for the cache; the token stays in the closure.
+
+    A local model's source is resolved first (`source.local_source`): with the Hub out of
+    reach and the model not on disk, the turn fails in seconds, before torch is imported."""
+
+    def build() -> Any:
+        if spec.backend is Backend.LOCAL:
+            local_source(spec.model)
+        return backend_for(spec.backend, spec.task).build(spec, token)
+
+    return build

@@ -26,12 +26,14 @@ from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from hfchat.backends.chat_model import FoldingChat, refuses_system
+from hfchat.backends.source import local_source
 from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import DeviceQueues, FairQueue
+from hfchat.loading import LoadProgress, tracking
 from hfchat.space import on_gpu
 
 log = logging.getLogger(__name__)
@@ -300,7 +302,10 @@ def _prepare_template(tokenizer: Any) -> bool:
 
 def check_architecture(spec: ModelSpec, token: str | None) -> Any:
     """Refuse an encoder-decoder model for chat before loading its weights; return its config."""
-    config = transformers.AutoConfig.from_pretrained(spec.model, token=token, trust_remote_code=False)
+    source = local_source(spec.model)
+    config = transformers.AutoConfig.from_pretrained(
+        source.path, token=token, trust_remote_code=False, **source.options
+    )
     if spec.task == "text-generation" and getattr(config, "is_encoder_decoder", False):
         raise UnsupportedTaskError(
             f"{spec.model} is an encoder-decoder ({config.model_type}) model, which the text-generation "
@@ -318,24 +323,30 @@ what it found: two loads that overlap (compare mode's A and B, two visitors) can
 no-op in place for good, and every later model then loads with untied, uninitialized weights."""
 
 
-def _build(spec: ModelSpec, token: str | None) -> LocalChat:
+def _build(spec: ModelSpec, token: str | None, progress: LoadProgress | None = None) -> LocalChat:
     _check_task(spec.task)
     check_architecture(spec, token)
-    model_kwargs: dict[str, Any] = {"trust_remote_code": False}
+    # A GGUF file or an unreachable Hub (gguf_file=, local_files_only=): from_model_id hands
+    # model_kwargs to both the tokenizer and the model.
+    source = local_source(spec.model)
+    model_kwargs: dict[str, Any] = {"trust_remote_code": False, **source.options}
     if token:
         model_kwargs["token"] = token
+    if progress is not None:
+        # from_pretrained hands it to huggingface_hub's downloads (their public tqdm_class)
+        model_kwargs["tqdm_class"] = progress.download_bar()
     if spec.quantization is not None:
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
     pipeline_kwargs = {"return_full_text": False} if spec.task == "text-generation" else {}
     llm = StoppablePipeline.from_model_id(
-        model_id=spec.model,
+        model_id=source.path,
         task=spec.task,
         model_kwargs=model_kwargs,
         pipeline_kwargs=pipeline_kwargs,
         **placement(spec),
     )
-    # from_model_id keeps model_kwargs on the object; the token must not live there.
-    llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k != "token"}
+    # from_model_id keeps model_kwargs on the object; the token must not live there (nor the bar).
+    llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k not in ("token", "tqdm_class")}
     tokenizer = llm.pipeline.tokenizer
     if spec.quantization is not None:
         loaded = bool(getattr(llm.pipeline.model, "is_loaded_in_4bit", False))
@@ -381,8 +392,10 @@ def _stream(
 
 
 def build(spec: ModelSpec, token: str | None) -> LocalChat:
-    with LOAD_LOCK:
-        return _build(spec, token)
+    """The model for `spec`, one load at a time; the load's progress (downloads, weights) is
+    reported for the turn that waits for it (`hfchat.loading.progress_of(spec)`)."""
+    with tracking(spec, LOAD_LOCK) as progress:
+        return _build(spec, token, progress)
 
 
 def model_of(chat: LocalChat) -> Any:

@@ -27,6 +27,7 @@ from hfchat.backends.local import (
     quantization_config,
     stream_generation,
 )
+from hfchat.backends.source import local_source
 from hfchat.backends.types import Delta
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import UnsupportedTaskError
@@ -69,13 +70,14 @@ def _check_vision_model(spec: ModelSpec, token: str | None) -> None:
 
 def build(spec: ModelSpec, token: str | None) -> VisionChat:
     _check_vision_model(spec, token)
-    model_kwargs: dict[str, Any] = {}
+    source = local_source(spec.model)
+    model_kwargs: dict[str, Any] = dict(source.options)
     if spec.quantization is not None:
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
     with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
         pipe = transformers.pipeline(
             IMAGE_TASK,
-            model=spec.model,
+            model=source.path,
             token=token,
             trust_remote_code=False,
             model_kwargs=model_kwargs,

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from hfchat.cli import AppOptions
 from hfchat.testing.servers import free_port
-from hfchat.ui import build_app
-from hfchat.ui.page import PAGE_HEAD, queued
+from hfchat.ui.app import build_app, build_service, launch_kwargs
+from hfchat.ui.page import queued
 
 if TYPE_CHECKING:
     from gradio import Blocks
@@ -53,6 +53,7 @@ def running_app(options: AppOptions, service: ChatService | Any = None) -> Itera
     `service` is a `ChatService` or a stand-in such as `FakeService`; None lets `build_app`
     compose the service from `options`, exactly as `python app.py` does.
     """
+    service = service or build_service(options)
     demo = queued(build_app(options, service), options)
     for attempt in range(1, LAUNCH_ATTEMPTS + 1):
         port = free_port()
@@ -60,10 +61,9 @@ def running_app(options: AppOptions, service: ChatService | Any = None) -> Itera
             demo.launch(
                 server_name="127.0.0.1",
                 server_port=port,
-                auth=options.auth,
-                head=PAGE_HEAD,
                 prevent_thread_lock=True,
                 quiet=True,
+                **launch_kwargs(options, service),
             )
             break
         except ValueError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -670,3 +671,33 @@ def redirect_hub(monkeypatch: Any, base_url: str) -> None:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(_providers.CONVERSATIONAL_AUTO_ROUTER, "base_url", base)
     _common._fetch_inference_provider_mapping.cache_clear()
+
+
+def serve_model_files(recorder: Recorder, repo_id: str, folder: Path, seconds: float = 0.0, pieces: int = 20) -> None:
+    """Serve the files of a model folder as the Hub serves a repo's (``/{repo}/resolve/{rev}/{file}``,
+    HEAD for the metadata huggingface_hub checks, GET for the bytes), behind a loopback
+    ``HF_ENDPOINT``: a download that is real, on loopback. The weights (``*.safetensors``)
+    arrive in ``pieces`` chunks over ``seconds``, so a download takes that long. A file the
+    folder lacks is a 404 "EntryNotFound", as on the Hub."""
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+
+    def resolve(req: RecordedRequest) -> Response:
+        name = req.path.split("/resolve/", 1)[-1].split("/", 1)[-1]
+        path = folder / name
+        if not path.is_file() or "/" in name:
+            return (404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}, b"")
+        data = path.read_bytes()
+        headers = {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
+        if req.method == "HEAD" or not name.endswith(".safetensors") or seconds <= 0:
+            return (200, headers, data)
+        size = -(-len(data) // pieces)
+
+        def slowly() -> Iterator[bytes]:
+            for start in range(0, len(data), size):
+                time.sleep(seconds / pieces)
+                yield data[start : start + size]
+
+        return (200, headers, slowly())
+
+    for method in ("HEAD", "GET"):
+        recorder.route(method, f"/{repo_id}/resolve/", resolve)

@@ -4,32 +4,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 
-from hfchat import net
+from hfchat.api.openai import gateway_routes
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.fairqueue import DeviceQueues
 from hfchat.limits import ActiveTurns, RateLimiter
+from hfchat.logs import serving_line, setup_logging
 from hfchat.presets import (
     CONTROL_NAMES,
 )
 from hfchat.space import public_token_warning
-from hfchat.ui.chat_tab import chat_panel, wire_chat
+from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
-from hfchat.ui.page import PAGE_HEAD, queued
+from hfchat.ui.notices import wire_notices
+from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
 
 log = logging.getLogger("hfchat.app")
 
 
-def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
-    service = service or ChatService(
+def build_service(options: AppOptions) -> ChatService:
+    """The one service behind the chat, compare mode and the OpenAI API, as `options` say."""
+    return ChatService(
         cache=ModelCache(options.cache_size),
         timeout=options.timeout,
         policy=options.deployment_policy,
@@ -42,37 +46,68 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
         endpoint_api_key=options.endpoint_api_key,
         queues=DeviceQueues(options.local_concurrency),
     )
-    chat_fn = rendered(make_chat_fn(service, options))
+
+
+def launch_kwargs(options: AppOptions, service: ChatService | Any) -> dict[str, Any]:
+    """What `main` and the in-process launcher pass to `launch()` besides host and port: the
+    password, the page head, and with --openai-api the /v1 routes over `service`.
+
+    The routes go in through launch's public `app_kwargs` (FastAPI's `routes=`), so they are
+    part of the very app Gradio serves: the same process and port, ahead of Gradio's own
+    routes, and there for a --share link or a Space too (both serve that app)."""
+    routes = gateway_routes(service.respond, options) if options.openai_api else []
+    return {"auth": options.auth, **PAGE_LOOK, "app_kwargs": {"routes": routes}}
+
+
+def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blocks:
+    service = service or build_service(options)
+    views = make_chat_fn(service, options)
+    chat_fn = rendered(views)
     with gr.Blocks(title="hfchat", fill_height=True, analytics_enabled=False) as demo:
-        with gr.Sidebar(label="Settings"):
+        with gr.Sidebar(label="Conversations", position="left", elem_id="conversations-panel") as conversations:
+            saved = conversation_panel()
+        with gr.Sidebar(label="Settings", position="right", elem_id="settings-panel", width=340) as settings:
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
                 gr.LoginButton()
-            saved = conversation_panel()
             presets = preset_panel()
             controls = settings_controls(options)
-        with gr.Tabs() as tabs:
-            with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
+        wire_notices(demo, options)
+        with gr.Tabs(elem_id="page-tabs") as tabs:
+            with gr.Tab("Chat", id="chat", elem_id="chat-tab") as chat_tab:
+                header = model_header_button(options, controls)
                 chat = chat_panel()
-            with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare:
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
         turns = wire_chat(chat, saved, chat_fn, controls, settable)
+        wire_ask(views, controls)
         wire_conversations(demo, saved, chat, settable, turns)
         wire_presets(demo, presets, settable)
+        wire_panels(demo, conversations, settings, header, chat_tab, compare)
     return demo
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # no URL's user:password or query in any log line
-        handler.addFilter(net.SCRUB_URLS)
+    setup_logging()
     options = parse_options(argv)
     log.info("%s", options.deployment_policy.describe())
     if options.public and options.rate_limit is None:
         log.warning("public deployment without --rate-limit: one visitor can keep the app busy")
     if warning := public_token_warning(options.public, options.auth is not None):
         log.warning("%s", warning)
-    queued(build_app(options), options).launch(
-        server_name=options.host, server_port=options.port, share=options.share, auth=options.auth, head=PAGE_HEAD
+    if options.openai_api:
+        log.info("OpenAI-compatible API at /v1 (%s)", "API keys required" if options.api_keys else "no API keys")
+    service = build_service(options)
+    demo = queued(build_app(options, service), options)
+    # quiet: Gradio's start-up lines end "set `share=True` in `launch()`"; ours name --share.
+    demo.launch(
+        server_name=options.host,
+        server_port=options.port,
+        share=options.share,
+        quiet=True,
+        prevent_thread_lock=True,
+        **launch_kwargs(options, service),
     )
+    log.info("%s", serving_line(demo.local_url or "", demo.share_url))
+    demo.block_thread()

@@ -1,8 +1,11 @@
 """The chat: a `gr.Chatbot` and a `gr.MultimodalTextbox` on Gradio's public API, and `/chat`.
 
 A turn is two events. `begin` (not queued, so the question shows at once) puts the question
-in the window and saves it with the interrupted note; `respond` (queued) streams the reply
-and, in its last update, saves the finished turn with the settings it was made with. In the
+in the window; `respond` (queued) streams the reply, saves the question with the interrupted
+note as soon as the reply begins (so an app restart mid-reply keeps it), and in its last
+update saves the finished turn with the settings it was made with. A turn that ends before
+any reply began (a refused setting or image, a model or endpoint that fails) saves nothing:
+it creates no conversation, and a saved one stays as it was. In the
 browser that is three requests (the begin call, the queue join, the reply's stream), with no
 follow-up events and nothing that runs when the saved list changes. Retry and edit start a
 turn the same way; undo and clear are one event each; Stop saves what was shown.
@@ -13,6 +16,7 @@ The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -24,13 +28,25 @@ import gradio as gr
 from gradio.components import Component
 
 from hfchat import conversations as convos
+from hfchat.api.inputs import box_message, plain_history
 from hfchat.errors import HFChatError
 from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
+from hfchat.reply import answer_text, fresh_seed
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
+from hfchat.ui.render import stopped_reply
+from hfchat.updates import Failed, Footer, ReplyView, Thinking
 
-TITLE = "hfchat"
-DESCRIPTION = "Chat with any Hugging Face model: Inference Providers, your own endpoint, or locally."
+LATEX_DELIMITERS: list[dict[str, str | bool]] = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\[", "right": "\\]", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+    {"left": "$", "right": "$", "display": False},
+]
+"""Math in replies: $$…$$ and \\[…\\] as display math, \\(…\\) and $…$ inline; the longer
+delimiters come first, so "$$" is never read as two "$". Gradio matches delimiters literally
+(KaTeX auto-render), so two prices in one message ("$5 and $6") are read as math too: the
+cost of single-dollar math, which replies use far more often than two prices."""
 PLACEHOLDER = "Type a message (attach images with the task image-text-to-text)…"
 
 ChatFn = Callable[..., Iterator[list[Message]]]
@@ -65,10 +81,17 @@ class ChatPanel:
 
 
 def chat_panel() -> ChatPanel:
-    """The title, the chat window and the chat box (rendered where it is called)."""
-    gr.Markdown(f"<h1 style='text-align: center; margin-bottom: 1rem'>{TITLE}</h1>")
-    gr.Markdown(DESCRIPTION)
-    chatbot = gr.Chatbot(label="Chatbot", scale=1, editable="user", elem_id="chat-window")
+    """The chat window, filling the page's height, and the chat box under it (rendered where
+    it is called): no title block and no label chip, so the conversation gets the room."""
+    chatbot = gr.Chatbot(
+        label="Chat",
+        show_label=False,
+        scale=1,
+        height="100%",
+        editable="user",
+        elem_id="chat-window",
+        latex_delimiters=LATEX_DELIMITERS,
+    )
     with gr.Group(), gr.Row():
         textbox = gr.MultimodalTextbox(
             sources=["upload"],
@@ -113,7 +136,7 @@ def wire_chat(
     if missing := set(controls) - set(names):
         raise TypeError(f"the chat function takes no parameter for the controls {sorted(missing)}")
     by_name = {name: controls[name] for name in names}  # the /chat parameters, in the function's order
-    store, current = saved.store, saved.current
+    store, current, tz = saved.store, saved.current, saved.tz
     # Stop, per browser session: the stop handler sets its turn's event, and the reply sends
     # nothing after it, so no token lands in the window after Stop and what Stop saved is
     # what the window keeps (Gradio's own cancel of the event can take a token or two longer).
@@ -128,27 +151,25 @@ def wire_chat(
         yield from chat_fn(message, list(history), request=request, oauth_token=oauth_token, **settings)
 
     def begin(data: dict[Component, Any]) -> dict[Component, Any]:
-        """The question in the window and saved, marked interrupted until its reply is saved."""
+        """The question in the window (`respond` saves it once its reply begins)."""
         message, history = data[chat.textbox], data[chat.history] or []
         shown = [*history, convos.user_message(message)]
-        out = {
+        return {
             chat.textbox: busy_box(value=None),
             chat.chatbot: shown,
             chat.history: shown,
             chat.pending: {"message": message, "history": history},
             chat.turn: None,
         }
-        started = convos.start_turn(convos.load(data[store]), data[current], history, message)
-        return out | (saved_outputs(saved, started) if started else {})
 
-    def ask_again(history: list[dict[str, Any]], message: dict[str, Any]) -> dict[Component, Any]:
+    def ask_again(history: list[dict[str, Any]], message: dict[str, Any], retry: bool = False) -> dict[Component, Any]:
         """A turn on `message` after `history` (retry, edit): the window shows the question."""
         shown = [*history, convos.user_message(message)]
         return {
             chat.textbox: busy_box(),
             chat.chatbot: shown,
             chat.history: shown,
-            chat.pending: {"message": message, "history": history},
+            chat.pending: {"message": message, "history": history, "retry": retry},
             chat.turn: None,
         }
 
@@ -156,7 +177,7 @@ def wire_chat(
         before, question = convos.last_question(history or [])
         if question is None:
             return {chat.pending: None}
-        return ask_again(before, convos.question_box(question))
+        return ask_again(before, convos.question_box(question), retry=True)
 
     def edit(history: list[dict[str, Any]], edited: gr.EditData) -> dict[Component, Any]:
         """An edited question is asked again, with the files it had; later turns are dropped."""
@@ -171,19 +192,26 @@ def wire_chat(
         pending: dict[str, Any] | None,
         stored: Any,
         conversation_id: str | None,
+        offset: Any,
         request: gr.Request,
         oauth_token: gr.OAuthToken | None,
         **settings: Any,
     ) -> Iterator[dict[Component, Any]]:
-        """Stream the reply into the window; the last update saves the turn."""
+        """Stream the reply into the window; its first update with a reply in it saves the
+        question (marked interrupted), the last saves the turn; nothing is saved for a turn
+        that ends before its reply began."""
         if pending is None:  # nothing to ask (a retry with no question)
             yield {chat.textbox: idle_box()}
             return
         message, history = pending["message"], pending["history"]
         question = convos.user_message(message)
-        values = turn_values(settings, settable)
-        yield {chat.turn: values, chat.pending: None}
+        values = turn_values(settings, settable)  # saved with the conversation as the user set them
+        if pending.get("retry") and settings.get("do_sample") is True:
+            settings = {**settings, "seed": fresh_seed()}  # a new sample, whatever the seed (the footer names it)
+        # Stop from the turn's first update, whichever event started it (send, retry, edit).
+        yield {chat.textbox: busy_box(), chat.turn: values, chat.pending: None}
         shown = [*history, question]
+        conversations, started = convos.load(stored), False
         stop = threading.Event()
         session = str(getattr(request, "session_hash", None))
         with stops_lock:
@@ -194,32 +222,42 @@ def wire_chat(
                     if stop.is_set():
                         return  # Stop has saved the window and unlocked the box
                     shown = [*history, question, *messages]
-                    yield {chat.chatbot: shown, chat.history: shown}
+                    update: dict[Component, Any] = {chat.chatbot: shown, chat.history: shown}
+                    if not started and convos.answered(messages):
+                        started = True
+                        begun = convos.start_turn(conversations, conversation_id, history, message)
+                        if begun is not None:
+                            conversations, conversation_id = begun.conversations, begun.current
+                            update |= saved_outputs(saved, begun, offset)
+                    yield update
         finally:
             with stops_lock:
                 if stops.get(session) is stop:
                     del stops[session]
         if stop.is_set():
             return
-        done = convos.commit(convos.load(stored), conversation_id, shown, _settings(values))
-        yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
+        done = convos.commit(conversations, conversation_id, convos.answered_turns(shown), _settings(values))
+        yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done, offset) if done else {})}
 
     busy_outputs = [chat.textbox, chat.chatbot, chat.history, chat.pending, chat.turn]
     saving = saved.saving
     turn_kwargs: dict[str, Any] = dict(
         fn=respond,
-        inputs=[chat.pending, store, current],
+        inputs=[chat.pending, store, current, tz],
         inputs_kwargs=by_name,
         outputs=[*busy_outputs, *saving],
         preprocess=False,  # the settings reach hfchat's validation as sent, which names a bad field
         concurrency_id="chat",
-        show_progress="minimal",
+        show_progress="hidden",  # Stop and the reply itself show it runs; no counter on the box
+        show_progress_on=[chat.chatbot],  # see `quick` below
         api_visibility="private",
     )
-    quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
-    begun = chat.textbox.submit(
-        begin, inputs={chat.textbox, chat.history, store, current}, outputs=[*busy_outputs, *saving], **quick
+    # Gradio 6.31 draws a timer on an event's outputs even with show_progress="hidden": on the
+    # chat box it sat beside the submit arrow ("processing | 1.5s"); the window takes it instead.
+    quick: dict[str, Any] = dict(
+        queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
     )
+    begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
     turns = [
         begun.then(**turn_kwargs),
         chat.chatbot.retry(retry, inputs=[chat.history], outputs=busy_outputs, **quick).then(**turn_kwargs),
@@ -227,19 +265,24 @@ def wire_chat(
     ]
 
     def stopped(data: dict[Component, Any], request: gr.Request) -> dict[Component, Any]:
-        """Stop: what the window shows is saved (with the reply's settings), the box unlocked."""
+        """Stop: the reply keeps what it shows, with the footer "stopped by you" (in the window
+        and saved, with the reply's settings), and the box is unlocked."""
         with stops_lock:
             stop = stops.pop(str(getattr(request, "session_hash", None)), None)
         if stop is not None:
             stop.set()
-        shown, settings = data[chat.history] or [], _settings(data[chat.turn])
-        done = convos.commit(convos.load(data[store]), data[current], shown, settings)
-        return {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done) if done else {})}
+        shown = data[chat.history] or []
+        if stop is not None:  # the turn was still running (not one that ended as Stop was clicked)
+            shown = stopped_reply(shown)
+        settings = _settings(data[chat.turn])
+        done = convos.commit(convos.load(data[store]), data[current], convos.answered_turns(shown), settings)
+        out = {chat.textbox: idle_box(), chat.turn: None, chat.chatbot: shown, chat.history: shown}
+        return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
     chat.textbox.stop(
         stopped,
-        inputs={chat.history, chat.turn, store, current},
-        outputs=[chat.textbox, chat.turn, *saving],
+        inputs={chat.history, chat.turn, store, current, tz},
+        outputs=[chat.textbox, chat.turn, chat.chatbot, chat.history, *saving],
         cancels=turns,
         **quick,
     )
@@ -251,11 +294,11 @@ def wire_chat(
         if question is not None:
             out[chat.textbox] = convos.question_box(question)
         done = convos.commit(convos.load(data[store]), data[current], before, None)
-        return out | (saved_outputs(saved, done) if done else {})
+        return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
     chat.chatbot.undo(
         undo,
-        inputs={chat.history, store, current},
+        inputs={chat.history, store, current, tz},
         outputs=[chat.chatbot, chat.history, chat.textbox, *saving],
         **quick,
     )
@@ -264,11 +307,12 @@ def wire_chat(
         """The chat's trash button: the conversation is deleted, as in Gradio's own list."""
         done = convos.commit(convos.load(data[store]), data[current], [], None)
         out: dict[Component, Any] = {chat.history: [], chat.textbox: idle_box(), chat.turn: None}
-        return out | saved_outputs(saved, done or convos.Saved(convos.load(data[store]), None), changed=bool(done))
+        unchanged = convos.Saved(convos.load(data[store]), None)
+        return out | saved_outputs(saved, done or unchanged, data[tz], changed=bool(done))
 
     chat.chatbot.clear(
         clear,
-        inputs={store, current},
+        inputs={store, current, tz},
         outputs=[chat.history, chat.textbox, chat.turn, *saving],
         cancels=turns,
         **quick,
@@ -284,9 +328,15 @@ def _api(
     reply: Callable[..., Generator[list[Message], None, None]],
     documented: inspect.Signature,
 ) -> None:
-    """`/chat`: the message (the chat box's `{"text", "files"}`) and every setting by name; it
-    streams the reply's messages, and each API session keeps its history, as a browser tab does.
-    `documented` (the chat function's signature) gives each setting's default to API clients."""
+    """`/chat`: the message (a plain string, or the chat box's `{"text", "files"}`) and every
+    setting by name; it streams the reply's messages, and each API session keeps its history,
+    as a browser tab does. `documented` (the chat function's signature) gives each setting's
+    default to API clients.
+
+    The message goes in through a hidden `gr.JSON`, not the chat box: Gradio validates an input
+    against its component's data model before any function runs, and the multimodal box's
+    refuses a string with its generic error. A message of the wrong shape is a `gr.Error`
+    (its text is what the client reads); this event is API-only, so no page shows it."""
 
     def chat_api(
         message: Any,
@@ -295,6 +345,10 @@ def _api(
         oauth_token: gr.OAuthToken | None,
         **values: Any,
     ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        try:
+            message = box_message(message)
+        except HFChatError as exc:
+            raise gr.Error(str(exc), title=exc.title, print_exception=False) from None
         history = list(history or [])
         question = convos.user_message(message)
         with closing(reply(message, history, values, request, oauth_token)) as replies:
@@ -311,12 +365,65 @@ def _api(
     answer = gr.JSON(label="Response", visible=False)
     gr.Button(visible=False, elem_id="chat-api").click(
         chat_api,
-        inputs=[chat.textbox, api_history],
+        inputs=[gr.JSON(label="message", visible=False), api_history],
         inputs_kwargs=settings,
         outputs=[answer, api_history],
         api_name="chat",
         api_description="One chat turn: the reply's messages (thinking, answer, speed line), streamed.",
         preprocess=False,  # hfchat's validation names a bad setting; Gradio's would not
+        postprocess=False,
+        concurrency_id="chat",
+    )
+
+
+def wire_ask(views: Callable[..., Iterator[ReplyView]], controls: dict[str, Component]) -> None:
+    """`/ask`: one stateless answer for scripts. It takes `message` (a string, or the chat box's
+    dict), an optional `history` of `{role, content}` and every setting by name (as `/chat`),
+    and returns three outputs: the answer text, the thinking (or ""), and the reply's figures
+    (`hfchat.reply.Reply.figures`: model, backend, tokens, finish_reason, timings).
+
+    No session state: the history is only what the call sends, so the same greedy call gives
+    the same answer. A turn that fails is a `gr.Error` with the chat's readable message (the
+    client raises it); a reply a limit cut is returned as it stands, finish_reason "cut".
+    `views` is `hfchat.chat.make_chat_fn`'s function (typed views, for the thinking and figures)."""
+    documented = inspect.signature(views)
+    names = [name for name in documented.parameters if name in controls and name != "show_speed"]
+
+    def ask(
+        message: Any, history: Any, request: gr.Request, oauth_token: gr.OAuthToken | None, **values: Any
+    ) -> tuple[str, str, dict[str, Any]]:
+        try:
+            box, past = box_message(message), plain_history(history)
+        except HFChatError as exc:
+            raise gr.Error(str(exc), title=exc.title, print_exception=False) from None
+        turn = views(box, past, request=request, oauth_token=oauth_token, show_speed=True, **values)
+        with closing(turn) as replies:  # type: ignore[type-var]  # a generator has close()
+            last: ReplyView = collections.deque(replies, maxlen=1).pop()  # respond yields at least once
+        failed = next((u for u in last if isinstance(u, Failed) and not u.cut), None)
+        if failed is not None:
+            raise gr.Error(f"{failed.message} {failed.hint}".strip(), title=failed.title, print_exception=False)
+        thinking = next((u.text for u in last if isinstance(u, Thinking)), "")
+        figures = next((dict(u.figures) for u in last if isinstance(u, Footer)), {})
+        return answer_text(tuple(u for u in last if not isinstance(u, Failed))), thinking, figures
+
+    own = [p for p in inspect.signature(ask).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    # history is optional; the request and token after it, which Gradio fills in, then too
+    own[1:] = [p.replace(default=None) for p in own[1:]]
+    named = [documented.parameters[name].replace(kind=inspect.Parameter.KEYWORD_ONLY) for name in names]
+    ask.__signature__ = inspect.Signature([*own, *named])  # type: ignore[attr-defined]
+
+    gr.Button(visible=False, elem_id="ask-api").click(
+        ask,
+        inputs=[gr.JSON(label="message", visible=False), gr.JSON(label="history", visible=False)],
+        inputs_kwargs={name: controls[name] for name in names},
+        outputs=[
+            gr.Textbox(label="answer", visible=False),
+            gr.Textbox(label="thinking", visible=False),
+            gr.JSON(label="figures", visible=False),
+        ],
+        api_name="ask",
+        api_description="One stateless answer: (answer, thinking, figures); history is [{role, content}].",
+        preprocess=False,
         postprocess=False,
         concurrency_id="chat",
     )

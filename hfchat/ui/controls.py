@@ -1,5 +1,6 @@
-"""The settings controls (sidebar and compare sides), each built from its declaration in
-`hfchat.settings`, and which backend shows which."""
+"""The settings controls (settings panel and compare sides), each built from its declaration in
+`hfchat.settings`: grouped as declared, which backend (and switch) shows which, the sampling
+sliders disabled while greedy, and the model's own sampling defaults when the model changes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ import gradio as gr
 from gradio.components import Component
 
 from hfchat.cli import AppOptions
-from hfchat.settings import SETTINGS, TOGGLED, Backend, Role, Setting, Widget, shown_for
+from hfchat.model_defaults import SAMPLING_KEYS, model_defaults
+from hfchat.settings import (
+    CONDITIONS,
+    SAMPLING,
+    SETTINGS,
+    TOGGLED,
+    Backend,
+    Group,
+    Role,
+    Setting,
+    Widget,
+    control_shown,
+)
 
 
 def _choices(setting: Setting) -> list[Any]:
@@ -20,10 +33,11 @@ def _choices(setting: Setting) -> list[Any]:
     return list(setting.choices or ())
 
 
-def control(setting: Setting, value: Any, label: str) -> Component:
-    """The widget a setting declares, holding `value`, labelled `label`."""
+def control(setting: Setting, value: Any, label: str, interactive: bool | None = None) -> Component:
+    """The widget a setting declares, holding `value`, labelled `label`; its info text names
+    the API parameter, so the human label still tells a script writer what to send."""
     c = setting.control
-    info = c.info or None
+    info = c.help_text(setting.name)
     value = value.value if isinstance(value, Enum) else value
     if c.widget is Widget.RADIO:
         return gr.Radio(_choices(setting), value=value, label=label, info=info)
@@ -33,7 +47,7 @@ def control(setting: Setting, value: Any, label: str) -> Component:
         return gr.Checkbox(value, label=label, info=info)
     if c.widget is Widget.SLIDER:
         low, high = setting.range
-        return gr.Slider(low, high, value=value, step=c.step, label=label, info=info)
+        return gr.Slider(low, high, value=value, step=c.step, label=label, info=info, interactive=interactive)
     if c.widget is Widget.NUMBER:
         return gr.Number(value, precision=0, label=label, info=info)
     return gr.Textbox(
@@ -46,37 +60,108 @@ def control(setting: Setting, value: Any, label: str) -> Component:
     )
 
 
+GROUPS_OPEN = {Group.MODEL: True, Group.GENERATION: True, Group.ADVANCED: False}
+"""Which sections of the settings panel start open: the rare settings are folded."""
+
+
 def settings_controls(options: AppOptions, side: str = "") -> dict[str, Component]:
     """One set of settings controls, keyed by API name, rendered where it is called, in the
     schema's order and starting from the flags' values (`options.sidebar`).
 
-    The main sidebar (`side=""`) has every setting; each compare side ("A", "B": labels
-    and element IDs carry the side) has those that reach a backend, as the secrets and the
-    speed footer belong to the page (compare mode shows both sides' speed always).
+    The main settings panel (`side=""`) has every setting, in one accordion per
+    `Control.group` (Model, Generation, then Advanced, folded); each compare side ("A", "B":
+    labels and element IDs carry the side) has those that reach a backend, in one list, as
+    the secrets and the speed footer belong to the page.
     """
     prefix = f"{side}: " if side else ""
     ids = f"compare-{side.lower()}" if side else "settings"
     initial = options.sidebar.model_dump()
+    sampling = bool(initial.get("do_sample"))
+    wanted = [name for name, s in SETTINGS.items() if not side or s.role is Role.TURN]
     controls: dict[str, Component] = {}
-    for name, setting in SETTINGS.items():
-        if side and setting.role is not Role.TURN:
-            continue
-        controls[name] = control(setting, initial.get(name, setting.default), prefix + setting.control.label)
+
+    def build(name: str) -> None:
+        setting = SETTINGS[name]
+        interactive = sampling if setting.control.sampling else None
+        value = initial.get(name, setting.default)
+        controls[name] = control(setting, value, prefix + setting.control.label, interactive)
         controls[name].elem_id = f"{ids}-{name.replace('_', '-')}"
-    _follow_backend(controls, options.sidebar.backend)
+
+    if side:
+        for name in wanted:
+            build(name)
+    else:
+        for group, is_open in GROUPS_OPEN.items():
+            with gr.Accordion(group.value, open=is_open, elem_id=f"settings-group-{group.name.lower()}"):
+                for name in wanted:
+                    if SETTINGS[name].control.group is group:
+                        build(name)
+        controls = {name: controls[name] for name in wanted}  # the schema's order, as before
+    _follow_backend(controls, options.sidebar.backend, initial)
+    _follow_sampling(controls)
+    _follow_model_defaults(controls, str(initial.get("model") or ""))
     return controls
 
 
-def _follow_backend(controls: dict[str, Component], initial: Backend) -> None:
-    """Show only the controls that reach the chosen backend, now and whenever it changes."""
+def _follow_backend(controls: dict[str, Component], initial: Backend, values: dict[str, Any]) -> None:
+    """Show only the controls that reach the chosen backend (and the 4-bit options only
+    while 4-bit is on), now and whenever the backend or such a switch changes."""
     toggled = {name: controls[name] for name in TOGGLED if name in controls}
+    switches = [name for name in CONDITIONS if name in controls]
     for name, component in toggled.items():
-        component.visible = name in shown_for(initial)
+        component.visible = control_shown(name, initial, values)
 
-    def show_for(backend: str) -> dict[Component, dict]:
-        wanted = shown_for(Backend(backend))
-        return {component: gr.update(visible=name in wanted) for name, component in toggled.items()}
+    def show_for(backend: str, *on: Any) -> dict[Component, dict]:
+        now = dict(zip(switches, on, strict=True))
+        return {c: gr.update(visible=control_shown(name, Backend(backend), now)) for name, c in toggled.items()}
 
-    controls["backend"].change(  # type: ignore[attr-defined]
-        show_for, controls["backend"], list(toggled.values()), api_visibility="private"
+    gr.on(
+        [controls[name].change for name in ("backend", *switches)],  # type: ignore[attr-defined]
+        show_for,
+        [controls["backend"], *(controls[name] for name in switches)],
+        list(toggled.values()),
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
+    )
+
+
+def _follow_sampling(controls: dict[str, Component]) -> None:
+    """The sampling sliders are disabled while sampling is off (greedy): they would do nothing."""
+    sliders = [controls[name] for name in SAMPLING if name in controls]
+
+    def enable(on: bool) -> list[dict]:
+        return [gr.update(interactive=bool(on)) for _ in sliders]
+
+    controls["do_sample"].change(  # type: ignore[attr-defined]
+        enable, controls["do_sample"], sliders, queue=False, show_progress="hidden", api_visibility="private"
+    )
+
+
+def _follow_model_defaults(controls: dict[str, Component], initial: str) -> None:
+    """When the visitor enters another model, the sampling settings take the values it ships
+    in its generation_config.json (`hfchat.model_defaults`), if any.
+
+    Only a model typed into the box counts (submit or leaving the box with a new value):
+    presets, opened conversations and "copy to main chat" set the model together with their
+    own sampling values, which are kept.
+    """
+    names = [name for name in SAMPLING_KEYS if name in controls]
+    last = gr.State(initial)
+
+    def take(model: str, before: str) -> dict[Any, Any]:
+        model = (model or "").strip()
+        if model == before:
+            return {last: before}
+        found = model_defaults(model)
+        return {last: model, **{controls[name]: value for name, value in found.items() if name in controls}}
+
+    box = controls["model"]
+    gr.on(
+        [box.submit, box.blur],  # type: ignore[attr-defined]
+        take,
+        [box, last],
+        [last, *(controls[name] for name in names)],
+        show_progress="hidden",
+        api_visibility="private",
     )

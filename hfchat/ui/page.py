@@ -1,10 +1,16 @@
-"""The page around the app: its <head> (image policy, storage-full banner) and the queue."""
+"""The page around the app: its look (theme, CSS, <head>: image policy, storage-full banner),
+the model header, the two side panels (conversations left, settings right) and the queue."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
+from gradio.components import Component
 
 from hfchat.cli import AppOptions
+from hfchat.header import HEADER_SETTINGS, model_header
+from hfchat.updates import ERROR_MARK
 
 BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
 """Gradio encrypts BrowserState with a key it also sends to the page, so it hides nothing from
@@ -18,7 +24,7 @@ URIs: a reply that names a remote image cannot make the browser fetch it (a zero
 the chat). Replies show such images as links (`hfchat.safe_markdown`); this is the backstop."""
 
 STORAGE_NOTICE = (
-    "⚠️ Your latest change could not be saved: this browser's storage for this site is full. "
+    f"{ERROR_MARK} Your latest change could not be saved: this browser's storage for this site is full. "
     "What was saved before is kept. Export or delete conversations to make room."
 )
 
@@ -64,3 +70,95 @@ def queued(demo: gr.Blocks, options: AppOptions) -> gr.Blocks:
     """The queue as the app runs it: `concurrency` chats at once, at most `max_queue` waiting;
     beyond that Gradio answers at once that the app is busy (HTTP 503, "try again")."""
     return demo.queue(default_concurrency_limit=options.concurrency, max_size=options.max_queue)
+
+
+NARROW_PX = 768
+"""Below this width (a phone; Gradio's own sidebar breakpoint, where a panel covers the whole
+screen) the page opens on the chat, with both side panels closed."""
+
+THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="slate", radius_size="md")
+
+PAGE_CSS = """
+/* The chat fills the window: the tabs, the Chat tab and its column grow; the message box
+   stays at the bottom. */
+#page-tabs { flex-grow: 1; display: flex; flex-direction: column; min-height: 0; }
+#page-tabs > .tabitem, #chat-tab { flex-grow: 1; display: flex; flex-direction: column; min-height: 0; }
+#chat-tab > .column, #chat-tab > div { flex-grow: 1; min-height: 0; }
+#chat-window { flex-grow: 1; min-height: 240px; }
+/* The chat's share/copy/trash toolbar sits in its own strip over the messages, not on them. */
+#chat-window .top-panel, #chat-window .icon-button-wrapper.top-panel {
+  position: static; justify-content: flex-end; margin: 0; padding: 2px 4px;
+}
+/* The one-line model header: a quiet button that opens the settings. */
+#model-header {
+  align-self: flex-start; width: auto; max-width: 100%; min-width: 0; padding: 4px 10px;
+  font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  background: transparent; border: none; box-shadow: none;
+}
+#model-header:hover { background: var(--background-fill-secondary); }
+/* The preset dropdown's text stops before its arrow. */
+#preset-choice input { padding-right: 2.25rem; text-overflow: ellipsis; }
+/* The speed footer: one line at desktop widths, small and wrapped tightly on a phone. */
+#chat-window .message-row.bot-row:has(.speed-footer) .message { max-width: 100%; }
+#chat-window .speed-footer, #chat-window .bot .speed-footer {
+  white-space: nowrap; font-size: var(--text-sm); color: var(--body-text-color-subdued);
+}
+@media (max-width: 767px) {
+  #chat-window .speed-footer { white-space: normal; font-size: var(--text-xs); line-height: 1.3; }
+  .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
+}
+"""
+
+PAGE_LOOK: dict[str, Any] = {"theme": THEME, "css": PAGE_CSS, "head": PAGE_HEAD}
+"""What `launch` takes for the page's look (Gradio 6 takes these at launch, not in Blocks)."""
+
+
+def model_header_button(options: AppOptions, controls: dict[str, Component]) -> gr.Button:
+    """The one-line header naming the model, backend and provider / 4-bit
+    (`hfchat.header.model_header`), redrawn whenever one of those settings changes."""
+    initial = options.sidebar.model_dump(mode="json")
+    header = gr.Button(model_header(initial), elem_id="model-header", size="sm", variant="secondary")
+    names = [name for name in HEADER_SETTINGS if name in controls]
+
+    def redraw(*values: Any) -> str:
+        return model_header(dict(zip(names, values, strict=True)))
+
+    gr.on(
+        [controls[name].change for name in names],  # type: ignore[attr-defined]
+        redraw,
+        [controls[name] for name in names],
+        header,
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
+    )
+    return header
+
+
+def wire_panels(
+    demo: gr.Blocks,
+    conversations: gr.Sidebar,
+    settings: gr.Sidebar,
+    header: gr.Button,
+    chat_tab: gr.Tab,
+    compare: gr.Tab,
+) -> None:
+    """The side panels: both close on a narrow screen when the page opens; the header opens
+    the settings; the settings close while the Compare tab is shown (they don't apply there)
+    and come back, as they were, on the Chat tab."""
+    width = gr.Number(visible=False)
+    settings_open = gr.State(True)
+    """Whether the visitor has the settings panel open on the Chat tab."""
+    quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+
+    def opened(px: float | None) -> dict[Any, Any]:
+        if px is not None and px < NARROW_PX:
+            return {conversations: gr.Sidebar(open=False), settings: gr.Sidebar(open=False), settings_open: False}
+        return {conversations: gr.skip(), settings: gr.skip(), settings_open: gr.skip()}
+
+    demo.load(opened, width, [conversations, settings, settings_open], js="() => window.innerWidth", **quick)
+    header.click(lambda: (gr.Sidebar(open=True), True), None, [settings, settings_open], **quick)
+    settings.expand(lambda: True, None, settings_open, **quick)
+    settings.collapse(lambda: False, None, settings_open, **quick)
+    compare.select(lambda: gr.Sidebar(open=False), None, settings, **quick)
+    chat_tab.select(lambda was_open: gr.Sidebar(open=bool(was_open)), settings_open, settings, **quick)

@@ -66,6 +66,7 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
             preset = find_preset(data[p.choice] or "", load_user_presets(data[p.store]))
         except HFChatError as exc:
             return refused(exc, targets[0])
+        gr.Info(f"Applied the preset “{preset.name}”.", title="Preset applied")
         return {controls[name]: value for name, value in preset.values.as_controls().items() if name in controls}
 
     p.apply.click(apply, inputs={p.choice, p.store}, outputs=targets, api_visibility="private")
@@ -77,7 +78,9 @@ def wire_presets(demo: gr.Blocks, panel: PresetPanel, controls: dict[str, Any]) 
         except HFChatError as exc:
             return refused(exc, p.store)
         stored = dump_user_presets(saved)
-        return {p.store: stored, **names(stored, data[p.name].strip()), p.name: ""}
+        name = data[p.name].strip()
+        gr.Info(f"Saved the current settings as “{name}” in this browser.", title="Preset saved")
+        return {p.store: stored, **names(stored, name), p.name: ""}
 
     p.save.click(
         save, inputs={p.name, p.store, *targets}, outputs=[p.store, p.choice, p.name], api_visibility="private"

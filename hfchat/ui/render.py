@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from typing import Any, ParamSpec
 
-from hfchat.messages import Message
+from hfchat.messages import Message, MessageKind, message_kind
 from hfchat.safe_markdown import safe_images
 from hfchat.updates import (
     FAILED_ID,
@@ -35,6 +35,7 @@ from hfchat.updates import (
     ToolCall,
     Update,
     Waiting,
+    stopped_footer,
 )
 
 P = ParamSpec("P")
@@ -72,6 +73,18 @@ _ID: dict[type, str] = {
     Footer: FOOTER_ID,
     Failed: FAILED_ID,
 }
+
+
+def stopped_reply(shown: Sequence[Message]) -> list[Message]:
+    """The window after Stop: the last reply keeps the text it shows, under it the footer
+    "stopped by you" (`stopped_footer`); a loading notice goes, as the load is no longer
+    awaited. A reply that already ended (it has its footer) is left as it is."""
+    start = next((i + 1 for i in range(len(shown) - 1, -1, -1) if shown[i].get("role") == "user"), 0)
+    before, reply = list(shown[:start]), list(shown[start:])
+    if any(message_kind(m) is MessageKind.FOOTER for m in reply):
+        return [*before, *reply]
+    kept = [m for m in reply if message_kind(m) is not MessageKind.LOADING]
+    return [*before, *kept, _message(stopped_footer())]
 
 
 def rendered(fn: Callable[P, Iterator[ReplyView]]) -> Callable[P, Iterator[list[Message]]]:

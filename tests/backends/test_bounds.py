@@ -222,7 +222,7 @@ def test_a_server_that_trickles_before_its_first_chunk_times_out_at_the_read_tim
     fault.mode = "trickle-first"
     turn = run_turn(fn)
     assert not turn.gave_up and turn.seconds < 7, f"the turn ran {turn.seconds:.1f} s"
-    assert turn.text.startswith("⚠️ **Timed out.**") and "send again" in turn.text, turn.text
+    assert turn.text.startswith("⚠ **Timed out.**") and "send again" in turn.text, turn.text
     assert fault.closed.wait(10), "the server never saw the stream closed"
     assert_next_message_works(fn, fault)
 

@@ -59,7 +59,7 @@ def test_local_turn_shows_loading_then_the_reply(tiny_models: dict[str, Path]) -
     fn = make_chat_fn(ChatService(), parse_options([], {}))
     model = str(tiny_models["chat"])
     updates = views(fn, backend="local", model=model, device="cpu", max_new_tokens=6)
-    assert updates[0] == (Loading(model),) and updates[0][0].text.startswith(f"⏳ Loading `{model}`")
+    assert updates[0] == (Loading(model),) and updates[0][0].text.startswith(f"◔ Loading `{model}`")
     assert len(updates) >= 3 and all(isinstance(u, Answer | Footer) for u in updates[-1]), updates[-1]
     assert isinstance(updates[-1][-1], Footer) and updates[-1][0].text.strip()
     again = views(fn, backend="local", model=model, device="cpu", max_new_tokens=6)
@@ -72,7 +72,7 @@ def test_each_visitor_key_gets_its_own_client(proxy: RecordingProxy) -> None:
     service = ChatService(cache=ModelCache(4), timeout=5)
     fn = make_chat_fn(service, parse_options(["--backend", "endpoint", "--endpoint-url", proxy.url], {}))
     for key in ("visitor-key-a", "visitor-key-b", "visitor-key-a"):
-        assert not turn(fn, endpoint_api_key=key, hf_token="hf_visitor", max_new_tokens=3)[-1].startswith("⚠️")
+        assert not turn(fn, endpoint_api_key=key, hf_token="hf_visitor", max_new_tokens=3)[-1].startswith("⚠")
     assert service.cache.stats.builds == 2, "two keys, two clients; the same key reuses its own"
     assert all("visitor-key" not in repr(key) and "hf_visitor" not in repr(key) for key in service.cache.cached_keys())
     sent = {r.headers.get("authorization") for r in proxy.requests if r.method == "POST"}
@@ -85,7 +85,7 @@ def test_offline_mode_blocks_providers_with_a_message_naming_it(monkeypatch: pyt
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     fn = make_chat_fn(ChatService(timeout=5), parse_options([], {}))
     shown = turn(fn, backend="providers", model="org/model", provider="together", hf_token="hf_x")[-1]
-    assert "HF_HUB_OFFLINE" in shown and shown.startswith("⚠️ **Offline mode.**")
+    assert "HF_HUB_OFFLINE" in shown and shown.startswith("⚠ **Offline mode.**")
 
 
 def limited_chat(proxy: RecordingProxy, *flags: str) -> Any:
@@ -98,14 +98,14 @@ def limited_chat(proxy: RecordingProxy, *flags: str) -> Any:
 def test_an_overlong_message_or_system_prompt_is_refused_before_any_request(proxy: RecordingProxy) -> None:
     fn = limited_chat(proxy, "--max-message-chars", "50")
     shown = turn(fn, message="x" * 51)[-1]
-    assert shown.startswith("⚠️ **Invalid setting.**") and "message: 51 characters" in shown
+    assert shown.startswith("⚠ **Invalid setting.**") and "message: 51 characters" in shown
     assert "limit of 50" in shown and "Shorten it" in shown
     shown = turn(fn, system_prompt="s" * 60)[-1]
     assert "system_prompt: 60 characters" in shown
     blocks = [{"type": "text", "text": "y" * 30}, {"type": "text", "text": "z" * 30}]
     assert "message: 61 characters" in turn(fn, message=blocks)[-1], "Gradio 6 blocks count too"
     assert proxy.requests == [], "nothing was sent"
-    assert not turn(fn, message="x" * 50)[-1].startswith("⚠️"), "at the limit is fine"
+    assert not turn(fn, message="x" * 50)[-1].startswith("⚠"), "at the limit is fine"
 
 
 def test_a_long_history_is_trimmed_oldest_first_with_a_notice(proxy: RecordingProxy) -> None:
@@ -119,9 +119,9 @@ def test_a_long_history_is_trimmed_oldest_first_with_a_notice(proxy: RecordingPr
     last = views(fn, message="third", history=history)[-1]
     notice, answer = last[0], last[1]
     assert isinstance(notice, Notice) and isinstance(answer, Answer), last
-    assert notice.text.startswith("✂️") and "2 oldest messages" in notice.text and "--max-history-chars" in notice.text
+    assert notice.text.startswith("✂") and "2 oldest messages" in notice.text and "--max-history-chars" in notice.text
     shown = answer_text(to_messages(last))
-    assert shown.startswith("✂️") and shown.endswith(answer.text), "API clients read the notice, then the answer"
+    assert shown.startswith("✂") and shown.endswith(answer.text), "API clients read the notice, then the answer"
     reply = answer.text
     sent = [(m["role"], m["content"]) for m in proxy.requests[-1].json["messages"]]
     assert sent == [("user", "second q"), ("assistant", "second a"), ("user", "third")]
@@ -130,4 +130,4 @@ def test_a_long_history_is_trimmed_oldest_first_with_a_notice(proxy: RecordingPr
     turn(fn, message="fourth", history=later)
     sent = [(m["role"], m["content"]) for m in proxy.requests[-1].json["messages"]]
     assert ("assistant", reply) in sent
-    assert not any("✂️" in text for _, text in sent), "the notice never reaches the model"
+    assert not any("✂" in text for _, text in sent), "the notice never reaches the model"

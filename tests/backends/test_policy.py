@@ -105,17 +105,17 @@ def chat_under(options: Any) -> tuple[Any, ChatService]:
 def test_public_deployment_refuses_local_models_unless_configured(local_options: Any) -> None:
     chat, service = chat_under(local_options(env={"SPACE_ID": "me/demo"}))
     text = last_text(chat)
-    assert text.startswith("⚠️ **Local model not allowed here.**")
+    assert text.startswith("⚠ **Local model not allowed here.**")
     assert "--local-models" in text and "--max-local-params" in text, "the message says how to turn it on"
     assert len(service.cache) == 0 and service.cache.stats.builds == 0, "nothing was loaded"
 
 
 def test_allow_list_lets_its_models_through(local_options: Any, tiny_models: dict[str, Path]) -> None:
     chat, service = chat_under(local_options("--share", "--local-models", str(tiny_models["chat"])))
-    assert not last_text(chat).startswith("⚠️")
+    assert not last_text(chat).startswith("⚠")
     assert service.cache.stats.builds == 1
     other = last_text(chat, model=str(tiny_models["plain"]))
-    assert other.startswith("⚠️ **Local model not allowed here.**") and str(tiny_models["chat"]) in other
+    assert other.startswith("⚠ **Local model not allowed here.**") and str(tiny_models["chat"]) in other
 
 
 def test_folder_ceiling_on_a_private_deployment(local_options: Any) -> None:
@@ -124,7 +124,7 @@ def test_folder_ceiling_on_a_private_deployment(local_options: Any) -> None:
     assert "126K parameters" in text and "limit of 1K" in text and "--max-local-params" in text
     assert service.cache.stats.builds == 0
     chat, service = chat_under(local_options("--max-local-params", "1M"))
-    assert not last_text(chat).startswith("⚠️")
+    assert not last_text(chat).startswith("⚠")
 
 
 def test_public_deployment_never_loads_folders_outside_the_allow_list(local_options: Any) -> None:
@@ -146,7 +146,7 @@ def test_hub_size_is_read_before_any_download(hub_recorder: Recorder, local_opti
     hub_recorder.route("GET", "/api/models/big-org/huge", hub_metadata("big-org/huge", 70 * 10**9))
     chat, service = chat_under(local_options("--public", "--max-local-params", "2B"))
     text = last_text(chat, model="big-org/huge")
-    assert text.startswith("⚠️ **Local model not allowed here.**")
+    assert text.startswith("⚠ **Local model not allowed here.**")
     assert "70B parameters" in text and "limit of 2B" in text and "--max-local-params" in text
     assert [r.path for r in hub_recorder.requests] == ["/api/models/big-org/huge"]
     assert hub_recorder.requests[0].query["expand"] == ["safetensors"]
@@ -213,7 +213,7 @@ def test_code_shipped_with_a_model_never_runs(tiny_models: dict[str, Path], tmp_
     text = last_text(chat, max_new_tokens=4)
     assert not marker.exists(), "trust_remote_code stays off"
     if model_type:  # only custom code could run it: refused with a message, not a crash
-        assert text.startswith("⚠️")
+        assert text.startswith("⚠")
 
 
 @pytest.mark.parametrize(
@@ -245,7 +245,7 @@ def endpoint_chat(recorder: Recorder, *flags: str) -> tuple[Any, ChatService]:
 def test_public_deployment_refuses_visitor_endpoints_on_its_own_network(recorder: Recorder) -> None:
     chat, service = endpoint_chat(recorder, "--public", "--endpoint-url", "https://api.example.com")
     text = last_text(chat, endpoint_url=recorder.url)
-    assert text.startswith("⚠️ **Endpoint not allowed here.**") and "127.0.0.1" in text
+    assert text.startswith("⚠ **Endpoint not allowed here.**") and "127.0.0.1" in text
     assert recorder.requests == [], "nothing was sent to it, not even the model list request"
     assert service.cache.stats.builds == 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hfchat.testing.servers import RecordingProxy, json_response
+from hfchat.updates import ERROR_MARK, LOADING_MARK
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 
 pytestmark = pytest.mark.timeout(600)
@@ -42,14 +43,14 @@ def test_reply_streams_in_pieces(local_app: AppProcess, browser_page: BrowserPag
     assert not ui.sidebar_open()
     browser_page.screenshot("empty")
     ui.open_sidebar()
-    assert ui.sidebar_open() and ui.field("Repo ID or local folder").is_visible()
+    assert ui.sidebar_open() and ui.field("model").is_visible()
     browser_page.screenshot("sidebar-open")
     ui.open_sidebar(False)
 
     ui.watch_last_bot()
     final = ui.chat("Hello there")
     browser_page.screenshot("finished")
-    assert final and not final.startswith(("⚠️", "⏳"))
+    assert final and not final.startswith((ERROR_MARK, LOADING_MARK))
     partial = [r for r in ui.renders() if r != final and final.startswith(r)]
     assert len(partial) >= 2, f"expected at least two partial renders before {final!r}, saw {ui.renders()}"
     assert ui.user_messages() == ["Hello there"]
@@ -73,7 +74,7 @@ def test_stop_mid_reply_then_the_app_still_answers(local_app: AppProcess, browse
 
     ui.set_number("max_new_tokens", 8)
     after = ui.chat("Still there?")
-    assert after and not after.startswith("⚠️")
+    assert after and not after.startswith(ERROR_MARK)
     assert len(ui.bot_messages()) == 3
     _assert_clean(browser_page, local_app)
 
@@ -97,7 +98,7 @@ def test_retry_undo_and_edit(local_app: AppProcess, browser_page: BrowserPage) -
     ui.edit(0, "Edited question")
     wait_until(lambda: ui.user_messages() == ["Edited question"], 30, "the edit to replace the history")
     edited = ui.wait_reply(count=1)
-    assert len(ui.bot_messages()) == 1 and not edited.startswith("⚠️")
+    assert len(ui.bot_messages()) == 1 and not edited.startswith(ERROR_MARK)
     _assert_clean(browser_page, local_app)
 
 
@@ -108,28 +109,28 @@ def test_switching_model_and_backend_in_the_sidebar(
     on_chat = ui.chat("Hello")
 
     ui.clear()
-    ui.set_text("Repo ID or local folder", str(tiny_models["plain"]))
+    ui.set_text("model", str(tiny_models["plain"]))
     ui.watch_last_bot()
     on_plain = ui.chat("Hello")
-    assert ui.renders()[0].startswith("⏳ Loading") and "plain" in ui.renders()[0], "a new model loads"
+    assert ui.renders()[0].startswith(f"{LOADING_MARK} Loading") and "plain" in ui.renders()[0], "a new model loads"
     assert on_plain != on_chat, "the reply comes from the other model"
     assert "loaded in" in wait_until(lambda: ui.speed_footers()[-1:], 30, "the speed line")[0], "a load is reported"
 
     ui.clear()
-    ui.set_text("Repo ID or local folder", str(tiny_models["chat"]))
+    ui.set_text("model", str(tiny_models["chat"]))
     ui.watch_last_bot()
     assert ui.chat("Hello") == on_chat, "back on the first model: the same greedy reply"
-    assert not any(r.startswith("⏳") for r in ui.renders()), "switching back hits the cache: no loading notice"
+    assert not any(r.startswith(LOADING_MARK) for r in ui.renders()), "switching back hits the cache: no loading notice"
     footer = wait_until(lambda: ui.speed_footers()[-1:], 30, "the speed line")[0]
     assert "cached" in footer and "loaded in" not in footer, "the app reports the cache hit under the reply"
     assert f"The local model {tiny_models['chat']}, cache hit" in local_app.log_text()
 
     ui.clear()
-    ui.choose("Custom endpoint")
-    ui.set_text("Endpoint URL", proxy.url)
+    ui.choose("backend", "Custom endpoint")
+    ui.set_text("endpoint_url", proxy.url)
     browser_page.screenshot("sidebar-endpoint")
     reply = ui.chat("Hello endpoint")
-    assert reply and not reply.startswith("⚠️")
+    assert reply and not reply.startswith(ERROR_MARK)
     sent = [r.json for r in proxy.requests if r.path.endswith("/chat/completions")]
     assert sent and sent[-1]["messages"][-1]["content"] == "Hello endpoint", "the reply came from the endpoint"
     _assert_clean(browser_page, local_app)
@@ -142,31 +143,31 @@ def test_bad_repo_id_shows_a_readable_error(local_app: AppProcess, browser_page:
         local_app.hub.route(method, "/api/models/nobody/no-such-model", not_found)
         local_app.hub.route(method, "/nobody/no-such-model/", not_found)
     ui = ChatUI(browser_page.page).open(local_app.url)
-    ui.set_text("Repo ID or local folder", "not a repo/../x")
+    ui.set_text("model", "not a repo/../x")
     error = ui.chat("Hello")
     browser_page.screenshot("error")
-    assert error.startswith("⚠️ Invalid setting.") and "model" in error
+    assert error.startswith(f"{ERROR_MARK} Invalid setting.") and "model" in error
     assert "Traceback" not in error and 'File "' not in error
 
-    ui.set_text("Repo ID or local folder", "nobody/no-such-model")
+    ui.set_text("model", "nobody/no-such-model")
     missing = ui.chat("Hello again")
-    assert missing.startswith("⚠️ Model not found (404).") and "nobody/no-such-model" in missing, missing
+    assert missing.startswith(f"{ERROR_MARK} Model not found (404).") and "nobody/no-such-model" in missing, missing
     assert "Traceback" not in missing and 'File "' not in missing
     assert any("no-such-model" in path for path in hub_calls(local_app)), "the lookup went to the recorder"
     local_app.hub.clear()
 
-    ui.set_text("Repo ID or local folder", local_app.args[local_app.args.index("--model") + 1])
-    assert not ui.chat("And now?").startswith("⚠️"), "the next message works"
+    ui.set_text("model", local_app.args[local_app.args.index("--model") + 1])
+    assert not ui.chat("And now?").startswith(ERROR_MARK), "the next message works"
     assert tab_errors(browser_page) == []
 
 
 def test_4bit_toggle_loads_in_4bit_and_says_so(local_app: AppProcess, browser_page: BrowserPage) -> None:
     ui = ChatUI(browser_page.page).open(local_app.url)
-    ui.choose("Load in 4-bit (bitsandbytes)")
+    ui.set_checked("load_in_4bit", True)
     ui.watch_last_bot()
     reply = ui.chat("Hello in 4-bit")
-    assert ui.renders()[0].startswith("⏳ Loading") and "in 4-bit nf4" in ui.renders()[0]
-    assert reply and not reply.startswith("⚠️")
+    assert ui.renders()[0].startswith(f"{LOADING_MARK} Loading") and "in 4-bit nf4" in ui.renders()[0]
+    assert reply and not reply.startswith(ERROR_MARK)
     assert "in 4-bit nf4: is_loaded_in_4bit=True" in local_app.log_text()
     _assert_clean(browser_page, local_app)
 

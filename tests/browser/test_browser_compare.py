@@ -17,7 +17,7 @@ from playwright.sync_api import Locator, Page
 from hfchat.compare import SAME_SETTINGS
 from hfchat.settings import SETTINGS
 from hfchat.testing.servers import RecordingProxy, TransformersServe
-from hfchat.updates import LOADING_MARK, SPEED_MARK
+from hfchat.updates import ERROR_MARK, LOADING_MARK, SPEED_MARK
 from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
 
@@ -162,8 +162,8 @@ def test_compare_two_configurations_side_by_side_and_copy_one_to_the_main_chat(
     for side in "AB":
         assert ui.users(side) == ["Hello!"], f"the prompt shows on side {side}"
         assert replies[side] and replies[side][0], f"side {side} has its reply"
-        assert not replies[side][0].startswith(("⚠️", "⏳")), replies[side][0]
-        streamed = [text for text in ui.renders(side) if not text.startswith("⏳")]
+        assert not replies[side][0].startswith((ERROR_MARK, LOADING_MARK)), replies[side][0]
+        streamed = [text for text in ui.renders(side) if not text.startswith(LOADING_MARK)]
         assert len(streamed) >= 2, f"side {side} streamed in pieces, not at once: {streamed}"
         footers = ui.footers(side)
         assert len(footers) == 1 and "tok" in footers[0], f"side {side} shows its own speed figures: {footers}"
@@ -193,7 +193,7 @@ def test_compare_two_configurations_side_by_side_and_copy_one_to_the_main_chat(
 
     def answered() -> str:
         texts = [t.strip() for t in bots.all_inner_texts()]
-        done = texts and texts[0] and not texts[0].startswith("⏳")
+        done = texts and texts[0] and not texts[0].startswith(LOADING_MARK)
         return texts[0] if done and page.locator("#chat-tab button.stop-button").count() == 0 else ""
 
     assert wait_until(answered, 120, "the main chat's reply") == replies["A"][0]

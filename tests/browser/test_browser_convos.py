@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator
 
-from hfchat.updates import FOOTER_ID
+from hfchat.updates import ERROR_MARK, FOOTER_ID
 from tests.fixtures import SENTINEL_TOKEN
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
@@ -39,7 +39,7 @@ class ConvoUI(ChatUI):
         """Send `text`; the bot messages of the finished reply (answer, and thinking or speed line where shown)."""
         before, saved = len(self.bot_messages()), self.stored()
         answer = self.chat(text)
-        assert not answer.startswith("⚠️"), answer
+        assert not answer.startswith(ERROR_MARK), answer
         self.saved_after(saved, "the conversation to be saved")
         return self.bot_messages()[before:]
 
@@ -60,21 +60,67 @@ class ConvoUI(ChatUI):
                 last, since = now, time.monotonic()
         return last
 
+    def items(self) -> Locator:
+        """The conversation list's items, top to bottom (those search hides too)."""
+        return self.page.locator("#conversation-list li.item")
+
+    def item(self, title: str) -> Locator:
+        return self.items().filter(has=self.page.locator("button.open", has_text=title)).first
+
     def listing(self) -> list[str]:
-        return [t.strip() for t in self.page.locator("#conversation-list label").all_inner_texts()]
+        """The titles in the conversation list, top to bottom."""
+        return [str(t) for t in self.items().evaluate_all("(items) => items.map((li) => li.dataset.title)")]
+
+    def shown_listing(self) -> list[str]:
+        """The titles the list shows now (search hides the others)."""
+        return [
+            t.strip() for t in self.page.locator("#conversation-list li.item:not([hidden]) .open").all_inner_texts()
+        ]
+
+    def headings(self) -> list[str]:
+        return [
+            t.strip() for t in self.page.locator("#conversation-list section.day:not([hidden]) h3").all_inner_texts()
+        ]
 
     def wait_listing(self, expected: list[str]) -> None:
         wait_until(lambda: self.listing() == expected, 60, f"the conversation list to read {expected}")
 
     def title(self) -> str:
-        return self.page.locator("#conversation-title textarea").input_value()
+        """The open conversation's title, as the list marks it ("" for a new one)."""
+        title = self.page.locator("#conversation-title")
+        return title.inner_text().strip() if title.count() else ""
 
     def button(self, name: str) -> Locator:
         return self.page.get_by_role("button", name=name, exact=True)
 
+    def new_chat(self) -> None:
+        self.page.locator("#new-chat").click()
+        wait_until(lambda: self.user_messages() == [] and self.title() == "", 30, "an empty chat")
+
     def open_conversation(self, title: str) -> None:
-        self.page.locator("#conversation-list label", has_text=title).click()
+        self.item(title).locator("button.open").click()
         wait_until(lambda: self.title() == title, 60, f"conversation {title!r} to open")
+
+    def rename(self, title: str, new_title: str) -> None:
+        """The item's pencil, the new title typed in place, Enter."""
+        item = self.item(title)
+        item.hover()
+        item.locator("button.rename").click()
+        box = self.page.locator("#conversation-list input.rename-box")
+        box.fill(new_title)
+        box.press("Enter")
+
+    def delete(self, title: str) -> None:
+        """The item's trash, then Delete in the confirm that replaces it."""
+        item = self.item(title)
+        item.hover()
+        item.locator("button.delete").click()
+        self.page.locator("#conversation-list button.confirm-delete").click()
+
+    def import_file(self, path: Path) -> None:
+        with self.page.expect_file_chooser() as chooser:
+            self.page.locator("#import-conversation").click()
+        chooser.value.set_files(path)
 
     def choose_preset(self, name: str) -> None:
         box = self.page.locator("#preset-choice input")
@@ -95,12 +141,10 @@ def test_conversations_are_titled_renamed_switched_deleted_and_kept(
     ui.wait_listing(["Hello there"])
     assert ui.title() == "Hello there"
 
-    ui.page.locator("#conversation-title textarea").fill("Greetings")
-    ui.button("Rename").click()
+    ui.rename("Hello there", "Greetings")
     ui.wait_listing(["Greetings"])
 
-    ui.button("New conversation").click()
-    wait_until(lambda: ui.user_messages() == [] and ui.title() == "", 30, "an empty chat")
+    ui.new_chat()
     ui.reply("Second question")
     ui.wait_listing(["Second question", "Greetings"])
 
@@ -109,15 +153,15 @@ def test_conversations_are_titled_renamed_switched_deleted_and_kept(
     assert ui.bot_messages() == first_bots
     ui.reply("And a follow-up")
     assert ui.user_messages() == ["Hello there", "And a follow-up"]
-    ui.wait_listing(["Second question", "Greetings"])  # updated in place, title kept
+    ui.wait_listing(["Greetings", "Second question"])  # newest first, the renamed title kept
     browser_page.screenshot("conversations", full_page=True)
 
     ui.reopen()
-    ui.wait_listing(["Second question", "Greetings"])
+    ui.wait_listing(["Greetings", "Second question"])
     ui.open_conversation("Greetings")
     wait_until(lambda: ui.user_messages() == ["Hello there", "And a follow-up"], 30, "the saved turns after a reload")
 
-    ui.button("Delete").click()
+    ui.delete("Greetings")
     ui.wait_listing(["Second question"])
     assert ui.user_messages() == []
     ui.reopen()
@@ -164,7 +208,7 @@ def test_retry_undo_and_clear_keep_the_saved_conversation_in_step(
 
 def exported_files(ui: ConvoUI) -> dict[str, tuple[str, str]]:
     """Click Export, then download both files it offers: {extension: (file name, text)}."""
-    ui.button("Export").click()
+    ui.page.locator("#export-conversation").click()
     files = {}
     for button in (ui.page.locator("#export-json"), ui.page.locator("#export-markdown")):
         button.wait_for(state="visible", timeout=60_000)
@@ -177,15 +221,14 @@ def exported_files(ui: ConvoUI) -> dict[str, tuple[str, str]]:
 
 def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: AppProcess, tmp_path: Path) -> None:
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
-    ui.set_text("HF token (this browser session only)", SENTINEL_TOKEN)
-    ui.set_text("System prompt", "Answer briefly.")
+    ui.set_text("hf_token", SENTINEL_TOKEN)
+    ui.set_text("system_prompt", "Answer briefly.")
     ui.set_number("max_new_tokens", 5)
     shown = ui.reply("Export me")
     ui.wait_listing(["Export me"])
-    ui.page.locator("#conversation-title textarea").fill("Trip plans")
-    ui.button("Rename").click()
+    ui.rename("Export me", "Trip plans")
     ui.wait_listing(["Trip plans"])
-    ui.set_text("System prompt", "Changed after the reply.")
+    ui.set_text("system_prompt", "Changed after the reply.")
 
     downloads = exported_files(ui)  # the settings the reply was made with, not the sidebar's now
     assert {name for name, _ in downloads.values()} == {"Trip-plans.json", "Trip-plans.md"}, "named after the title"
@@ -213,15 +256,13 @@ def test_export_then_import_and_continue(browser_page: BrowserPage, local_app: A
     export_file.write_text(files[".json"])
     ui.fresh(local_app.url)
     ui.wait_listing([])
-    ui.set_text("System prompt", "something else")
-    with ui.page.expect_file_chooser() as chooser:
-        ui.button("Import JSON").click()
-    chooser.value.set_files(export_file)
+    ui.set_text("system_prompt", "something else")
+    ui.import_file(export_file)
     ui.wait_listing(["Trip plans"])
     wait_until(lambda: ui.user_messages() == ["Export me"], 30, "the imported messages")
     assert ui.bot_messages() == shown
-    wait_until(lambda: ui.field("System prompt").input_value() == "Answer briefly.", 30, "the imported settings")
-    assert ui.field("HF token (this browser session only)").input_value() == ""
+    wait_until(lambda: ui.field("system_prompt").input_value() == "Answer briefly.", 30, "the imported settings")
+    assert ui.field("hf_token").input_value() == ""
     ui.reply("Continue please")
     assert ui.user_messages() == ["Export me", "Continue please"]
     ui.reopen()
@@ -239,9 +280,7 @@ def test_a_bad_import_is_refused_and_nothing_changes(
     bots = ui.bot_messages()
     bad = tmp_path / "notes.json"
     bad.write_text(json.dumps([{"role": "user", "content": "hi"}]))
-    with ui.page.expect_file_chooser() as chooser:
-        ui.button("Import JSON").click()
-    chooser.value.set_files(bad)
+    ui.import_file(bad)
     ui.notice("not an hfchat conversation export").wait_for(state="visible", timeout=60_000)
     browser_page.screenshot("import-refused")
     assert ui.user_messages() == ["Keep me"] and ui.bot_messages() == bots
@@ -252,7 +291,7 @@ def test_a_bad_import_is_refused_and_nothing_changes(
 def test_presets_apply_save_and_survive_a_reload(browser_page: BrowserPage, local_app: AppProcess) -> None:
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
     ui.page.get_by_text("Presets", exact=True).click()
-    model = ui.field("Repo ID or local folder")
+    model = ui.field("model")
     local_model = model.input_value()
 
     ui.choose_preset("SmolLM2 135M Instruct, local CPU")
@@ -262,13 +301,17 @@ def test_presets_apply_save_and_survive_a_reload(browser_page: BrowserPage, loca
     ui.choose_preset("DeepSeek-R1 on Inference Providers")
     ui.button("Apply preset").click()
     wait_until(lambda: model.input_value() == "deepseek-ai/DeepSeek-R1-0528", 30, "the provider preset")
-    wait_until(lambda: ui.field("Inference Providers").is_checked(), 30, "the providers backend")
-    wait_until(lambda: not ui.field("Device").is_visible(), 30, "local-only controls to hide")
+    wait_until(
+        lambda: ui.control("backend").get_by_label("Inference Providers", exact=True).is_checked(),
+        30,
+        "the providers backend",
+    )
+    wait_until(lambda: not ui.page.locator("#settings-device").is_visible(), 30, "local-only controls to hide")
 
     # My own: back to the tiny local model with a system prompt, saved under a name.
-    ui.choose("Local")
-    ui.set_text("Repo ID or local folder", local_model)
-    ui.set_text("System prompt", "You are terse.")
+    ui.choose("backend", "Local")
+    ui.set_text("model", local_model)
+    ui.set_text("system_prompt", "You are terse.")
     ui.page.locator("#preset-name textarea").fill("tiny terse")
     ui.button("Save preset").click()
     wait_until(lambda: ui.page.locator("#preset-choice input").input_value() == "tiny terse", 30, "the saved preset")
@@ -276,15 +319,15 @@ def test_presets_apply_save_and_survive_a_reload(browser_page: BrowserPage, loca
     ui.choose_preset("Zephyr 7B beta, local 4-bit (NF4)")
     ui.button("Apply preset").click()
     wait_until(lambda: model.input_value() == "HuggingFaceH4/zephyr-7b-beta", 30, "the zephyr preset")
-    wait_until(lambda: ui.field("Load in 4-bit (bitsandbytes)").is_checked(), 30, "4-bit on")
-    wait_until(lambda: ui.field("System prompt").input_value() == "", 30, "the system prompt cleared")
+    wait_until(lambda: ui.field("load_in_4bit").is_checked(), 30, "4-bit on")
+    wait_until(lambda: ui.field("system_prompt").input_value() == "", 30, "the system prompt cleared")
 
     ui.reopen()
     ui.page.get_by_text("Presets", exact=True).click()
     ui.choose_preset("tiny terse")
     ui.button("Apply preset").click()
     wait_until(lambda: model.input_value() == local_model, 30, "my preset after a reload")
-    wait_until(lambda: ui.field("System prompt").input_value() == "You are terse.", 30, "my preset's system prompt")
+    wait_until(lambda: ui.field("system_prompt").input_value() == "You are terse.", 30, "my preset's system prompt")
     assert ui.reply("Hi")  # the applied preset chats
     browser_page.screenshot("presets", full_page=True)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from hfchat.updates import ERROR_MARK, LOADING_MARK
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 
 pytestmark = pytest.mark.timeout(600)
@@ -43,12 +44,12 @@ def test_an_uploaded_image_gets_a_reply_from_the_local_vision_model(
     ui.send("What is in this picture?")
     # Gradio shows the image and the text as two user bubbles; one reply answers both.
     reply = ui.wait_reply(count=1)
-    assert reply and not reply.startswith(("⚠️", "⏳")), reply
+    assert reply and not reply.startswith((ERROR_MARK, LOADING_MARK)), reply
     assert ui.page.locator(f"{ChatUI.USER} img").count() >= 1, "the picture is shown in the chat"
     browser_page.screenshot("image-reply")
     ui.send("And what color is it?")
     follow_up = ui.wait_reply(count=2)
-    assert follow_up and not follow_up.startswith("⚠️"), "the history, image included, goes back to the model"
+    assert follow_up and not follow_up.startswith(ERROR_MARK), "the history, image included, goes back to the model"
     turns = [line for line in app.log_text().splitlines() if "hfchat.chat: turn:" in line]
     assert [line.rsplit(", ", 1)[-1] for line in turns] == ["1 image(s)", "1 image(s)"], (
         "the follow-up sends the picture from the browser's history"
@@ -64,10 +65,10 @@ def test_a_text_only_configuration_refuses_an_image_and_keeps_the_chat(
     attach(ui, red_png)
     ui.send("What is in this picture?")
     refused = ui.wait_reply(count=2)
-    assert refused.startswith("⚠️") and "text-only" in refused and "image-text-to-text" in refused
+    assert refused.startswith(ERROR_MARK) and "text-only" in refused and "image-text-to-text" in refused
     browser_page.screenshot("image-refused")
     assert ui.bot_messages()[0] == first, "the earlier turn is still there"
     ui.send("Still there?")
     after = ui.wait_reply(count=3)
-    assert after and not after.startswith("⚠️"), "the next message works"
+    assert after and not after.startswith(ERROR_MARK), "the next message works"
     assert browser_page.console_errors == [] and browser_page.foreign_requests == []

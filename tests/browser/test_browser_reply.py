@@ -22,7 +22,7 @@ def test_thinking_block_answer_and_speed_footer(
 ) -> None:
     page = browser_page.page
     ui = ChatUI(page).open(local_app.url)
-    ui.set_text("Repo ID or local folder", str(tiny_models["think"]))
+    ui.set_text("model", str(tiny_models["think"]))
     answer = ui.chat("What is the capital of France?")
     assert answer == "Paris is the capital of France."
     wait_until(lambda: len(ui.speed_footers()) == 1, 30, "the speed footer")

@@ -199,8 +199,7 @@ def test_a_save_the_browser_refuses_is_announced_and_nothing_saved_is_lost(
             localStorage.setItem('filler', 'f'.repeat(5 * 1024 * 1024 - used - 'filler'.length - 2000));
         }"""
     )
-    ui.button("New conversation").click()
-    wait_until(lambda: ui.user_messages() == [], 30, "an empty chat")  # else chat() counts the old question
+    ui.new_chat()  # else chat() counts the old question
     ui.chat("This one cannot be saved " + "y" * 3000)
     warning = ui.page.locator("#storage-warning")
     warning.wait_for(state="visible", timeout=60_000)

@@ -31,9 +31,13 @@ def run_concurrently(worker: Callable[[], None], count: int) -> None:
 
 
 def spec(model: str, fingerprint: str = "anonymous") -> ModelSpec:
-    return ModelSpec(
-        backend=Backend.ENDPOINT, model=model, endpoint_url="http://127.0.0.1:9", token_fingerprint=fingerprint
-    )
+    """A local model's key: what the cache's size counts."""
+    return ModelSpec(backend=Backend.LOCAL, model=f"org/{model}", token_fingerprint=fingerprint)
+
+
+def remote(model: str) -> ModelSpec:
+    """A Providers client's key: no weights loaded."""
+    return ModelSpec(backend=Backend.PROVIDERS, model=f"org/{model}", provider="auto")
 
 
 def test_same_key_gives_same_instance() -> None:
@@ -144,3 +148,37 @@ def test_gc_collects_cycles_after_clear() -> None:
     cache.clear()
     gc.collect()
     assert ref() is None
+
+
+def test_remote_clients_never_evict_a_loaded_model() -> None:
+    """Issue 12 point 13: two Providers sends evicted the cached local model (cache size 2)."""
+    cache: ModelCache[ModelSpec, Heavy] = ModelCache(2)
+    cache.get(spec("local"), lambda: Heavy("local"))
+    for name in ("p1", "p2", "p3"):
+        cache.get(remote(name), lambda: Heavy("client"))
+    assert spec("local") in cache, "a client holds no weights: it must not push a loaded model out"
+    assert cache.stats.evictions == 0
+    cache.get(spec("other"), lambda: Heavy("other"))
+    cache.get(spec("third"), lambda: Heavy("third"))
+    assert spec("local") not in cache and cache.stats.evictions == 1, "loaded models still count up to the size"
+
+
+def test_a_failed_build_never_evicts_a_working_model() -> None:
+    cache: ModelCache[ModelSpec, Heavy] = ModelCache(1)
+    cache.get(spec("working"), lambda: Heavy("working"))
+
+    def fails() -> Heavy:
+        raise OSError("no such model")
+
+    with pytest.raises(OSError):
+        cache.get(spec("broken"), fails)
+    assert spec("working") in cache and spec("broken") not in cache and cache.stats.evictions == 0
+
+
+def test_remote_clients_are_bounded_apart() -> None:
+    cache: ModelCache[ModelSpec, Heavy] = ModelCache(1, max_clients=2)
+    cache.get(spec("local"), lambda: Heavy("local"))
+    for name in ("p1", "p2", "p3"):
+        cache.get(remote(name), lambda: Heavy("client"))
+    assert remote("p1") not in cache and remote("p2") in cache and remote("p3") in cache
+    assert spec("local") in cache

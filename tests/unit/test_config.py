@@ -292,3 +292,41 @@ def test_property_message_limit_is_exact(text: str, limit: int) -> None:
         assert len(text) > limit and exc.field == "message"
         return
     assert len(text) <= limit
+
+
+def test_a_local_folder_on_providers_says_to_pick_local(tmp_path: Any) -> None:
+    """Switching to Providers keeps the folder in the model box: say so in our words, not
+    huggingface_hub's ("Use repo_type argument if needed")."""
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError) as caught:
+        build_settings(**values(model=str(tmp_path)))
+    error = caught.value
+    assert error.field == "model"
+    assert "is a local folder path; pick Local" in error.message and "repo ID" in error.message
+    assert "repo_type" not in str(error) and "namespace/repo_name" not in str(error)
+
+
+def test_an_invalid_repo_id_is_explained_without_library_text() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_settings(**values(model="org/" + "m" * 97))
+    assert "not a valid Hugging Face repo ID; a repo ID is owner/name" in caught.value.message
+    assert "repo_type" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"temperature": 0.0, "do_sample": True}, "temperature"), ({"max_new_tokens": 0}, "max_new_tokens")],
+)
+def test_an_invalid_setting_names_its_control_and_its_api_name(overrides: dict[str, Any], field: str) -> None:
+    """One hint for people on the page and for programs: the label and the API name, and no
+    "(or the API call)" tacked on."""
+    with pytest.raises(ConfigError) as caught:
+        build_settings(**values(**overrides))
+    hint = caught.value.hint
+    assert SETTINGS[field].control.label in hint and f"`{field}`" in hint, hint
+    assert "(or the API call)" not in str(caught.value)
+
+
+def test_config_errors_outside_the_schema_have_a_plain_hint() -> None:
+    error = ConfigError("preset: no such preset.", field="preset")
+    assert error.hint == "Correct it and send again." and "API call" not in error.hint

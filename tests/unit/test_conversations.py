@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -10,7 +11,8 @@ from hfchat import conversations as convos
 from hfchat.errors import ConfigError
 from hfchat.messages import MessageKind, build_messages, history_to_messages, message_kind
 from hfchat.presets import ControlValues
-from hfchat.updates import INTERRUPTED_ID
+from hfchat.ui.conversations import list_html
+from hfchat.updates import FAILED_ID, INTERRUPTED_ID, LOADING_ID, THINKING_ID
 
 
 def turn(question: str, answer: str) -> list[dict]:
@@ -34,7 +36,7 @@ def test_first_message_creates_a_titled_conversation_at_the_top() -> None:
     assert first is not None and first.current == "c1"
     second = convos.commit(first.conversations, None, turn("hi", "hello"), None, make_id)
     assert second is not None
-    assert convos.choices(second.conversations) == [("hi", "c2"), ("What is the capital of France?", "c1")]
+    assert [(c.title, c.id) for c in second.conversations] == [("hi", "c2"), ("What is the capital of France?", "c1")]
 
 
 def test_later_turns_update_in_place_and_keep_a_renamed_title() -> None:
@@ -46,6 +48,87 @@ def test_later_turns_update_in_place_and_keep_a_renamed_title() -> None:
     assert updated is not None and updated.current == saved.current
     (only,) = updated.conversations
     assert only.title == "My trip" and len(only.messages) == 4 and only.settings == ControlValues(model="b/b")
+
+
+def test_a_changed_conversation_moves_to_the_top_stamped() -> None:
+    make_id = make_id_from(ids())
+    a = convos.commit([], None, turn("a", "1"), None, make_id, now=100.0)
+    assert a is not None
+    b = convos.commit(a.conversations, None, turn("b", "2"), None, make_id, now=200.0)
+    assert b is not None and [c.title for c in b.conversations] == ["b", "a"]
+    again = convos.commit(b.conversations, "c1", turn("a", "1") + turn("more", "3"), None, make_id, now=300.0)
+    assert again is not None and [(c.title, c.updated_at) for c in again.conversations] == [("a", 300.0), ("b", 200.0)]
+    renamed = convos.rename(again.conversations, "c2", "Bee")
+    assert [c.title for c in renamed] == ["a", "Bee"] and renamed[1].updated_at == 200.0, "a rename stays in place"
+
+
+def test_the_title_follows_the_first_message_unless_renamed() -> None:
+    saved = convos.commit([], None, turn("Wrong question", "x"), None, make_id_from(ids()))
+    assert saved is not None
+    edited = convos.commit(saved.conversations, saved.current, turn("Right question", "y"), None)
+    assert edited is not None and edited.conversations[0].title == "Right question"
+    later = convos.commit(edited.conversations, saved.current, turn("Right question", "y") + turn("q2", "z"), None)
+    assert later is not None and later.conversations[0].title == "Right question"
+    renamed = convos.rename(later.conversations, saved.current, "Mine")
+    kept = convos.commit(renamed, saved.current, turn("Third wording", "w"), None)
+    assert kept is not None and kept.conversations[0].title == "Mine"
+
+
+def test_a_turn_without_an_answer_is_not_saved() -> None:
+    """A failure, a refused image, Stop while loading: shown, never saved; an answer, thinking,
+    a partial answer that failed later, or the interrupted note are a turn that began."""
+    failed = {"role": "assistant", "content": "⚠️ no", "metadata": {"id": FAILED_ID}}
+    loading = {"role": "assistant", "content": "Loading…", "metadata": {"id": LOADING_ID}}
+    thinking = {"role": "assistant", "content": "hm", "metadata": {"id": THINKING_ID, "title": "Thinking"}}
+    question = {"role": "user", "content": "q"}
+    assert convos.answered_turns([question, failed]) == []
+    assert convos.answered_turns([question]) == [] and convos.answered_turns([question, loading]) == []
+    assert convos.answered_turns([*turn("a", "1"), question, failed]) == turn("a", "1")
+    assert convos.answered_turns([question, failed, *turn("b", "2")]) == turn("b", "2")
+    partial = [question, {"role": "assistant", "content": "part"}, failed]
+    assert convos.answered_turns(partial) == partial
+    assert convos.answered_turns([question, thinking, failed]) == [question, thinking, failed]
+    noted = [question, convos.interrupted_note()]
+    assert convos.answered_turns(noted) == noted
+    assert convos.commit([], None, convos.answered_turns([question, failed]), None) is None, "no conversation"
+
+
+def test_day_groups_follow_the_visitors_calendar() -> None:
+    """Today / Yesterday / Previous 7 days / Older by the calendar days of the visitor's zone,
+    on a fake clock: 00:30 in UTC+2 is still yesterday in UTC."""
+    zone = timezone(timedelta(hours=2))
+    now = datetime(2026, 3, 10, 0, 30, tzinfo=zone)
+
+    def at(*when: int) -> float:
+        return datetime(*when, tzinfo=zone).timestamp()
+
+    cases = {
+        at(2026, 3, 10, 0, 5): convos.TODAY,
+        at(2026, 3, 10, 0, 40): convos.TODAY,  # a server clock a little ahead
+        at(2026, 3, 9, 23, 59): convos.YESTERDAY,
+        at(2026, 3, 9, 0, 0): convos.YESTERDAY,
+        at(2026, 3, 8, 23, 0): convos.WEEK,
+        at(2026, 3, 3, 1, 0): convos.WEEK,
+        at(2026, 3, 2, 23, 0): convos.OLDER,
+    }
+    for stamp, group in cases.items():
+        assert convos.day_group(stamp, now) == group, datetime.fromtimestamp(stamp, zone)
+    assert convos.day_group(None, now) == convos.OLDER, "saved before stamps existed"
+    assert convos.day_group(at(2026, 3, 9, 23, 0), now.astimezone(timezone.utc)) == convos.TODAY, "in UTC it is the 9th"
+
+    made = [
+        convos.Conversation(id=str(i), title=f"t{i}", messages=(), updated_at=stamp)
+        for i, stamp in enumerate([at(2026, 3, 9, 8, 0), None, at(2026, 3, 10, 0, 10), at(2026, 2, 1, 0, 0)])
+    ]
+    grouped = [(name, [c.title for c in members]) for name, members in convos.by_day(made, now)]
+    assert grouped == [("Today", ["t2"]), ("Yesterday", ["t0"]), ("Older", ["t3", "t1"])], "no empty group"
+
+
+def test_the_viewers_clock_comes_from_the_browsers_offset() -> None:
+    assert convos.viewer_now(120, now=0.0).utcoffset() == timedelta(hours=2)
+    assert convos.viewer_now(-330, now=0.0).utcoffset() == timedelta(minutes=-330)
+    for junk in (None, "120", 10_000, float("nan")):
+        assert convos.viewer_now(junk, now=0.0).utcoffset() == timedelta(0), junk
 
 
 def test_unchanged_messages_are_not_saved_again() -> None:
@@ -190,3 +273,15 @@ def test_the_interrupted_note_is_a_reply_by_its_id_so_its_question_is_kept() -> 
     for history in (conversation.messages, reworded):
         sent = [type(m).__name__ for m in history_to_messages(history)]
         assert sent == ["HumanMessage", "AIMessage"], "the question stays in what the model gets next"
+
+
+def test_the_list_is_rendered_with_every_title_and_id_as_text() -> None:
+    """Titles and ids come back from the browser: markup in them is shown, never run."""
+    evil = '<img src=x onerror="alert(1)"> ${value} {{value}} & "quoted"'
+    made = convos.Conversation(id='x" onclick="alert(2)', title=evil, messages=(), updated_at=1.0)
+    rendered = list_html([made], made.id, 0)
+    assert "<img" not in rendered and 'onclick="' not in rendered and 'onerror="' not in rendered
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in rendered and "&amp;" in rendered
+    assert 'aria-current="true"' in rendered and 'id="conversation-title"' in rendered
+    assert "<h3>Older</h3>" in rendered
+    assert "No saved conversations" in list_html([], None, 0)

@@ -45,7 +45,7 @@ def test_http_statuses(status: int, kind: type, words: str) -> None:
     error = translate(http_error(status, {"Retry-After": "7"}), "The endpoint")
     assert isinstance(error, kind)
     assert words in error.markdown()
-    assert error.markdown().startswith("⚠️ **")
+    assert error.markdown().startswith("⚠ **")
 
 
 def test_rate_limit_keeps_retry_after() -> None:
@@ -97,3 +97,35 @@ def test_a_repo_id_typo_is_a_missing_model_not_a_missing_token() -> None:
     )
     error = translate(exc, "The local model nobody/no-such-model")
     assert isinstance(error, ModelNotFoundError) and "nobody/no-such-model" in error.message
+
+
+def _refused(url: str, text: str) -> httpx.ConnectError:
+    return httpx.ConnectError(text, request=httpx.Request("POST", url))
+
+
+def test_providers_without_a_network_name_inference_providers_not_an_endpoint() -> None:
+    """The user chose Inference Providers and set no endpoint: the message says so."""
+    dns = translate(
+        _refused(
+            "https://router.huggingface.co/v1/chat/completions", "router.huggingface.co: the name does not resolve"
+        ),
+        "Inference Providers (auto) for org/model",
+    )
+    assert isinstance(dns, ConnectionFailedError)
+    assert dns.message == "Inference Providers (router.huggingface.co) cannot be reached: its name does not resolve."
+    assert "endpoint URL" not in str(dns) and "internet connection" in dns.hint and "Local" in dns.hint
+
+
+def test_an_unreachable_hub_is_named_the_hub() -> None:
+    from huggingface_hub import constants
+
+    refused = translate(_refused(f"{constants.ENDPOINT}/api/models/org/model", "[Errno 111] Connection refused"))
+    assert refused.message.startswith("The Hugging Face Hub (") and "connection was refused" in refused.message
+    assert "endpoint URL" not in str(refused)
+
+
+def test_an_unreachable_custom_endpoint_still_points_at_its_url() -> None:
+    dns = translate(
+        _refused("http://my-server.invalid:8000/v1/chat/completions", "[Errno -2] Name or service not known")
+    )
+    assert dns.message == "The endpoint's host name does not resolve." and "endpoint URL" in dns.hint

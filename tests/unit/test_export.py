@@ -7,14 +7,17 @@ from datetime import datetime, timezone
 
 import pytest
 
+from hfchat import conversations as convos
 from hfchat.conversations import Conversation
 from hfchat.errors import HFChatError
 from hfchat.export import (
     FORMAT,
     MAX_IMPORT_BYTES,
     ImportFileError,
+    already_saved,
     build_export,
     file_stem,
+    import_conversation,
     parse_export,
     to_chat_messages,
     to_conversation,
@@ -213,7 +216,7 @@ def test_a_reasoning_reply_with_its_speed_footer_exports_and_comes_back() -> Non
         and thinking.text == ("Two and two make four.")
     )
     assert answer.text == "The answer is 4." and answer.metadata is None
-    assert footer.text.startswith("⏱ tiny") and "stopped: stop" in footer.text
+    assert footer.text.startswith("◷ tiny") and "stopped: stop" in footer.text
     md = to_markdown(export)
     assert "### Assistant\n\n> **Thinking** (" in md and "> Two and two make four." in md
     assert f"The answer is 4.\n\n*{footer.text}*" in md
@@ -257,3 +260,26 @@ def test_a_version_1_export_is_upgraded_on_import() -> None:
     assert kinds == [True, "answer", "footer", True, "answer", "failed", True, "failed"]
     assert [m.content for m in history_to_messages(messages)] == ["q1", "a1", "q2", "partial"]
     assert parse_export(to_json(build_export("Old", messages, None, now=NOW))).version == 2, "saved again as v2"
+
+
+def test_an_import_already_in_the_list_is_found_not_copied() -> None:
+    """The same file imported again, or the file of a conversation still saved here, is a copy
+    (by its messages: a renamed file is the same conversation); a continued one is not."""
+    saved = convos.commit([], None, HISTORY, None)
+    assert saved is not None
+    (original,) = saved.conversations
+    file = to_json(build_export("Sums and cats", HISTORY, None, NOW))
+    imported = import_conversation(file)
+    assert already_saved(saved.conversations, imported) == original, "exported from this very conversation"
+
+    elsewhere = convos.add([], imported)  # another browser: the first import is added
+    again = import_conversation(file.replace("Sums and cats", "Renamed file"))
+    assert already_saved(elsewhere.conversations, again) == elsewhere.conversations[0]
+    continued = convos.commit(
+        elsewhere.conversations, elsewhere.current, [*elsewhere.conversations[0].messages, *HISTORY[:1]], None
+    )
+    assert continued is not None
+    assert already_saved(continued.conversations, again) == continued.conversations[0], "imported from that file"
+    other = import_conversation(to_json(build_export("Other", HISTORY[:3], None, NOW)))
+    assert already_saved(continued.conversations, other) is None
+    assert already_saved([], imported) is None

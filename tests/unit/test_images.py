@@ -88,7 +88,7 @@ def test_count_limit_and_text_only_refusal_say_what_to_do() -> None:
         check_count(images.MAX_IMAGES + 2)
     assert "Remove 2" in info.value.hint
     refusal = refuse_images("text-generation").markdown()
-    assert refusal.startswith("⚠️") and "text-only" in refusal and "image-text-to-text" in refusal
+    assert refusal.startswith("⚠") and "text-only" in refusal and "image-text-to-text" in refusal
 
 
 def test_only_data_urls_are_decoded() -> None:

@@ -41,7 +41,7 @@ def test_a_session_over_its_rate_is_told_when_to_retry() -> None:
         limiter.admit("a")
     assert caught.value.retry_after == 40
     assert "3 messages per minute" in caught.value.message and "Try again in 40 s" in caught.value.hint
-    assert caught.value.markdown().startswith("⚠️ **Busy, try again.**")
+    assert caught.value.markdown().startswith("⚠ **Busy, try again.**")
     limiter.admit("b")  # other sessions are not affected
     clock.now += 40
     limiter.admit("a")  # the window slid: admitted again

@@ -28,11 +28,16 @@ from hfchat.messages import (
 )
 from hfchat.ui.render import to_messages
 from hfchat.updates import (
+    ERROR_MARK,
     FAILED_ID,
     FOOTER_ID,
     INTERRUPTED_ID,
     LOADING_ID,
+    LOADING_MARK,
     NOTICE_ID,
+    NOTICE_MARK,
+    SPEED_MARK,
+    STOPPED_MARK,
     THINKING_ID,
     Answer,
     Failed,
@@ -253,7 +258,8 @@ def test_the_browser_shows_an_image_and_its_text_as_two_user_bubbles(tmp_path: P
 
 # Properties over every content shape Gradio 6 uses, the app's own messages included.
 
-MARKS = ("⚠️", "⏳", "✂️", "⏱")
+MARKS = ("⚠️", "⏳", "✂️", "⏱", ERROR_MARK, LOADING_MARK, NOTICE_MARK, SPEED_MARK, STOPPED_MARK)
+"""The emoji marks of saved conversations from before typed replies, and the marks of now."""
 plain = st.text(min_size=1, max_size=30).filter(lambda t: t.strip() and not any(mark in t for mark in MARKS))
 text_block = plain.map(lambda t: {"type": "text", "text": t})
 file_block = st.sampled_from(

@@ -14,6 +14,7 @@ from hfchat.presets import (
     BUILTIN_PRESETS,
     CONTROL_NAMES,
     MAX_USER_PRESETS,
+    SEED_NOTES,
     ControlValues,
     control_values,
     delete_preset,
@@ -52,7 +53,15 @@ def test_every_builtin_builds_valid_chat_settings(preset) -> None:
     """Applied and sent, a built-in passes the same validation as a typed configuration."""
     settings = build_settings(**preset.values.model_dump(), token_fingerprint="anonymous")
     assert settings.spec.model == preset.values.model
-    assert settings.generation.max_new_tokens == 512 and not settings.generation.do_sample
+    assert settings.generation.max_new_tokens == 512
+
+
+def test_the_seed_notes_preset_is_greedy_with_the_notes_penalty_and_the_app_samples_by_default() -> None:
+    seed = find_preset(SEED_NOTES, []).values
+    assert (seed.do_sample, seed.repetition_penalty, seed.max_new_tokens) == (False, 1.03, 512)
+    defaults = ControlValues()
+    assert (defaults.do_sample, defaults.temperature, defaults.top_p) == (True, 0.7, 0.95)
+    assert all(p.values.do_sample for p in BUILTIN_PRESETS if p.name != SEED_NOTES), "the others sample"
 
 
 def test_save_then_apply_round_trip_through_browser_storage() -> None:

@@ -111,7 +111,7 @@ def test_footer_has_model_provider_speed_counts_and_finish_reason() -> None:
     reply.add(Delta(text=" there", finish_reason="length", usage=Usage(12, 201, "server")))
     reply.finish()
     assert reply.footer() == (
-        "⏱ deepseek-ai/DeepSeek-R1-0528 · Inference Providers (auto) · cached · 0.42 s to first token · "
+        "◷ deepseek-ai/DeepSeek-R1-0528 · Inference Providers (auto) · cached · 0.42 s to first token · "
         "100.0 tok/s · 12 in / 201 out (server) · stopped: length"
     )
     assert reply.figures()["output_tokens"] == 201 and reply.figures()["counted_by"] == "server"
@@ -135,10 +135,10 @@ def test_hidden_footer_and_failed_reply() -> None:
     assert isinstance(thinking, Thinking) and thinking.done
     assert answer == Answer("Partial <") and failed is gone, "what arrived, then the failure; no footer"
     assert to_messages((failed,)) == [
-        {"role": "assistant", "content": "⚠️ **Server error.** gone", "metadata": {"id": FAILED_ID}}
+        {"role": "assistant", "content": "⚠ **Server error.** gone", "metadata": {"id": FAILED_ID}}
     ]
     assert (
-        answer_text(broken.view()) == answer_text(to_messages(broken.view())) == "Partial <\n\n⚠️ **Server error.** gone"
+        answer_text(broken.view()) == answer_text(to_messages(broken.view())) == "Partial <\n\n⚠ **Server error.** gone"
     )
 
 
@@ -149,7 +149,7 @@ def test_a_cut_reply_keeps_what_arrived_then_says_why_then_the_footer() -> None:
     answer, cut, footer = reply.view()
     assert answer == Answer("Some words") and isinstance(footer, Footer) and "stopped: cut" in footer.text
     assert cut == Failed("Reply cut short", "cut: the turn took longer than 3 s (--turn-timeout).", cut.hint, cut=True)
-    assert cut.text.startswith("⚠️ **Reply cut short.** cut: the turn took longer") and "what arrived" in cut.text
+    assert cut.text.startswith("⚠ **Reply cut short.** cut: the turn took longer") and "what arrived" in cut.text
 
 
 def test_a_notice_comes_first_and_is_its_own_message() -> None:

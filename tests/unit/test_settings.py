@@ -30,6 +30,7 @@ from hfchat.settings import (
     Setting,
     SidebarSettings,
     applies,
+    control_shown,
 )
 from hfchat.ui import build_app
 from hfchat.ui.controls import settings_controls
@@ -85,7 +86,8 @@ def test_every_setting_is_a_sidebar_control_and_every_turn_setting_is_on_each_co
         assert main[name].label == setting.control.label, name
         assert main[name].elem_id == "settings-" + name.replace("_", "-")
         assert main[name].value == initial.get(name, ""), f"{name} starts from the flags (a secret: empty)"
-        assert main[name].visible == applies(name, options.sidebar.backend), f"{name} shows for its backends only"
+        shown = control_shown(name, options.sidebar.backend, initial)
+        assert main[name].visible == shown, f"{name} shows for its backends (and under its switch) only"
     for name in TURN:
         assert side[name].label == "A: " + SETTINGS[name].control.label
         assert side[name].elem_id == "compare-a-" + name.replace("_", "-")
