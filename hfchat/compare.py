@@ -251,7 +251,7 @@ def side_titles(sides: Sequence[Mapping[str, Any]]) -> list[str]:
 
     Every setting that reaches a backend (`Role.TURN`) is compared, in the schema's order,
     by its validated value, and named by its label (`hfchat.settings`); a setting counts
-    only where it reaches every side's backend, so a hidden control never shows here."""
+    only where it reaches every side's backend and takes effect on one (`_compared`)."""
     names = [name for name in SETTINGS if _compared(name, sides)]
     values = [[_valid(name, side.get(name)) for name in names] for side in sides]
     differing = [i for i, _ in enumerate(names) if any(v[i] != values[0][i] for v in values)]
@@ -298,11 +298,17 @@ def shown_value(name: str, value: Any) -> str:
 
 
 def _compared(name: str, sides: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a title compares `name`: a turn setting that reaches every side's backend."""
-    if SETTINGS[name].role is not Role.TURN:
+    """Whether a title compares `name`: a turn setting that reaches every side's backend and
+    takes effect on at least one side (its switch is on there: do_sample for the sampling
+    settings, 4-bit for its sub-options), so a control that does nothing never shows here."""
+    control = SETTINGS[name].control
+    if control.role is not Role.TURN:
         return False
     backends = [_valid("backend", side.get("backend")) for side in sides]
-    return name == "backend" or all(not isinstance(b, Backend) or applies(name, b) for b in backends)
+    if name != "backend" and not all(not isinstance(b, Backend) or applies(name, b) for b in backends):
+        return False
+    switches = [*([control.shown_when] if control.shown_when else []), *(["do_sample"] if control.sampling else [])]
+    return all(any(_valid(switch, side.get(switch)) is True for side in sides) for switch in switches)
 
 
 @cache

@@ -49,12 +49,19 @@ def backend_for(name: str) -> str:
     return next(b.value for b in (Backend.LOCAL, *Backend) if applies(name, b) or name == "backend")
 
 
+def switched_on(setting: Setting) -> dict[str, Any]:
+    """The switches that make a setting take effect: sampling for the sampling settings,
+    4-bit for its sub-options (`Control.sampling`, `Control.shown_when`)."""
+    on = {setting.control.shown_when: True} if setting.control.shown_when else {}
+    return on | ({"do_sample": True} if setting.control.sampling else {})
+
+
 @pytest.mark.parametrize("name", [n for n in TURN if n != "backend"])
 def test_each_turn_setting_that_differs_is_named_in_both_titles_by_its_label_and_value(name: str) -> None:
     setting = SETTINGS[name]
     first, second = two_values(setting)
-    backend = backend_for(name)
-    a, b = side_titles([sidebar_values(backend=backend, **{name: v}) for v in (first, second)])
+    base = {"backend": backend_for(name), **switched_on(setting)}
+    a, b = side_titles([sidebar_values(**base, **{name: v}) for v in (first, second)])
     assert a.startswith("A · ") and b.startswith("B · ") and a[1:] != b[1:], (a, b)
     for title, value in ((a, first), (b, second)):
         named = shown_value(name, value)
@@ -64,7 +71,7 @@ def test_each_turn_setting_that_differs_is_named_in_both_titles_by_its_label_and
 
 def test_the_issues_example_temperature() -> None:
     label = SETTINGS["temperature"].control.label
-    titles = side_titles([sidebar_values(temperature=0.2), sidebar_values(temperature=1.5)])
+    titles = side_titles([sidebar_values(do_sample=True, temperature=t) for t in (0.2, 1.5)])
     assert titles == [f"A · {label} 0.2", f"B · {label} 1.5"]
 
 
@@ -91,7 +98,7 @@ def test_values_are_compared_as_the_schema_reads_them() -> None:
 
 def test_several_differences_name_the_first_two_in_the_schemas_order_then_count_the_rest() -> None:
     changed = {"temperature": 0.2, "top_p": 0.5, "seed": 3, "system_prompt": "Be brief."}
-    a, b = side_titles([sidebar_values(**changed), sidebar_values()])
+    a, b = side_titles([sidebar_values(do_sample=True, **changed), sidebar_values(do_sample=True)])
     names = [n for n in SETTINGS if n in changed]  # the schema's order
     first, second = (SETTINGS[n].control.label for n in names[:2])
     assert a.startswith(f"A · {first} ") and f" · {second} " in a and a.endswith(" +2"), a
@@ -103,6 +110,18 @@ def test_a_setting_hidden_for_the_backend_never_makes_a_difference() -> None:
     assert not applies("provider", Backend.LOCAL)
     titles = side_titles([sidebar_values(provider="auto"), sidebar_values(provider="together")])
     assert titles == [f"A · {SAME_SETTINGS}", f"B · {SAME_SETTINGS}"]
+
+
+@pytest.mark.parametrize("name", [n for n in TURN if switched_on(SETTINGS[n])])
+def test_a_setting_whose_switch_is_off_on_both_sides_makes_no_difference(name: str) -> None:
+    """Temperature while neither side samples, or the 4-bit type while neither loads in 4-bit, does nothing."""
+    first, second = two_values(SETTINGS[name])
+    off = {switch: False for switch in switched_on(SETTINGS[name])}
+    titles = side_titles([sidebar_values(**off, **{name: v}) for v in (first, second)])
+    assert titles == [f"A · {SAME_SETTINGS}", f"B · {SAME_SETTINGS}"]
+    on = switched_on(SETTINGS[name])
+    one_on = side_titles([sidebar_values(**on, **{name: first}), sidebar_values(**off, **{name: second})])
+    assert all(SETTINGS[name].control.label in t for t in one_on), "it takes effect on one side: both name it"
 
 
 def test_a_long_text_is_cut_and_quoted() -> None:
