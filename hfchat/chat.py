@@ -70,7 +70,7 @@ from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
 from hfchat.settings import API_ORDER, SETTINGS
 from hfchat.tokens import Fingerprinter, redact, resolve_token
-from hfchat.updates import Loading, Notice, ReplyView
+from hfchat.updates import Loading, Notice, ReplyView, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,8 @@ class ChatService:
                 reply.add(delta)
                 if delta.text or delta.reasoning:
                     yield reply.view(show_speed)
+                elif delta.waiting_s is not None:  # queued behind another generation on the device
+                    yield (*reply.view(show_speed), Waiting(delta.waiting_s))
             if deltas.cut:
                 reply.cut(deltas.cut)
             else:

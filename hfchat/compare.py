@@ -11,17 +11,24 @@ and to B with B's, as if they were two chats that always get the same prompt.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePath
 from typing import Any, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
+
 from hfchat.chat import ChatService
-from hfchat.config import BACKEND_LABELS, Backend, display_url
+from hfchat.config import BACKEND_LABELS, Backend, build_settings, display_url
+from hfchat.errors import ConfigError
 from hfchat.messages import Message, content_text
-from hfchat.updates import ReplyView
+from hfchat.settings import SETTINGS, Role, Widget, applies
+from hfchat.updates import Failed, Footer, ReplyView, Waiting
 
 T = TypeVar("T")
 
@@ -135,16 +142,31 @@ def compare_turn(
 ) -> Iterator[list[SideView]]:
     """Send one prompt to every side at once; each update is every side's view.
 
-    A blank prompt changes nothing, like the main chat box. The prompt is shown on both
-    sides at once, before either model answers. Each side is one turn for the rate limit
-    of `session` (and of `client`, the visitor's address, on a public deployment), goes
-    through the same checks as a main chat turn, and uses the same token (the visitor's box,
-    else their sign-in, else the server's), and the visitor's endpoint key from the main
-    sidebar, which `ChatService.credential` sends only to a custom endpoint.
+    A blank prompt, or a side whose settings do not validate, is refused here, before
+    anything is sent (`check_turn` raises ConfigError: the UI shows it as one toast). The
+    prompt is shown on both sides at once, before either model answers. Each side is one
+    turn for the rate limit of `session` (and of `client`, the visitor's address, on a
+    public deployment), goes through the same checks as a main chat turn, and uses the same
+    token (the visitor's box, else their sign-in, else the server's), and the visitor's
+    endpoint key from the main sidebar, which `ChatService.credential` sends only to a
+    custom endpoint. A side queued behind the other on one device says "waiting for A…".
     """
-    if not content_text(message).strip():
-        return
+    check_turn(message, sides, service.limits.local_dirs)
+    return _turn(service, message, sides, session_token, session, oauth_token, endpoint_key, client)
+
+
+def _turn(
+    service: ChatService,
+    message: Any,
+    sides: Sequence[Side],
+    session_token: str | None,
+    session: str | None,
+    oauth_token: str | None,
+    endpoint_key: str | None,
+    client: str | None,
+) -> Iterator[list[SideView]]:
     asked = [[*map(dict, side.history), {"role": "user", "content": message}] for side in sides]
+    local = [_valid("backend", side.values.get("backend")) is Backend.LOCAL for side in sides]
     yield [SideView(window) for window in asked]
     # One event per side: respond sets its own when its turn ends, which must not stop the other.
     cancels = [threading.Event() for _ in sides]
@@ -165,14 +187,142 @@ def compare_turn(
     try:
         with closing(merge_latest(streams)) as updates:
             for latest in updates:
-                yield [SideView(window, view or ()) for window, view in zip(asked, latest, strict=True)]
+                views = waiting_for_sides([view or () for view in latest], local)
+                yield [SideView(window, view) for window, view in zip(asked, views, strict=True)]
     finally:
         for cancel in cancels:  # Stop: a side still waiting for its backend (or its turn) gives up now
             cancel.set()
 
 
-DESCRIBED_BY = ("backend", "model", "provider", "endpoint_url", "served_model", "load_in_4bit")
-"""The settings `describe` reads: a side's title follows these."""
+def check_turn(message: Any, sides: Sequence[Side], local_dirs: Sequence[str] = ()) -> None:
+    """Refuse a compare turn that could not run as asked: a blank prompt, or a side whose
+    settings do not validate (the same validation as a turn's, `build_settings`), named
+    by its side. Raises ConfigError; nothing has been sent or shown yet."""
+    if not content_text(message).strip():
+        raise ConfigError("The prompt is empty.", "Type a prompt, then send it to both.", field="message")
+    for name, side in zip(SIDES, sides, strict=True):
+        check_side(name, side.values, local_dirs)
+
+
+def check_side(name: str, values: Mapping[str, Any], local_dirs: Sequence[str] = ()) -> None:
+    """Raise ConfigError, naming side `name`, when its settings do not validate."""
+    try:
+        build_settings(**values, token_fingerprint="", local_dirs=local_dirs)
+    except ConfigError as exc:
+        hint = f"Fix it in {name}'s settings, then send again."
+        message = exc.message if exc.message.endswith(".") else f"{exc.message}."
+        raise ConfigError(f"{name}'s settings: {message}", hint, field=exc.field) from None
+
+
+def waiting_for_sides(views: Sequence[ReplyView], local: Sequence[bool]) -> list[ReplyView]:
+    """Each side's view, where a side that waits for its device names the sides it waits
+    for ("waiting for A…"): the `local` ones (only local generations take turns on a device)
+    still running, neither waiting themselves nor done. Otherwise it waits for another chat."""
+    running = [
+        is_local and (not view or not isinstance(view[-1], Waiting | Footer | Failed))
+        for view, is_local in zip(views, local, strict=True)
+    ]
+    shown = []
+    for index, view in enumerate(views):
+        ahead = [SIDES[i] for i, busy in enumerate(running) if busy and i != index]
+        if view and isinstance(view[-1], Waiting) and ahead:
+            view = (*view[:-1], dataclasses.replace(view[-1], behind=" and ".join(ahead)))
+        shown.append(view)
+    return shown
+
+
+SAME_SETTINGS = "same settings"
+"""The note both titles carry when the sides do not differ."""
+
+NAMED_BY_VALUE = frozenset({"backend", "model", "endpoint_url"})
+"""Settings a title shows by their value alone ("A · Local", "B · SmolLM2-135M-Instruct")."""
+
+SHOWN_DIFFERENCES = 2
+"""How many differences a title names; the rest are counted ("+2")."""
+
+TEXT_CHARS = 24
+"""A text setting (the system prompt) is shown up to this long in a title."""
+
+
+def side_titles(sides: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each side's title, naming what differs between the sides: "A · temperature 0.2" /
+    "B · temperature 1.5"; the model's short name or the backend's label when those differ;
+    the first SHOWN_DIFFERENCES of several, then "+N"; "A · same settings" when nothing does.
+
+    Every setting that reaches a backend (`Role.TURN`) is compared, in the schema's order,
+    by its validated value, and named by its label (`hfchat.settings`); a setting counts
+    only where it reaches every side's backend and takes effect on one (`_compared`)."""
+    names = [name for name in SETTINGS if _compared(name, sides)]
+    values = [[_valid(name, side.get(name)) for name in names] for side in sides]
+    differing = [i for i, _ in enumerate(names) if any(v[i] != values[0][i] for v in values)]
+    titles = []
+    for side, side_values in zip(SIDES, values, strict=True):
+        if not differing:
+            titles.append(f"{side} · {SAME_SETTINGS}")
+            continue
+        parts = [difference(names[i], side_values[i]) for i in differing]
+        more = len(parts) - SHOWN_DIFFERENCES
+        titles.append(" · ".join([side, *parts[:SHOWN_DIFFERENCES]]) + (f" +{more}" if more > 0 else ""))
+    return titles
+
+
+def difference(name: str, value: Any) -> str:
+    """One setting as a title names it: its label and value ("temperature 0.2"), or its
+    value alone for the settings that say what a side runs (NAMED_BY_VALUE)."""
+    shown = shown_value(name, value)
+    return shown if name in NAMED_BY_VALUE else f"{SETTINGS[name].control.label} {shown}"
+
+
+def shown_value(name: str, value: Any) -> str:
+    """A setting's value, short: on/off, numbers as typed (0.2, not 0.20000001), None as
+    "random" (the schema's None: seed), a model's short name, a URL without credentials,
+    free text quoted and cut at TEXT_CHARS."""
+    if isinstance(value, Backend):
+        return value.label
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "random"
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value).strip()
+    if not text:
+        return "empty"
+    if name == "model":
+        return PurePath(text).name or text
+    if name == "endpoint_url":
+        return display_url(text)
+    if SETTINGS[name].control.widget is not Widget.TEXT or not isinstance(value, str):
+        return text  # a number, or one of the setting's choices
+    return repr(text) if len(text) <= TEXT_CHARS else repr(text[: TEXT_CHARS - 1] + "…")
+
+
+def _compared(name: str, sides: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a title compares `name`: a turn setting that reaches every side's backend and
+    takes effect on at least one side (its switch is on there: do_sample for the sampling
+    settings, 4-bit for its sub-options), so a control that does nothing never shows here."""
+    control = SETTINGS[name].control
+    if control.role is not Role.TURN:
+        return False
+    backends = [_valid("backend", side.get("backend")) for side in sides]
+    if name != "backend" and not all(not isinstance(b, Backend) or applies(name, b) for b in backends):
+        return False
+    switches = [*([control.shown_when] if control.shown_when else []), *(["do_sample"] if control.sampling else [])]
+    return all(any(_valid(switch, side.get(switch)) is True for side in sides) for switch in switches)
+
+
+@cache
+def _adapter(name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(SETTINGS[name].annotation)
+
+
+def _valid(name: str, value: Any) -> Any:
+    """The value as the schema reads it (512.0 is 512, -1 is the seed's None), or as sent
+    when it does not validate (a title never refuses; the turn says what is wrong)."""
+    try:
+        return _adapter(name).validate_python(value)
+    except ValidationError:
+        return value
 
 
 def describe(values: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ concurrency limit (see `hfchat/cli.py`).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -27,6 +28,14 @@ class Ticket:
     queue: FairQueue
     _granted: threading.Event = field(default_factory=threading.Event)
     state: str = "waiting"  # waiting -> holding -> done, or waiting -> withdrawn
+    queued_at: float = field(default_factory=time.monotonic)
+    granted_at: float | None = None
+    """When its turn came (time.monotonic()): what a reply's time to first token starts from."""
+
+    @property
+    def waited_s(self) -> float | None:
+        """How long it waited in the queue, once its turn came."""
+        return None if self.granted_at is None else self.granted_at - self.queued_at
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once this ticket holds a slot; False if it was withdrawn (or timed out)."""
@@ -81,6 +90,7 @@ class FairQueue:
         while self._waiting and self._holding < self.slots:
             ticket = self._waiting.popleft()
             ticket.state = "holding"
+            ticket.granted_at = time.monotonic()
             self._holding += 1
             ticket._granted.set()
 

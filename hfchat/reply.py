@@ -116,6 +116,8 @@ class Reply:
     cut_reason: str = ""
     """Why the app stopped reading the stream early (a limit), shown after what arrived."""
     chunks: int = 0
+    waited_s: float | None = None
+    """How long a local generation waited for its device before it began (`Delta.waited_s`)."""
     thinking_started: float | None = None
     thinking_ended: float | None = None
     finished: bool = False
@@ -127,6 +129,9 @@ class Reply:
 
     # -- taking deltas
     def add(self, delta: Delta) -> None:
+        if delta.waited_s is not None:  # the generation began only now: the wait is no part of its speed
+            self.waited_s = delta.waited_s
+            self.meter.started += delta.waited_s
         if delta.text or delta.reasoning:
             self.meter.first_token()
             self.chunks += 1
@@ -236,6 +241,7 @@ class Reply:
             "cached": self.source.cached,
             "load_s": None if self.source.cached else self.source.load_s,
             "ttft_s": m.ttft_s,
+            "waited_s": self.waited_s,
             "total_s": m.total_s,
             "tokens_per_s": m.tokens_per_s,
             "input_tokens": m.input_tokens,
@@ -254,6 +260,8 @@ class Reply:
         parts = []
         if m.ttft_s is not None:
             parts.append(f"{m.ttft_s:.2f} s to first token")
+        if self.waited_s is not None:
+            parts.append(f"waited {self.waited_s:.1f} s")
         if m.tokens_per_s is not None:
             parts.append(f"{m.tokens_per_s:.1f} tok/s")
         if m.output_tokens is not None:

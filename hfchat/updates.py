@@ -154,7 +154,26 @@ class Failed:
         return f"{head}\n\n{self.hint}" if self.hint else head
 
 
-Update = Loading | Notice | Thinking | Answer | ToolCall | Footer | Failed
+@dataclass(frozen=True)
+class Waiting:
+    """A local generation waits for its turn on the device (`hfchat.fairqueue`): another
+    reply is being generated there. Its time to first token starts when the turn comes.
+
+    `behind` names what it waits for when the caller knows (compare mode: "A"); shown with
+    the loading notice's id, so history conversion drops it like one."""
+
+    elapsed_s: float = 0.0
+    behind: str = ""
+
+    @property
+    def text(self) -> str:
+        elapsed = f" {self.elapsed_s:.0f} s" if self.elapsed_s >= 1 else ""
+        if self.behind:
+            return f"{LOADING_MARK} waiting for {self.behind}…{elapsed}"
+        return f"{LOADING_MARK} waiting for the device: another reply is being generated…{elapsed}"
+
+
+Update = Loading | Notice | Thinking | Answer | ToolCall | Footer | Failed | Waiting
 """One part of a reply."""
 
 ReplyView = tuple[Update, ...]

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 GENERATE_THREAD_NAME = "hfchat-generate"
 
+WAITING_REPEAT_S = 1.0
+"""While a generation waits for its device, it says so this often (a live "waiting… N s")."""
+
 PLAIN_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
@@ -158,6 +161,14 @@ def stream_generation(
     thread = threading.Thread(target=run, name=GENERATE_THREAD_NAME, daemon=True)
     thread.start()
     try:
+        if ticket.state == "waiting":  # another generation holds the device: say so, then when it began
+            while ticket.state == "waiting" and not cancel.is_set():
+                yield Delta(waiting_s=time.monotonic() - ticket.queued_at)
+                ticket.wait(io_timeout(WAITING_REPEAT_S))  # past the turn's deadline this raises
+            if ticket.state == "waiting" or cancel.is_set():  # stopped before its turn: leave now (finally)
+                return
+            if ticket.waited_s is not None:
+                yield Delta(waited_s=ticket.waited_s)
         for text in streamer:
             if text:
                 yield Delta(text=text)
@@ -180,6 +191,8 @@ class LocalCall:
     cancel: threading.Event
     queues: DeviceQueues
     summary: Delta | None = None
+    queue_news: Delta | None = None
+    """A `waiting_s` / `waited_s` delta (its place on the device), handed out before the next chunk."""
 
 
 class StoppablePipeline(HuggingFacePipeline):
@@ -215,6 +228,10 @@ class StoppablePipeline(HuggingFacePipeline):
                     call.summary = delta
                     # An empty closing chunk: LangChain raises "No generation chunks" for a
                     # stream without any, and a model that says nothing is an empty reply.
+                    yield GenerationChunk(text="")
+                    continue
+                if delta.waiting_s is not None or delta.waited_s is not None:
+                    call.queue_news = delta  # beside the text, like the summary
                     yield GenerationChunk(text="")
                     continue
                 chunk = GenerationChunk(text=delta.text)
@@ -364,6 +381,9 @@ def _stream(
     call = LocalCall(cancel, queues)
     with closing_stream(chat.stream(list(messages), call=call, **call_kwargs(settings))) as chunks:
         for chunk in chunks:
+            if call.queue_news is not None:
+                yield call.queue_news
+                call.queue_news = None
             if isinstance(chunk.content, str) and chunk.content:
                 yield Delta(text=prefix + chunk.content)
                 prefix = ""

@@ -44,12 +44,18 @@ class Delta:
     `text` is answer text (which may still hold `<think>` tags; the reply model splits
     them out), `reasoning` is what providers send in a separate `reasoning_content` field.
     The last delta usually carries `finish_reason` ("stop", "length") and `usage`.
+    A local generation queued behind another on its device says so before any text:
+    `waiting_s` (seconds so far, repeated about once a second while it waits), then
+    `waited_s` (the whole wait) when its turn comes, so its time to first token leaves
+    the wait out.
     """
 
     text: str = ""
     reasoning: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    waiting_s: float | None = None
+    waited_s: float | None = None
 
     def __bool__(self) -> bool:
         return bool(self.text or self.reasoning or self.finish_reason or self.usage)

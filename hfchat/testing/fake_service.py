@@ -25,7 +25,7 @@ from typing import Any
 
 from hfchat.backends.types import Delta
 from hfchat.chat import ChatService
-from hfchat.config import Backend
+from hfchat.config import Backend, InputLimits
 from hfchat.messages import content_text
 from hfchat.reply import Reply, ReplySource
 from hfchat.updates import ReplyView
@@ -77,6 +77,7 @@ class FakeService:
         self.replies: deque[Scripted] = deque()
         self.calls: list[FakeCall] = []
         self.stopped = 0
+        self.limits = InputLimits()  # as ChatService's: what compare's checks read (local_dirs)
         self._lock = threading.Lock()
         self.script(*replies)
 

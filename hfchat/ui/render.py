@@ -34,6 +34,7 @@ from hfchat.updates import (
     Thinking,
     ToolCall,
     Update,
+    Waiting,
     stopped_footer,
 )
 
@@ -61,11 +62,17 @@ def _message(update: Update) -> Message:
                 body += f"\n\n{result}"
             metadata = {"id": TOOL_ID, "title": f"Tool: {name}", "status": "done" if done else "pending"}
             return {"role": "assistant", "content": safe_images(body), "metadata": metadata}
-        case Loading() | Notice() | Footer() | Failed():
+        case Loading() | Notice() | Footer() | Failed() | Waiting():
             return {"role": "assistant", "content": safe_images(update.text), "metadata": {"id": _ID[type(update)]}}
 
 
-_ID: dict[type, str] = {Loading: LOADING_ID, Notice: NOTICE_ID, Footer: FOOTER_ID, Failed: FAILED_ID}
+_ID: dict[type, str] = {
+    Loading: LOADING_ID,
+    Waiting: LOADING_ID,  # a reply not begun yet, like a load: never part of the history
+    Notice: NOTICE_ID,
+    Footer: FOOTER_ID,
+    Failed: FAILED_ID,
+}
 
 
 def stopped_reply(shown: Sequence[Message]) -> list[Message]:

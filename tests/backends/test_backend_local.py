@@ -243,11 +243,15 @@ def test_generations_on_one_device_take_turns_first_come_first_served(chat_model
     assert blocker.wait(5)
     first_token: dict[int, float] = {}
     replies: dict[int, str] = {}
+    waited: dict[int, float | None] = {}
 
     def visitor(i: int) -> None:
         parts = []
         for delta in LOCAL.stream(chat, MESSAGES, settings_for(spec, max_new_tokens=6), threading.Event(), queues):
-            first_token.setdefault(i, time.monotonic())
+            if delta.text:
+                first_token.setdefault(i, time.monotonic())
+            if delta.waited_s is not None:  # its turn came: how long it waited (the speed footer leaves it out)
+                waited[i] = delta.waited_s
             parts.append(delta.text)
         replies[i] = "".join(parts)
 
@@ -266,6 +270,7 @@ def test_generations_on_one_device_take_turns_first_come_first_served(chat_model
     for t in threads:
         t.join(60)
     assert sorted(first_token, key=first_token.__getitem__) == [0, 1, 2, 3]
+    assert sorted(waited) == [0, 1, 2, 3], "each visitor that queued says how long it waited"
     assert len(set(replies.values())) == 1, "greedy: every visitor gets the same reply"
     deadline = time.monotonic() + 30
     while queue.holding:  # the last generate thread frees the CPU just after its final token
@@ -300,7 +305,8 @@ def test_a_turn_cancelled_while_queued_never_runs(chat_model: tuple[Any, ModelSp
     finally:
         blocker.release()
     reader.join(30)
-    assert not reader.is_alive() and got == [], "a cancelled turn gives its place up without generating"
+    assert not reader.is_alive() and [d for d in got if d.text] == [], "a cancelled turn gives its place up"
+    assert all(d.waiting_s is not None for d in got), "while queued it only said it was waiting"
     assert queue.waiting == 0 and queue.holding == 0
 
 

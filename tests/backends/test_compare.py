@@ -14,12 +14,13 @@ import pytest
 from hfchat.backends import local
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
-from hfchat.compare import Side, SideView, compare_turn, copy_settings, describe, merge_latest
+from hfchat.compare import SIDES, Side, SideView, compare_turn, copy_settings, describe, merge_latest
+from hfchat.errors import ConfigError
 from hfchat.messages import history_to_messages
 from hfchat.reply import answer_text
 from hfchat.testing.servers import RecordingProxy, TransformersServe, free_port
 from hfchat.ui.render import to_messages
-from hfchat.updates import FOOTER_ID, SPEED_MARK, Answer, Failed, Footer
+from hfchat.updates import FOOTER_ID, SPEED_MARK, Answer, Failed, Footer, Waiting
 from tests.fixtures import sidebar_values
 
 
@@ -173,18 +174,66 @@ def test_a_failing_side_shows_its_error_and_the_other_answers(tiny_models: dict[
     service = ChatService(cache=ModelCache(2), timeout=5)
     good = Side(history=[], values=values(model=str(tiny_models["chat"])))
     refused = Side(history=[], values=values(backend="endpoint", endpoint_url=f"http://127.0.0.1:{free_port()}"))
-    bad = Side(history=[], values=values(model="not a repo/../x"))
     final = list(compare_turn(service, "Hello!", [good, refused], None))[-1]
     assert not any(isinstance(u, Failed) for u in final[0].reply)
     assert isinstance(final[1].reply[-1], Failed) and "refused the connection" in final_text(final[1])
-    final = list(compare_turn(service, "Hello!", [bad, good], None))[-1]
-    assert final_text(final[0]).startswith("⚠ **Invalid setting.**") and isinstance(final[0].reply[-1], Failed)
-    assert not any(isinstance(u, Failed) for u in final[1].reply)
 
 
-def test_a_blank_prompt_changes_nothing() -> None:
+def test_a_side_with_a_bad_setting_refuses_the_turn_naming_the_side_before_anything_is_sent(
+    tiny_models: dict[str, Path],
+) -> None:
+    """A refusal (the UI shows it as one toast): nothing is sent, neither side's window changes."""
+    service = ChatService(cache=ModelCache(2))
+    good = Side(history=[], values=values(model=str(tiny_models["chat"])))
+    bad = Side(history=[], values=values(model="not a repo/../x"))
+    with pytest.raises(ConfigError, match=r"^B's settings: model:") as refused:
+        compare_turn(service, "Hello!", [good, bad], None)
+    assert "B's settings" in refused.value.hint and refused.value.field == "model"
+    with pytest.raises(ConfigError, match=r"^A's settings: max_new_tokens:"):
+        compare_turn(service, "Hello!", [Side([], values(max_new_tokens=99999)), good], None)
+    assert service.cache.stats.builds == 0, "nothing was loaded for a refused turn"
+
+
+def test_a_blank_prompt_is_refused() -> None:
     side = Side(history=[{"role": "user", "content": "Hi"}], values=values())
-    assert list(compare_turn(ChatService(), "   ", [side, side], None)) == []
+    with pytest.raises(ConfigError, match="prompt is empty"):
+        compare_turn(ChatService(), "   ", [side, side], None)
+
+
+def test_a_side_waiting_for_the_other_says_so_and_its_time_to_first_token_leaves_the_wait_out(
+    tiny_models: dict[str, Path],
+) -> None:
+    """Two local sides take turns on the one CPU (hfchat.fairqueue): the one that waits says
+    "waiting for A…" (or B), and its footer's time to first token counts from when its own
+    generation began, the wait shown apart ("waited 4.2 s")."""
+    service = ChatService(cache=ModelCache(2))
+    model = str(tiny_models["chat"])
+    long, short = (values(model=model, do_sample=False, max_new_tokens=n) for n in (150, 4))
+    list(service.respond("Hi", [], short, None))  # loaded now: neither side's time is a load
+    first_text: dict[int, float] = {}
+    waits: dict[int, list[str]] = {0: [], 1: []}
+    for update in compare_turn(service, "Tell me everything", [Side([], long), Side([], short)], None):
+        for index, view in enumerate(update):
+            if view.reply and isinstance(view.reply[-1], Waiting):
+                waits[index].append(window(view)[-1]["content"])
+            if any(isinstance(u, Answer) for u in view.reply):
+                first_text.setdefault(index, time.monotonic())
+    ahead, behind = sorted(first_text, key=first_text.__getitem__)
+    figures = [view.reply[-1].figures for view in update]  # both end with their Footer
+    ran_s = figures[ahead]["total_s"]
+    assert ran_s > 1, f"the side ahead ran {ran_s:.1f} s: long enough to tell a wait from a first token"
+    assert figures[behind]["ttft_s"] < ran_s / 2, (
+        f"the waiting side's time to first token ({figures[behind]['ttft_s']:.2f} s) includes its wait "
+        f"for the other side ({ran_s:.2f} s)"
+    )
+    assert figures[behind]["waited_s"] == pytest.approx(ran_s, abs=1.5), "the wait is what the other side ran"
+    assert figures[ahead]["waited_s"] is None, "the side ahead never waited"
+    footer = update[behind].reply[-1].text
+    assert f"waited {figures[behind]['waited_s']:.1f} s" in footer, footer
+    named = SIDES[ahead]
+    assert waits[behind] and f"waiting for {named}…" in waits[behind][0], waits
+    assert not waits[ahead], "the side ahead never showed a wait"
+    assert len(set(waits[behind])) >= 2, "the wait's seconds count up while it lasts"
 
 
 def test_stop_ends_the_generating_side_and_the_queued_one(tiny_models: dict[str, Path]) -> None:

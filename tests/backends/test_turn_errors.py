@@ -28,7 +28,7 @@ from hfchat.compare import Side, compare_turn
 from hfchat.config import Backend, ModelSpec, build_settings, display_url
 from hfchat.errors import ConfigError
 from hfchat.reply import answer_text
-from hfchat.testing.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
+from hfchat.testing.servers import RecordedRequest, Recorder, Response, free_port, sse_chat_stream, sse_response
 from hfchat.updates import ERROR_MARK, Answer, Failed
 from tests.fixtures import SENTINEL_TOKEN, sidebar_values
 from tests.fixtures.browser import AppProcess
@@ -312,11 +312,15 @@ def test_compare_mode_shows_the_same_readable_messages(service: ChatService, rec
         Side([], sidebar_values(backend="endpoint", endpoint_url=url)),
         Side([], sidebar_values(backend="endpoint", endpoint_url="http://127.0.0.1:80000")),
     ]
-    views = list(compare_turn(service, "Hi", sides, None))[-1]
+    # A bad setting is a refusal of the whole compare turn (one toast in the UI), naming its side.
+    with pytest.raises(ConfigError, match=r"^B's settings: endpoint_url:.*65535"):
+        compare_turn(service, "Hi", sides, None)
+    closed = Side([], sidebar_values(backend="endpoint", endpoint_url=f"http://127.0.0.1:{free_port()}"))
+    views = list(compare_turn(service, "Hi", [sides[0], closed], None))[-1]
     assert [type(u) for u in views[0].reply] == [Answer, Failed] and [type(u) for u in views[1].reply] == [Failed]
     a, b = (answer_text(view.reply) for view in views)
     assert a.startswith(PARTIAL) and "sent a reply hfchat cannot read" in a, a
-    assert b.startswith(f"{ERROR_MARK} **Invalid setting.** endpoint_url:") and "65535" in b, b
+    assert b.startswith(ERROR_MARK) and "refused the connection" in b, b
 
 
 # ---------------------------------------------------------------------------------- the API

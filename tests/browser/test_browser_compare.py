@@ -7,18 +7,26 @@ Set HFCHAT_UPDATE_DOCS=1 to also refresh the README's screenshot (docs/compare.p
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page
 
+from hfchat.compare import SAME_SETTINGS
+from hfchat.settings import SETTINGS
 from hfchat.testing.servers import RecordingProxy, TransformersServe
 from hfchat.updates import ERROR_MARK, LOADING_MARK, SPEED_MARK
 from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
 
 DOCS_SCREENSHOT = ROOT / "docs" / "compare.png"
+
+SHOTS = Path("/work/shots")
+"""Where the screenshots for the lead go (besides test-output/screenshots)."""
+
+TOAST = '[data-testid="toast-body"]'
 
 
 class CompareUI:
@@ -54,6 +62,28 @@ class CompareUI:
         box.fill(str(value))
         box.press("Enter")
         box.blur()
+
+    def set_slider(self, side: str, name: str, value: float) -> None:
+        """A slider's own number box, typed into (as a person fixing one value does)."""
+        self.set_number(side, name, value)
+
+    def set_checkbox(self, side: str, name: str, checked: bool) -> None:
+        self.control(side, name).locator("input[type=checkbox]").set_checked(checked)
+
+    def title(self, side: str) -> str:
+        """The side's title: its settings panel's header."""
+        header = self.page.locator(f"#compare-{side.lower()}-settings").get_by_role("button").first
+        return header.inner_text().strip().rstrip("▼◀▶▲").strip()  # the open/close arrow left out
+
+    def button(self, name: str) -> Locator:
+        return self.page.locator(f"#compare-{name}")
+
+    def error_badges(self) -> int:
+        """Gradio's red "Error" displays anywhere on the page (badges and error toasts)."""
+        return int(self.page.locator(".error").count())
+
+    def toasts(self) -> list[str]:
+        return [t.strip() for t in self.page.locator(TOAST).all_inner_texts()]
 
     def bot_texts(self, side: str) -> list[str]:
         chat = self.page.locator(f"#compare-{side.lower()}-chat")
@@ -168,3 +198,111 @@ def test_compare_two_configurations_side_by_side_and_copy_one_to_the_main_chat(
     assert wait_until(answered, 120, "the main chat's reply") == replies["A"][0]
     turns = [line for line in app.log_text().splitlines() if f"turn: The local model {plain}," in line]
     assert len(turns) == 2 and "cache miss" in turns[0] and "cache hit" in turns[1], turns
+
+
+def stop_is_idle(ui: CompareUI) -> bool:
+    """Stop while nothing runs: a neutral button, disabled (nothing to stop), not the red one."""
+    stop = ui.button("stop")
+    classes = (stop.get_attribute("class") or "").split()
+    return "stop" not in classes and "secondary" in classes and stop.is_disabled()
+
+
+def test_titles_name_what_differs_stop_rests_neutral_and_refusals_are_one_toast_without_error_badges(
+    browser_page: BrowserPage, local_app: AppProcess
+) -> None:
+    page = browser_page.page
+    ChatUI(page).open(local_app.url)
+    ui = CompareUI(page).open()
+    ui.settings("A")
+    ui.settings("B")
+    assert ui.title("A") == f"A · {SAME_SETTINGS}" and ui.title("B") == f"B · {SAME_SETTINGS}"
+    assert stop_is_idle(ui), "Stop is neutral and disabled while nothing runs"
+    assert ui.button("clear").is_disabled(), "nothing to clear yet"
+    label = SETTINGS["temperature"].control.label
+    for side in "AB":  # a temperature does something only while sampling
+        ui.set_checkbox(side, "do_sample", True)
+    ui.set_slider("A", "temperature", 0.2)
+    ui.set_slider("B", "temperature", 1.5)
+    wait_until(lambda: ui.title("B") == f"B · {label} 1.5", 30, "B's title to name its temperature")
+    assert ui.title("A") == f"A · {label} 0.2"
+    seed = SETTINGS["seed"].control.label
+    ui.set_number("B", "seed", 4)
+    wait_until(lambda: ui.title("B") == f"B · {label} 1.5 · {seed} 4", 30, "two differences")
+    assert ui.title("A").startswith(f"A · {label} 0.2 · {seed} "), ui.title("A")
+    for side in "AB":
+        ui.settings(side, open_=False)
+    save_shot(page, "compare-titles")
+    ui.settings("A")
+
+    # Refused: a blank prompt, then a side's out-of-range setting. One toast each, nothing else.
+    ui.button("send").click()
+    wait_until(lambda: any("prompt is empty" in t for t in ui.toasts()), 30, "the blank prompt's toast")
+    ui.set_number("A", "seed", -5)  # out of range (a slider's own box clamps; a number box does not)
+    ui.prompt.fill("Hello!")
+    ui.button("send").click()
+    wait_until(lambda: any("A's settings: seed" in t for t in ui.toasts()), 30, "the bad setting's toast")
+    page.wait_for_timeout(1500)  # anything else the refused event would do has arrived
+    assert ui.error_badges() == 0, "no Error badge anywhere after the refused compares"
+    assert ui.users("A") == [] and ui.users("B") == [], "a refused compare sends nothing"
+    assert ui.prompt.input_value() == "Hello!", "the prompt stays, to send once fixed"
+    assert len([t for t in ui.toasts() if "A's settings" in t]) == 1 and len(ui.toasts()) <= 2, ui.toasts()
+    assert ui.title("A").endswith(f"{seed} -5"), f"a title shows the bad value as typed: {ui.title('A')}"
+    browser_page.screenshot("compare-refused")
+    save_shot(page, "compare-refused")
+    assert stop_is_idle(ui), "a refusal runs nothing"
+    # Copying A's bad settings into the main chat is refused the same way: the main sidebar keeps its own.
+    wait_until(lambda: not ui.toasts(), 60, "the toasts to go")
+    page.locator("#compare-copy-a").click()
+    wait_until(lambda: any("A's settings: seed" in t for t in ui.toasts()), 30, "the refused copy's toast")
+    page.wait_for_timeout(1000)
+    assert ui.error_badges() == 0
+    assert page.get_by_role("tab", name="Compare").get_attribute("aria-selected") == "true", "nothing copied"
+
+
+def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_the_wait_out(
+    browser_page: BrowserPage, local_app: AppProcess
+) -> None:
+    """Both sides local on the one CPU: they take turns. The one that waits shows "waiting for
+    A…" (or B) while the other streams; its footer's time to first token counts from its own
+    start, with the wait apart ("waited N s")."""
+    page = browser_page.page
+    ChatUI(page).open(local_app.url)
+    ui = CompareUI(page).open()
+    for side in "AB":  # greedy, long enough that the wait is seconds, not a blink
+        ui.settings(side)
+        ui.set_checkbox(side, "do_sample", False)
+        ui.set_number(side, "max_new_tokens", 150)
+        ui.settings(side, open_=False)  # both windows in view for the screenshot mid-run
+    ui.prompt.fill("Tell me a story")
+    ui.button("send").click()
+
+    def waiting() -> tuple[str, str] | None:
+        for behind, ahead in (("B", "A"), ("A", "B")):
+            texts = ui.bot_texts(behind)
+            streaming = [t for t in ui.bots(ahead) if not t.startswith(LOADING_MARK)]
+            if texts and f"waiting for {ahead}…" in texts[-1] and streaming:
+                return behind, ahead
+        return None
+
+    behind, ahead = wait_until(waiting, 180, "one side to wait for the other while it answers")
+    save_shot(page, "compare-waiting")
+    browser_page.screenshot("compare-waiting")
+    stop = ui.button("stop")
+    assert "stop" in (stop.get_attribute("class") or "").split() and stop.is_enabled(), "Stop is prominent mid-run"
+    wait_until(lambda: ui.status() == "Both replies are in.", 240, "both replies")
+    footer = ui.footers(behind)
+    assert len(footer) == 1, footer
+    ttft = float(re.search(r"([\d.]+) s to first token", footer[0]).group(1))  # type: ignore[union-attr]
+    waited = float(re.search(r"waited ([\d.]+) s", footer[0]).group(1))  # type: ignore[union-attr]
+    assert waited >= 1 and ttft < waited / 2, f"the wait is shown apart, not in the first token's time: {footer[0]}"
+    assert "waited" not in ui.footers(ahead)[0], "the side ahead never waited"
+    assert not any("waiting for" in t for t in ui.bot_texts(behind)), "the wait notice gives way to the reply"
+    browser_page.screenshot("compare-waited")
+    save_shot(page, "compare-waited")
+    assert stop_is_idle(ui), "Stop rests again once both replies are in"
+
+
+def save_shot(page: Page, name: str) -> None:
+    """A copy for the lead, under /work/shots when that folder exists (not on CI)."""
+    if SHOTS.is_dir():
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
