@@ -208,11 +208,11 @@ def test_a_side_waiting_for_the_other_says_so_and_its_time_to_first_token_leaves
     generation began, the wait shown apart ("waited 4.2 s")."""
     service = ChatService(cache=ModelCache(2))
     model = str(tiny_models["chat"])
-    long, short = (values(model=model, do_sample=False, max_new_tokens=n) for n in (150, 4))
-    list(service.respond("Hi", [], short, None))  # loaded now: neither side's time is a load
+    long = values(model=model, do_sample=False, max_new_tokens=400)  # both: either may get the device first
+    list(service.respond("Hi", [], values(model=model, max_new_tokens=2), None))  # loaded: no side's time is a load
     first_text: dict[int, float] = {}
     waits: dict[int, list[str]] = {0: [], 1: []}
-    for update in compare_turn(service, "Tell me everything", [Side([], long), Side([], short)], None):
+    for update in compare_turn(service, "Tell me everything", [Side([], long), Side([], long)], None):
         for index, view in enumerate(update):
             if view.reply and isinstance(view.reply[-1], Waiting):
                 waits[index].append(window(view)[-1]["content"])
@@ -226,14 +226,16 @@ def test_a_side_waiting_for_the_other_says_so_and_its_time_to_first_token_leaves
         f"the waiting side's time to first token ({figures[behind]['ttft_s']:.2f} s) includes its wait "
         f"for the other side ({ran_s:.2f} s)"
     )
-    assert figures[behind]["waited_s"] == pytest.approx(ran_s, abs=1.5), "the wait is what the other side ran"
+    waited_s = figures[behind]["waited_s"]
+    assert waited_s == pytest.approx(ran_s, abs=max(1.5, ran_s / 4)), "the wait is what the other side ran"
     assert figures[ahead]["waited_s"] is None, "the side ahead never waited"
     footer = update[behind].reply[-1].text
     assert f"waited {figures[behind]['waited_s']:.1f} s" in footer, footer
     named = SIDES[ahead]
     assert waits[behind] and f"waiting for {named}…" in waits[behind][0], waits
     assert not waits[ahead], "the side ahead never showed a wait"
-    assert len(set(waits[behind])) >= 2, "the wait's seconds count up while it lasts"
+    if waited_s >= 1.5:  # it says so once a second, with the seconds from 1 s on
+        assert len(set(waits[behind])) >= 2, "the wait's seconds count up while it lasts"
 
 
 def test_stop_ends_the_generating_side_and_the_queued_one(tiny_models: dict[str, Path]) -> None:
