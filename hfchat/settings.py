@@ -140,7 +140,10 @@ def _none_is_empty(value: Any) -> Any:
 
 
 def _random_is_none(value: Any) -> Any:
-    """-1 is how saved presets, exports and older clients say "random"."""
+    """-1 is how saved presets, exports and older clients say "random"; an empty box is how
+    the page says it (the seed is a text box: Gradio's number box draws empty as 0 and sends 0)."""
+    if isinstance(value, str) and not value.strip():
+        return None
     return None if isinstance(value, int | float) and not isinstance(value, bool) and value == -1 else value
 
 
@@ -278,7 +281,13 @@ class SidebarSettings(BaseModel):
     )
     seed: Seed = setting(
         None,
-        Control("Seed", Widget.NUMBER, info="empty = random", group=_ADV),
+        Control(
+            "Seed",
+            Widget.TEXT,
+            placeholder="random",
+            info="a whole number repeats a sample; empty = random",
+            group=_ADV,
+        ),
         ge=0,
         le=SEED_MAX,
         help="random seed, for repeatable sampling; empty (or -1) = random",

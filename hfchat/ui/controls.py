@@ -51,7 +51,7 @@ def control(setting: Setting, value: Any, label: str, interactive: bool | None =
     if c.widget is Widget.NUMBER:
         return gr.Number(value, precision=0, label=label, info=info)
     return gr.Textbox(
-        value or "",
+        "" if value is None else str(value),
         label=label,
         info=info,
         placeholder=c.placeholder or None,

@@ -121,6 +121,18 @@ def test_retry_draws_a_new_sample_when_sampling_even_with_a_seed(
     browser_page.page.reload()
 
 
+def test_an_empty_seed_stays_random_once_advanced_is_open(local_app: AppProcess, browser_page: BrowserPage) -> None:
+    """Gradio's Number box shows an empty value as 0 and sends 0 once it is drawn: every
+    sampled reply then used seed 0, the same sample for the same question."""
+    ui = ChatUI(browser_page.page).open(local_app.url)
+    ui.set_checked("do_sample", True)
+    assert ui.field("seed").input_value() == "", "the seed box is empty: random"
+    ui.chat("Hello")
+    footer = ui.speed_footers()[-1]
+    assert "seed" not in footer, f"no fixed seed was sent: {footer}"
+    browser_page.page.reload()
+
+
 def test_the_loading_text_counts_while_a_model_downloads(
     browser_page: BrowserPage, tmp_path: Path, tiny_models: dict[str, Path]
 ) -> None:

@@ -29,6 +29,7 @@ from hfchat.settings import (
     Role,
     Setting,
     SidebarSettings,
+    Widget,
     applies,
     control_shown,
 )
@@ -85,12 +86,19 @@ def test_every_setting_is_a_sidebar_control_and_every_turn_setting_is_on_each_co
     for name, setting in SETTINGS.items():
         assert main[name].label == setting.control.label, name
         assert main[name].elem_id == "settings-" + name.replace("_", "-")
-        assert main[name].value == initial.get(name, ""), f"{name} starts from the flags (a secret: empty)"
+        start = initial.get(name, "")
+        expected = "" if start is None else str(start) if setting.control.widget is Widget.TEXT else start
+        assert main[name].value == expected, f"{name} starts from the flags (a secret, or a random seed: empty)"
         shown = control_shown(name, options.sidebar.backend, initial)
         assert main[name].visible == shown, f"{name} shows for its backends (and under its switch) only"
     for name in TURN:
         assert side[name].label == "A: " + SETTINGS[name].control.label
         assert side[name].elem_id == "compare-a-" + name.replace("_", "-")
+
+
+def shown_as(name: str, value: object) -> object:
+    """A value as its control holds it: a text box (the seed's too) holds text."""
+    return str(value) if SETTINGS[name].control.widget is Widget.TEXT else value
 
 
 def test_the_controls_start_from_the_flags() -> None:
@@ -99,7 +107,7 @@ def test_the_controls_start_from_the_flags() -> None:
     with gr.Blocks():
         main = settings_controls(options)
     for name, value in CHANGED.items():
-        assert main[name].value == value, f"{name}: the control starts from --{name}"
+        assert main[name].value == shown_as(name, value), f"{name}: the control starts from --{name}"
 
 
 def test_every_setting_is_a_chat_api_parameter_defaulting_to_the_flags() -> None:
@@ -110,7 +118,7 @@ def test_every_setting_is_a_chat_api_parameter_defaulting_to_the_flags() -> None
     assert set(API_ORDER) == set(SETTINGS)
     defaults = {p["parameter_name"]: p.get("parameter_default") for p in params}
     for name, value in CHANGED.items():
-        assert defaults[name] == value, f"/chat's {name} defaults to --{name}"
+        assert defaults[name] == shown_as(name, value), f"/chat's {name} defaults to --{name}"
     for name in SETTINGS.keys() - STORED:
         assert not defaults[name], f"{name}: a secret has no default"
 
