@@ -106,7 +106,19 @@ def run_on(cfg: BenchConfig, notes: Notes, model_dir: Path, device: str, bench: 
 
     max_new_tokens = 6 if cfg.quick else 32
     options = parse_options(
-        ["--backend", "local", "--model", str(model_dir), "--device", device, "--max-new-tokens", str(max_new_tokens)],
+        # greedy, as the raw generate it is compared with (the app samples by default)
+        [
+            "--backend",
+            "local",
+            "--model",
+            str(model_dir),
+            "--device",
+            device,
+            "--do-sample",
+            "false",
+            "--max-new-tokens",
+            str(max_new_tokens),
+        ],
         {},
     )
     service = ChatService(cache=ModelCache(1))
