@@ -115,14 +115,22 @@ def _follow_backend(controls: dict[str, Component], initial: Backend, values: di
         now = dict(zip(switches, on, strict=True))
         return {c: gr.update(visible=control_shown(name, Backend(backend), now)) for name, c in toggled.items()}
 
+    inputs = [controls["backend"], *(controls[name] for name in switches)]
+    quiet: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+    controls["backend"].change(show_for, inputs, list(toggled.values()), **quiet)  # type: ignore[attr-defined]
+    # A switch shows and hides its options, never itself: no event writes back what triggers it.
+    options = {name: c for name, c in toggled.items() if name not in switches}
+
+    def show_options(backend: str, *on: Any) -> dict[Component, dict]:
+        shown = show_for(backend, *on)
+        return {c: shown[c] for c in options.values()}
+
     gr.on(
-        [controls[name].change for name in ("backend", *switches)],  # type: ignore[attr-defined]
-        show_for,
-        [controls["backend"], *(controls[name] for name in switches)],
-        list(toggled.values()),
-        queue=False,
-        show_progress="hidden",
-        api_visibility="private",
+        [controls[name].change for name in switches],  # type: ignore[attr-defined]
+        show_options,
+        inputs,
+        list(options.values()),
+        **quiet,
     )
 
 

@@ -20,5 +20,5 @@ def wire_notices(demo: gr.Blocks, options: AppOptions) -> gr.Markdown:
         text = offline_notice(options.sidebar)
         return gr.Markdown(value=text, visible=bool(text))
 
-    demo.load(check, outputs=banner, show_progress="hidden", queue=False)
+    demo.load(check, outputs=banner, show_progress="hidden", queue=False, api_visibility="private")
     return banner

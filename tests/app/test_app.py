@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
 
 from hfchat.backends import local
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService
 from hfchat.cli import parse_options
+from hfchat.settings import SETTINGS
 from hfchat.testing import answer_text
 from hfchat.testing.app import RunningApp, running_app
 from hfchat.testing.fake_service import FakeService
@@ -125,13 +125,17 @@ def visible_by_label(url: str) -> dict[str, bool]:
 
 
 def test_hidden_controls_follow_the_backend(app: App, start_app: Callable[..., RunningApp]) -> None:
-    shown = visible_by_label(app.url)  # the app started on the local backend
-    assert (shown["Provider"], shown["Endpoint URL"]) == (False, False)
-    assert (shown["Load in 4-bit (bitsandbytes)"], shown["top_k"]) == (True, True)
+    def by_name(url: str) -> dict[str, bool]:
+        shown = visible_by_label(url)
+        return {name: shown[s.control.label] for name, s in SETTINGS.items() if s.control.label in shown}
+
+    shown = by_name(app.url)  # the app started on the local backend
+    assert (shown["provider"], shown["endpoint_url"]) == (False, False)
+    assert (shown["load_in_4bit"], shown["top_k"]) == (True, True)
     providers = start_app(parse_options(["--backend", "providers", "--model", "org/model"], {}), FakeService())
-    shown = visible_by_label(providers.url)
-    assert shown["Provider"] is True, "Inference Providers take a provider"
-    assert (shown["top_k"], shown["Endpoint URL"], shown["Load in 4-bit (bitsandbytes)"]) == (False, False, False)
+    shown = by_name(providers.url)
+    assert shown["provider"] is True, "Inference Providers take a provider"
+    assert (shown["top_k"], shown["endpoint_url"], shown["load_in_4bit"]) == (False, False, False)
 
 
 def test_session_token_never_comes_back(app: App, caplog: pytest.LogCaptureFixture) -> None:
@@ -154,12 +158,12 @@ def test_cache_hit_on_repeat_no_rebuild(app: App) -> None:
     assert app.service.cache.stats.builds == before
 
 
-def test_plain_string_messages_are_refused_by_the_multimodal_box(app: App) -> None:
-    """The API's `message` is the box's dict; `{"text": ...}` alone is enough."""
-    with pytest.raises(AppError):
-        app.fresh().client.predict(message="hi", api_name="/chat")
-    reply = app.fresh().client.predict(message={"text": "Hello!"}, api_name="/chat")
-    assert answer_text(reply) == app.fresh().chat("Hello!")
+def test_a_plain_string_and_the_box_dict_are_the_same_message(app: App) -> None:
+    """The API's `message` is a plain string or the box's dict (`{"text": ...}` alone is enough);
+    a plain string was refused with Gradio's generic error before issue 13."""
+    plain = answer_text(app.fresh().client.predict(message="Hello!", api_name="/chat"))
+    boxed = answer_text(app.fresh().client.predict(message={"text": "Hello!"}, api_name="/chat"))
+    assert plain and plain == boxed == app.fresh().chat("Hello!")
 
 
 def test_a_text_only_configuration_refuses_an_image_and_keeps_going(app: App, tmp_path: Path) -> None:

@@ -367,9 +367,10 @@ def test_export_offers_files_named_after_the_title_and_leaves_no_temp_files(
     assert not page.props[page.find(elem_id="export-json")]["visible"]
 
 
-def test_chat_is_the_one_public_endpoint_with_every_setting_by_name_and_default(app: RunningApp) -> None:
+def test_chat_and_ask_are_the_public_endpoints_with_every_setting_by_name_and_default(app: RunningApp) -> None:
     info = httpx.get(app.url + "gradio_api/info").json()
-    assert list(info["named_endpoints"]) == ["/chat"] and not info["unnamed_endpoints"], "the page's events are private"
+    public = list(info["named_endpoints"])
+    assert public == ["/chat", "/ask"] and not info["unnamed_endpoints"], f"the page's events are private: {public}"
     documented = chat_signature(app.options).parameters
     params = info["named_endpoints"]["/chat"]["parameters"]
     settings = [name for name in documented if name not in ("message", "history", "request", "oauth_token")]
