@@ -58,7 +58,8 @@ class CompareUI:
         box.blur()
 
     def set_number(self, side: str, name: str, value: float) -> None:
-        box = self.control(side, name).locator("input[type=number]")
+        """A number into a slider's box or a text box (the seed's: empty = random)."""
+        box = self.control(side, name).locator("input[type=number], input[type=text], textarea").first
         box.fill(str(value))
         box.press("Enter")
         box.blur()
