@@ -47,7 +47,7 @@ def test_thinking_block_answer_and_speed_footer(
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(ROOT / "test-output" / "screenshots" / "reasoning.png", DOCS_SCREENSHOT)
 
-    page.locator("#settings-show-speed input").uncheck()
+    ui.set_checked("show_speed", False)  # the control sits in a folded section: set_checked unfolds it
     ui.chat("And of Italy?")
     assert len(ui.speed_footers()) == 1, "hidden: no footer under the second reply"
     assert ui.bot_messages()[-1] == "Paris is the capital of France."
