@@ -286,13 +286,14 @@ def shown_value(name: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = str(value).strip()
+    typed = SETTINGS[name].field.annotation is not str  # e.g. the seed, typed into a text box
     if not text:
-        return "empty"
+        return "random" if typed else "empty"
     if name == "model":
         return PurePath(text).name or text
     if name == "endpoint_url":
         return display_url(text)
-    if SETTINGS[name].control.widget is not Widget.TEXT or not isinstance(value, str):
+    if typed or SETTINGS[name].control.widget is not Widget.TEXT or not isinstance(value, str):
         return text  # a number, or one of the setting's choices
     return repr(text) if len(text) <= TEXT_CHARS else repr(text[: TEXT_CHARS - 1] + "…")
 
