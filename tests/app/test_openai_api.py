@@ -28,7 +28,7 @@ from hfchat.testing.servers import (
 from tests.app.test_api_client import run_readme
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-SENTINEL = "hf_SentinelApiToken0123456789abcdefXYZ"
+SENTINEL = "hf_sentinel-not-a-real-api-token"
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,11 @@ from hfchat.compare import SAME_SETTINGS
 from hfchat.settings import SETTINGS
 from hfchat.testing.servers import RecordingProxy, TransformersServe
 from hfchat.updates import ERROR_MARK, LOADING_MARK, SPEED_MARK
-from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, wait_until
+from tests.fixtures.browser import ROOT, AppProcess, BrowserPage, ChatUI, keep_shot, save_screenshot, wait_until
 from tests.fixtures.pytest_fixtures import local_app_args
 
 DOCS_SCREENSHOT = ROOT / "docs" / "compare.png"
 
-SHOTS = Path("/work/shots")
 """Where the screenshots for the lead go (besides test-output/screenshots)."""
 
 TOAST = '[data-testid="toast-body"]'
@@ -304,6 +303,5 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
 
 
 def save_shot(page: Page, name: str) -> None:
-    """A copy for the lead, under /work/shots when that folder exists (not on CI)."""
-    if SHOTS.is_dir():
-        page.screenshot(path=str(SHOTS / f"{name}.png"))
+    """A screenshot for people: test-output/screenshots, and $HFCHAT_SHOTS when set."""
+    keep_shot(save_screenshot(page, name))

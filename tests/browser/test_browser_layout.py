@@ -1,6 +1,6 @@
 """The chat page's layout and settings panel, in a real Chromium (issue 12, points 2-4, 6, 7,
 11 and 14: the page's side). Every assertion is on the DOM; the screenshots (copied to
-/work/shots/page-*.png when that folder exists) are for people to look at.
+$HFCHAT_SHOTS when set) are for people to look at.
 
 Two apps: the module's `local_app` (tiny chat model, greedy by its flags) for the panel, and
 `python app.py` on a loopback endpoint whose scripted replies carry math, for the reply.
@@ -9,7 +9,6 @@ Two apps: the module's `local_app` (tiny chat model, greedy by its flags) for th
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,20 +18,17 @@ import pytest
 from hfchat.testing.servers import RecordedRequest, Recorder, Response, sse_chat_stream, sse_response
 from hfchat.updates import SPEED_MARK
 from tests.browser.test_browser_convos import ConvoUI
-from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
+from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, keep_shot, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
-SHOTS = Path("/work/shots")
 MATH_REPLY = (
     "Einstein wrote $E = mc^2$, and \\(a^2 + b^2 = c^2\\) holds; in display: $$\\int_0^1 x\\,dx = \\frac{1}{2}$$"
 )
 
 
 def shot(tab: BrowserPage, name: str) -> None:
-    path = tab.screenshot(f"page-{name}")
-    if SHOTS.is_dir():
-        shutil.copy(path, SHOTS / path.name)
+    keep_shot(tab.screenshot(f"page-{name}"))
 
 
 def box_of(ui: ChatUI, selector: str) -> dict[str, float]:

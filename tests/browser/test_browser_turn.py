@@ -8,16 +8,14 @@ sampling; tests that need the long greedy reply of the tiny model set greedy the
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from hfchat.testing.servers import serve_model_files
 from hfchat.updates import LOADING_MARK, STOPPED_MARK, STOPPED_TEXT
-from tests.fixtures.browser import SCREENSHOTS, AppProcess, BrowserPage, ChatUI, wait_until
+from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, keep_shot, wait_until
 
-SHOTS = Path("/work/shots")
 """Where the lead looks at this helper's screenshots (made if missing)."""
 
 pytestmark = pytest.mark.timeout(600)
@@ -89,8 +87,7 @@ def test_a_stopped_reply_keeps_its_text_and_says_stopped_by_you_after_a_reload(
     kept = ui.last_bot_text()
     assert kept and kept in ui.renders(), "the reply keeps the text it showed"
     assert ui.speed_footers()[-1] == f"{STOPPED_MARK} {STOPPED_TEXT}"
-    browser_page.screenshot("reply-stopped")
-    shutil.copyfile(SCREENSHOTS / "reply-stopped.png", SHOTS / "reply-stopped.png")
+    keep_shot(browser_page.screenshot("reply-stopped"))
 
     page = browser_page.page
     page.reload(wait_until="domcontentloaded")
@@ -152,8 +149,7 @@ def test_the_loading_text_counts_while_a_model_downloads(
         loading = browser_page.page.locator(ChatUI.BOT).filter(has_text=f"{LOADING_MARK} Loading").first
         loading.wait_for(state="visible", timeout=120_000)
         wait_until(lambda: re.search(r"… [1-9]\d* s", loading.inner_text()), 60, "the seconds to count")
-        browser_page.screenshot("reply-loading")
-        shutil.copyfile(SCREENSHOTS / "reply-loading.png", SHOTS / "reply-loading.png")
+        keep_shot(browser_page.screenshot("reply-loading"))
         answer = ui.wait_reply()
         texts = [t for t in ui.renders() if t.startswith(LOADING_MARK)]
         assert len(texts) >= 3, f"the loading text changed at least twice: {texts}"
