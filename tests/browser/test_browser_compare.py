@@ -276,19 +276,23 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
     ui.prompt.fill("Tell me a story")
     ui.button("send").click()
 
-    def waiting() -> tuple[str, str] | None:
+    stop = ui.button("stop")
+
+    def waiting() -> tuple[str, str, bool] | None:
+        """Which side waits for which, and whether Stop was prominent at that same moment (read
+        at once: the tiny models can finish both replies before a screenshot is taken)."""
         for behind, ahead in (("B", "A"), ("A", "B")):
             texts = ui.bot_texts(behind)
             streaming = [t for t in ui.bots(ahead) if not t.startswith(LOADING_MARK)]
             if texts and f"waiting for {ahead}…" in texts[-1] and streaming:
-                return behind, ahead
+                prominent = "stop" in (stop.get_attribute("class") or "").split() and stop.is_enabled()
+                return behind, ahead, prominent
         return None
 
-    behind, ahead = wait_until(waiting, 180, "one side to wait for the other while it answers")
+    behind, ahead, prominent = wait_until(waiting, 180, "one side to wait for the other while it answers")
     save_shot(page, "compare-waiting")
     browser_page.screenshot("compare-waiting")
-    stop = ui.button("stop")
-    assert "stop" in (stop.get_attribute("class") or "").split() and stop.is_enabled(), "Stop is prominent mid-run"
+    assert prominent, "Stop is prominent mid-run"
     wait_until(lambda: ui.status() == "Both replies are in.", 240, "both replies")
     footer = ui.footers(behind)
     assert len(footer) == 1, footer
