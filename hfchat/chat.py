@@ -530,7 +530,9 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
     """
     signature = chat_signature(defaults)
 
-    def chat(*args: Any, **kwargs: Any) -> Iterator[ReplyView]:
+    def chat(*args: Any, cancel: threading.Event | None = None, **kwargs: Any) -> Iterator[ReplyView]:
+        # `cancel` is not an API parameter: the UI's pacing (`hfchat.streaming.paced`) passes
+        # its event, so Stop reaches a backend call that is blocked waiting (see `respond`).
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         given = dict(bound.arguments)
@@ -551,6 +553,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
             show_speed=own["show_speed"],
             endpoint_key=own["endpoint_key"],
             client=client,
+            cancel=cancel,
         )
 
     chat.__signature__ = signature  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from hfchat.limits import DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, DEFAU
 from hfchat.policy import DeploymentPolicy, is_public, parse_param_count
 from hfchat.settings import SETTINGS, STORED, Setting, SidebarSettings
 from hfchat.space import oauth_enabled
+from hfchat.streaming import DEFAULT_RATE
 from hfchat.tokens import env_token
 
 DEFAULT_REMOTE_MODEL = "deepseek-ai/DeepSeek-R1-0528"
@@ -43,6 +44,10 @@ class AppOptions:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
     local_concurrency: int = DEFAULT_LOCAL_SLOTS
+    stream_rate: float = DEFAULT_RATE
+    """Reply updates a second to the page and `/chat` (`hfchat.streaming.paced`); 0 = every token."""
+    torch_threads: int = 0
+    """torch's CPU threads for local models; 0 = chosen (`hfchat.backends.device.torch_threads`)."""
     public: bool = False
     local_models: tuple[str, ...] = ()
     max_local_params: int | None = None
@@ -117,6 +122,21 @@ def _count(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
     return number
+
+
+def _between(low: float, high: float, unit: str, cast: Callable[[str], float] = float) -> Callable[[str], float]:
+    """A flag's parser for a number from `low` to `high` (`unit` names it in the message)."""
+
+    def parse(value: str) -> float:
+        try:
+            number = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of {unit}, got {value!r}") from None
+        if not low <= number <= high:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} {unit}, got {value}")
+        return number
+
+    return parse
 
 
 def _seconds(value: str) -> float:
@@ -244,6 +264,20 @@ def _server_flags() -> tuple[ServerFlag, ...]:
             DEFAULT_LOCAL_SLOTS,
             f"local generations at once per device (default {DEFAULT_LOCAL_SLOTS}); "
             "the others wait their turn, first come first served",
+        ),
+        ServerFlag(
+            "stream_rate",
+            _between(0, 1000, "updates a second"),
+            DEFAULT_RATE,
+            f"reply updates sent a second (default {DEFAULT_RATE:g}); the first text and the end are sent at "
+            "once; 0 sends every token, at a CPU cost per token",
+        ),
+        ServerFlag(
+            "torch_threads",
+            _between(0, 256, "threads", int),
+            0,
+            "torch CPU threads for local models (default 0: half the cores, at most 4, which holds up "
+            "when other processes share the CPU)",
         ),
         ServerFlag(
             "public",

@@ -80,7 +80,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
-        turns = wire_chat(chat, saved, chat_fn, controls, settable)
+        turns = wire_chat(chat, saved, chat_fn, controls, settable, options.stream_rate)
         wire_ask(views, controls)
         wire_conversations(demo, saved, chat, settable, turns)
         wire_presets(demo, presets, settable)

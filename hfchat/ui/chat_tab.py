@@ -19,8 +19,8 @@ from __future__ import annotations
 import collections
 import inspect
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import closing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import aclosing, closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from hfchat.errors import HFChatError
 from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
 from hfchat.reply import answer_text, fresh_seed
+from hfchat.streaming import DEFAULT_RATE, paced
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
 from hfchat.ui.render import stopped_reply
 from hfchat.updates import Failed, Footer, ReplyView, Thinking
@@ -127,8 +128,10 @@ def wire_chat(
     chat_fn: ChatFn,
     controls: dict[str, Component],
     settable: dict[str, Component],
+    rate: float = DEFAULT_RATE,
 ) -> list[Any]:
     """The turn (submit, retry, edit), undo, clear and Stop, and the public `/chat` endpoint.
+    `rate`: reply updates a second (`--stream-rate`), for the window and `/chat` alike.
 
     `controls` are every sidebar control, passed to `chat_fn` by name; `settable` those saved
     with a conversation. Returns the turn events, which leaving a conversation cancels."""
@@ -145,10 +148,14 @@ def wire_chat(
 
     def reply(
         message: Any, history: list[dict[str, Any]], settings: dict[str, Any], request: Any, oauth_token: Any
-    ) -> Generator[list[Message], None, None]:
-        """The reply so far, as messages. Closing this (Gradio does, on Stop) closes the chat
-        function's generator too, which ends the turn."""
-        yield from chat_fn(message, list(history), request=request, oauth_token=oauth_token, **settings)
+    ) -> AsyncGenerator[list[Message], None]:
+        """The reply so far, as messages, paced for the page (`hfchat.streaming.paced`: at most
+        `rate` updates a second, the first text and the end at once). Closing this (Gradio
+        does, on Stop) or cancelling its task sets the turn's cancel event, which ends the
+        generation even while the backend call is blocked."""
+        cancel = threading.Event()
+        messages = chat_fn(message, list(history), request=request, oauth_token=oauth_token, cancel=cancel, **settings)
+        return paced(messages, rate, urgent=convos.answered, cancel=cancel)
 
     def begin(data: dict[Component, Any]) -> dict[Component, Any]:
         """The question in the window (`respond` saves it once its reply begins)."""
@@ -188,7 +195,7 @@ def wire_chat(
         files = convos.question_box(history[index])["files"]
         return ask_again(history[:index], {"text": str(edited.value or ""), "files": files})
 
-    def respond(
+    async def respond(
         pending: dict[str, Any] | None,
         stored: Any,
         conversation_id: str | None,
@@ -196,7 +203,7 @@ def wire_chat(
         request: gr.Request,
         oauth_token: gr.OAuthToken | None,
         **settings: Any,
-    ) -> Iterator[dict[Component, Any]]:
+    ) -> AsyncIterator[dict[Component, Any]]:
         """Stream the reply into the window; its first update with a reply in it saves the
         question (marked interrupted), the last saves the turn; nothing is saved for a turn
         that ends before its reply began."""
@@ -217,8 +224,8 @@ def wire_chat(
         with stops_lock:
             stops[session] = stop
         try:
-            with closing(reply(message, history, settings, request, oauth_token)) as replies:
-                for messages in replies:
+            async with aclosing(reply(message, history, settings, request, oauth_token)) as replies:
+                async for messages in replies:
                     if stop.is_set():
                         return  # Stop has saved the window and unlocked the box
                     shown = [*history, question, *messages]
@@ -325,7 +332,7 @@ def wire_chat(
 def _api(
     chat: ChatPanel,
     settings: dict[str, Any],
-    reply: Callable[..., Generator[list[Message], None, None]],
+    reply: Callable[..., AsyncGenerator[list[Message], None]],
     documented: inspect.Signature,
 ) -> None:
     """`/chat`: the message (a plain string, or the chat box's `{"text", "files"}`) and every
@@ -338,21 +345,21 @@ def _api(
     refuses a string with its generic error. A message of the wrong shape is a `gr.Error`
     (its text is what the client reads); this event is API-only, so no page shows it."""
 
-    def chat_api(
+    async def chat_api(
         message: Any,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
         oauth_token: gr.OAuthToken | None,
         **values: Any,
-    ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         try:
             message = box_message(message)
         except HFChatError as exc:
             raise gr.Error(str(exc), title=exc.title, print_exception=False) from None
         history = list(history or [])
         question = convos.user_message(message)
-        with closing(reply(message, history, values, request, oauth_token)) as replies:
-            for messages in replies:
+        async with aclosing(reply(message, history, values, request, oauth_token)) as replies:
+            async for messages in replies:
                 yield messages, [*history, question, *messages]
 
     # Gradio lists a setting as optional when the function names its default (a control whose
