@@ -13,7 +13,6 @@ Those events are queued, so a refusal reaches the page as a warning toast (a qui
 unqueued event cannot show one); a refused action returns `gr.skip()` and changes nothing.
 """
 
-from __future__ import annotations
 
 import html
 import tempfile
@@ -279,7 +278,7 @@ TZ_JS = "(stored, opened, tz) => [stored, opened, -new Date().getTimezoneOffset(
 def wire_conversations(
     demo: gr.Blocks,
     panel: ConversationPanel,
-    chat: ChatPanel,
+    chat: "ChatPanel",
     controls: dict[str, Any],
     turns: list[Any],
 ) -> None:

@@ -1,6 +1,5 @@
 """How a refused action is told: a warning toast, never Gradio's red Error badge."""
 
-from __future__ import annotations
 
 import html
 from typing import Any

@@ -1,6 +1,5 @@
 """Notices at the top of the page, shown as it loads: today, that the Hub can't be reached."""
 
-from __future__ import annotations
 
 import gradio as gr
 

@@ -1,6 +1,5 @@
 """The presets panel: built-in presets and the user's own, kept in this browser."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any

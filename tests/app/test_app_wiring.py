@@ -103,3 +103,21 @@ def test_compare_sends_each_side_its_own_settings_at_once() -> None:
     assert [plain(w) for w in shown[-1]] == [["Hi", "org/a answers Hi"], ["Hi", "org/b answers Hi"]]
     assert sorted(c.values["model"] for c in fake.calls) == ["org/a", "org/b"]
     assert {c.session for c in fake.calls} == {"s1"}
+
+
+def test_event_functions_have_real_annotations_and_the_reply_is_an_async_generator(app: RunningApp) -> None:
+    """Gradio reads each event function's type hints on every event (`special_args`); string
+    annotations are evaluated again each time (issue 14 measured 222 µs an event for `/chat`).
+    The reply events are async generators, so no thread hand-off happens per update."""
+    import inspect
+
+    stringly = {
+        fn.name: name
+        for fn in app.demo.fns.values()
+        if fn.fn is not None
+        for name, hint in getattr(fn.fn, "__annotations__", {}).items()
+        if isinstance(hint, str)
+    }
+    assert not stringly, f"event functions with string annotations: {stringly}"
+    streamed = {fn.name for fn in app.demo.fns.values() if inspect.isasyncgenfunction(fn.fn)}
+    assert {"respond", "chat_api"} <= streamed, streamed
