@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,6 +13,8 @@ from hfchat.config import DEFAULT_TIMEOUT_S, ChatSettings, ModelSpec
 
 if TYPE_CHECKING:
     from langchain_huggingface import HuggingFaceEndpoint
+
+log = logging.getLogger(__name__)
 
 
 class EndpointBackend(RemoteBackend):
@@ -40,7 +43,7 @@ class EndpointBackend(RemoteBackend):
     def _prepare_chat(self, chat: RemoteChat, spec: ModelSpec, key: str | None) -> None:
         # Without this the request says model="dummy", which vLLM and a pinned
         # `transformers serve` reject; a served name given per call still wins.
-        served = discover_served_model(spec.endpoint_url or "", key)
+        served = discover_served_model(spec.endpoint_url or "", key, spec.timeout or DEFAULT_TIMEOUT_S)
         if served:
             chat.model_id = served
 
@@ -63,20 +66,28 @@ def models_url(endpoint_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"{path}/v1/models", parts.query, ""))
 
 
-def discover_served_model(endpoint_url: str, key: str | None = None, timeout: float = 3.0) -> str | None:
+def discover_served_model(endpoint_url: str, key: str | None, timeout: float) -> str | None:
     """The server's only model from GET /v1/models, or None when it lists none or several.
 
     Through the guarded shared client (`hfchat.net`): the same pinning, redirect and
-    credential rules as the chat requests, and offline mode does not block it.
+    credential rules as the chat requests, and offline mode does not block it. It runs once
+    per built client (the name is cached with it), within the turn's own `timeout`. A list
+    that is slow or broken never fails the turn: the turn goes on without a name (a served
+    name set in the settings is sent anyway); a server that can't be reached at all still
+    fails, as its chat request would, with the message that says so.
     """
+    import httpx
+
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = net.session().get(models_url(endpoint_url), headers=headers, timeout=timeout)
-    if response.status_code in (404, 405):
-        return None  # the server has no model list
-    response.raise_for_status()  # a 5xx or refused connection is an error, not a missing name
+    url = models_url(endpoint_url)
     try:
+        response = net.session().get(url, headers=headers, timeout=timeout)
+        if response.status_code in (404, 405):
+            return None  # the server has no model list
+        response.raise_for_status()
         models = response.json().get("data") or []
-    except (ValueError, AttributeError):
+    except (httpx.TimeoutException, httpx.HTTPStatusError, ValueError, AttributeError) as exc:
+        log.warning("GET /v1/models gave no served model name (%s); the turn goes on without one", type(exc).__name__)
         return None
     ids = [m.get("id") for m in models if isinstance(m, dict) and m.get("id")]
     return ids[0] if len(ids) == 1 else None

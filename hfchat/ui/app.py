@@ -1,6 +1,5 @@
 """hfchat's Gradio app: the page built from one module per panel (`build_app`), and `main`."""
 
-
 import logging
 from collections.abc import Sequence
 from typing import Any

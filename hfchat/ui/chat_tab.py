@@ -14,7 +14,6 @@ The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.
 (server-side, what the model gets next); every event that changes one sets both.
 """
 
-
 import collections
 import inspect
 import threading

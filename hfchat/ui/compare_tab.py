@@ -1,6 +1,5 @@
 """The Compare tab: one prompt, two configurations side by side."""
 
-
 from collections.abc import Iterator, Sequence
 from typing import Any
 

@@ -2,7 +2,6 @@
 `hfchat.settings`: grouped as declared, which backend (and switch) shows which, the sampling
 sliders disabled while greedy, and the model's own sampling defaults when the model changes."""
 
-
 from enum import Enum
 from typing import Any
 

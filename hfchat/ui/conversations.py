@@ -13,7 +13,6 @@ Those events are queued, so a refusal reaches the page as a warning toast (a qui
 unqueued event cannot show one); a refused action returns `gr.skip()` and changes nothing.
 """
 
-
 import html
 import tempfile
 from collections.abc import Iterator, Sequence

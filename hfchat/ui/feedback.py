@@ -1,6 +1,5 @@
 """How a refused action is told: a warning toast, never Gradio's red Error badge."""
 
-
 import html
 from typing import Any
 

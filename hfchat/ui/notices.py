@@ -1,6 +1,5 @@
 """Notices at the top of the page, shown as it loads: today, that the Hub can't be reached."""
 
-
 import gradio as gr
 
 from hfchat.cli import AppOptions

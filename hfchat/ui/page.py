@@ -1,7 +1,6 @@
 """The page around the app: its look (theme, CSS, <head>: image policy, storage-full banner),
 the model header, the two side panels (conversations left, settings right) and the queue."""
 
-
 from typing import Any
 
 import gradio as gr

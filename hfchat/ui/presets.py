@@ -1,6 +1,5 @@
 """The presets panel: built-in presets and the user's own, kept in this browser."""
 
-
 from dataclasses import dataclass
 from typing import Any
 

@@ -7,7 +7,6 @@ keeps Gradio's collapsible title, status and duration. Remote images in what is 
 become links (`safe_images`), so showing a reply fetches nothing. Plain data, no gradio.
 """
 
-
 import functools
 import json
 from collections.abc import Callable, Iterator, Sequence

@@ -279,3 +279,36 @@ def test_stop_during_a_retry_wait_ends_the_turn_at_once(proxy: RecordingProxy) -
     error, elapsed = timed_run(retrying(proxy.url, retries=5, backoff=30, max_wait=30), cancel)
     assert isinstance(error, HfHubHTTPError)
     assert elapsed < 10 and len(chat_bodies(proxy)) == 1
+
+
+def _slow_models(delay_s: float, served: str = "pinned-model") -> Recorder:
+    """An endpoint whose GET /v1/models answers after `delay_s`; chat answers at once."""
+
+    def models(_req: Any) -> Any:
+        time.sleep(delay_s)
+        return json_response({"object": "list", "data": [{"id": served, "object": "model"}]})
+
+    return Recorder({("GET", "/v1/models"): models, ("POST", "/v1/chat/completions"): chat_route_handler("Hi.")})
+
+
+def test_a_slow_model_list_within_the_turns_timeout_is_waited_for() -> None:
+    """Issue 14: discovery had a fixed 3 s timeout, so a server taking 5 s failed every turn.
+    It now has the turn's own timeout."""
+    with _slow_models(3.5) as server:
+        spec = ModelSpec(backend=Backend.ENDPOINT, endpoint_url=server.url, timeout=20)
+        settings = ChatSettings(spec=spec, generation=GenerationSettings(do_sample=False, max_new_tokens=4))
+        assert run(settings) == "Hi."
+        assert chat_bodies(server)[0]["model"] == "pinned-model"
+
+
+def test_a_model_list_slower_than_the_timeout_never_fails_the_turn() -> None:
+    """Past the timeout the turn goes on without a discovered name (a configured one wins anyway)."""
+    with _slow_models(4) as server:
+        spec = ModelSpec(backend=Backend.ENDPOINT, endpoint_url=server.url, timeout=1)
+        settings = ChatSettings(spec=spec, generation=GenerationSettings(do_sample=False, max_new_tokens=4))
+        started = time.monotonic()
+        assert run(settings) == "Hi."
+        assert time.monotonic() - started < 4, "the turn did not wait for the whole slow list"
+        assert chat_bodies(server)[0]["model"] != "pinned-model"
+        named = ChatSettings(spec=spec, generation=settings.generation, served_model="named")
+        assert run(named) == "Hi." and chat_bodies(server)[-1]["model"] == "named"
