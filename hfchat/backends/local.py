@@ -29,6 +29,7 @@ from hfchat.backends.chat_model import FoldingChat, refuses_system
 from hfchat.backends.source import local_source
 from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
+from hfchat.cpu import cpu_dtype_name
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
 from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
@@ -335,15 +336,18 @@ def _build(spec: ModelSpec, token: str | None, progress: LoadProgress | None = N
     if progress is not None:
         # from_pretrained hands it to huggingface_hub's downloads (their public tqdm_class)
         model_kwargs["tqdm_class"] = progress.download_bar()
+    where = placement(spec)
     if spec.quantization is not None:
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
+    elif where.get("device") == -1:  # on the CPU: bf16 only where it is native (`hfchat.cpu`)
+        model_kwargs["dtype"] = getattr(torch, cpu_dtype_name())
     pipeline_kwargs = {"return_full_text": False} if spec.task == "text-generation" else {}
     llm = StoppablePipeline.from_model_id(
         model_id=source.path,
         task=spec.task,
         model_kwargs=model_kwargs,
         pipeline_kwargs=pipeline_kwargs,
-        **placement(spec),
+        **where,
     )
     # from_model_id keeps model_kwargs on the object; the token must not live there (nor the bar).
     llm.model_kwargs = {k: v for k, v in (llm.model_kwargs or {}).items() if k not in ("token", "tqdm_class")}

@@ -10,6 +10,7 @@ from hfchat.api.openai import gateway_routes
 from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import AppOptions, parse_options
+from hfchat.cpu import apply_torch_threads
 from hfchat.fairqueue import DeviceQueues
 from hfchat.limits import ActiveTurns, RateLimiter
 from hfchat.logs import serving_line, setup_logging
@@ -31,6 +32,7 @@ log = logging.getLogger("hfchat.app")
 
 def build_service(options: AppOptions) -> ChatService:
     """The one service behind the chat, compare mode and the OpenAI API, as `options` say."""
+    apply_torch_threads(options.torch_threads)  # before any local model (and torch) loads
     return ChatService(
         cache=ModelCache(options.cache_size),
         timeout=options.timeout,
