@@ -1,6 +1,7 @@
 """The Compare tab: one prompt, two configurations side by side."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import gradio as gr
@@ -11,6 +12,7 @@ from hfchat.cli import AppOptions
 from hfchat.compare import SIDES, Side, SideView, check_side, compare_turn, copy_settings, describe, side_titles
 from hfchat.errors import HFChatError
 from hfchat.limits import client_address
+from hfchat.streaming import paced
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.feedback import refused
 from hfchat.ui.render import to_messages
@@ -70,9 +72,9 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
         *(c for panel in panels.values() for c in panel.values()),
     }
 
-    def run(
+    async def run(
         data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
-    ) -> Iterator[dict[Component, Any]]:
+    ) -> AsyncIterator[dict[Component, Any]]:
         sides = [Side(data[histories[s]] or [], {n: data[c] for n, c in panels[s].items()}) for s in SIDES]
         session = getattr(request, "session_hash", None)
         signed_in = getattr(oauth_token, "token", None)
@@ -84,15 +86,16 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
             return
         busy = {box: "", stop: stop_button(True), send: gr.update(interactive=False)}
         busy[clear] = gr.update(interactive=True)
-        for views in turn:
-            windows = {s: [*view.asked, *to_messages(view.reply)] for s, view in zip(SIDES, views, strict=True)}
-            yield {
-                **busy,
-                status: answering(views),
-                **{chats[s]: w for s, w in windows.items()},
-                **{histories[s]: w for s, w in windows.items()},
-            }
-            busy = {}
+        async with aclosing(paced(turn, options.stream_rate)) as views_so_far:  # Stop closes the turn
+            async for views in views_so_far:
+                windows = {s: [*view.asked, *to_messages(view.reply)] for s, view in zip(SIDES, views, strict=True)}
+                yield {
+                    **busy,
+                    status: answering(views),
+                    **{chats[s]: w for s, w in windows.items()},
+                    **{histories[s]: w for s, w in windows.items()},
+                }
+                busy = {}
         yield {status: "Both replies are in.", stop: stop_button(False), send: gr.update(interactive=True)}
 
     outputs = [box, status, stop, send, clear, *chats.values(), *histories.values()]

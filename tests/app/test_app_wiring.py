@@ -120,4 +120,4 @@ def test_event_functions_have_real_annotations_and_the_reply_is_an_async_generat
     }
     assert not stringly, f"event functions with string annotations: {stringly}"
     streamed = {fn.name for fn in app.demo.fns.values() if inspect.isasyncgenfunction(fn.fn)}
-    assert {"respond", "chat_api"} <= streamed, streamed
+    assert {"respond", "chat_api", "run"} <= streamed, streamed

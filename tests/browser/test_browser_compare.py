@@ -268,7 +268,7 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
     page = browser_page.page
     ChatUI(page).open(local_app.url)
     ui = CompareUI(page).open()
-    for side in "AB":  # greedy, long enough that the wait is seconds, not a blink
+    for side in "AB":  # greedy, long enough that the wait is most of a second or more (the tiny model is fast)
         ui.settings(side)
         ui.set_checkbox(side, "do_sample", False)
         ui.set_number(side, "max_new_tokens", 150)
@@ -298,7 +298,7 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
     assert len(footer) == 1, footer
     ttft = float(re.search(r"([\d.]+) s to first token", footer[0]).group(1))  # type: ignore[union-attr]
     waited = float(re.search(r"waited ([\d.]+) s", footer[0]).group(1))  # type: ignore[union-attr]
-    assert waited >= 1 and ttft < waited / 2, f"the wait is shown apart, not in the first token's time: {footer[0]}"
+    assert waited >= 0.3 and ttft < waited / 2, f"the wait is shown apart, not in the first token's time: {footer[0]}"
     assert "waited" not in ui.footers(ahead)[0], "the side ahead never waited"
     assert not any("waiting for" in t for t in ui.bot_texts(behind)), "the wait notice gives way to the reply"
     browser_page.screenshot("compare-waited")
