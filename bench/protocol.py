@@ -268,7 +268,9 @@ class PageSession:
             else:
                 self.values[component] = value
 
-    def event(self, index: int, trigger: int | None, turn: Turn, started: float | None = None) -> tuple[bool, list[int]]:
+    def event(
+        self, index: int, trigger: int | None, turn: Turn, started: float | None = None
+    ) -> tuple[bool, list[int]]:
         """Run one event as the page does; returns whether it succeeded, and the states it changed."""
         dep = self.app.deps[index]
         if not dep.get("backend_fn", True):
