@@ -28,7 +28,7 @@ from huggingface_hub import InferenceClient
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--base-url", required=True, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000")
 parser.add_argument("--model", default=None, help="the model name the server expects (default: none sent)")
-parser.add_argument("--port", type=int, default=7860)
+parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, else 7860")
 parser.add_argument(
     "--concurrency-limit", type=int, default=None, help="gr.ChatInterface's concurrency_limit (default: as shipped, 1)"
 )
