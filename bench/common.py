@@ -248,32 +248,59 @@ def template_env() -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class AppSpec:
+    """How to start one app: `python SCRIPT ARGS --port PORT` (SCRIPT defaults to app.py)."""
+
+    args: Sequence[str]
+    env: Mapping[str, str] | None = None
+    script: Path | None = None
+    port: int | None = None
+    """Default: a free one."""
+
+
+@contextlib.contextmanager
+def app_processes(*specs: AppSpec) -> Iterator[list[AppURL]]:
+    """Start every app at once (they import in parallel), yield their URLs once each answers
+    200, stop them all at the end."""
+    from hfchat.testing.servers import free_port
+
+    started: list[tuple[subprocess.Popen[bytes], AppURL, Path]] = []
+    try:
+        for spec in specs:
+            port = spec.port or free_port()
+            log = Path(tempfile.mkdtemp(prefix="hfchat-bench-")) / "app.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, str(spec.script or "app.py"), *spec.args, "--port", str(port)],
+                    cwd=ROOT,
+                    env=dict(spec.env or base_env()),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            url = AppURL(f"http://127.0.0.1:{port}/")
+            url.pid = proc.pid
+            started.append((proc, url, log))
+        for proc, url, log in started:
+            try:
+                wait_http_200(url, proc=proc)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield [url for _, url, _ in started]
+    finally:
+        for proc, _, _ in started:
+            stop_process(proc)
+
+
 @contextlib.contextmanager
 def app_process(
-    args: Sequence[str], port: int, env: Mapping[str, str] | None = None, script: Path | None = None
+    args: Sequence[str], port: int | None = None, env: Mapping[str, str] | None = None, script: Path | None = None
 ) -> Iterator[AppURL]:
     """`python app.py ARGS --port PORT` (or another `script`) as a subprocess; yields its URL
     once it answers 200."""
-    log = Path(tempfile.mkdtemp(prefix="hfchat-bench-")) / "app.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(script or "app.py"), *args, "--port", str(port)],
-            cwd=ROOT,
-            env=dict(env or base_env()),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = AppURL(f"http://127.0.0.1:{port}/")
-    url.pid = proc.pid
-    try:
-        try:
-            wait_http_200(url, proc=proc)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
+    with app_processes(AppSpec(args, env, script, port)) as (url,):
         yield url
-    finally:
-        stop_process(proc)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -78,13 +78,15 @@ def _rate(pages: Sequence[PageSession], turns_each: int) -> float:
     return len(pages) * turns_each / elapsed
 
 
-def _measure(app: PageApp, runs: int, single: int, multi: int) -> tuple[list[float], list[float], float, list[float]]:
+def _measure(
+    app: PageApp, sessions: int, runs: int, single: int, multi: int
+) -> tuple[list[float], list[float], float, list[float]]:
     """Turns/s with 16 sessions and with 1, run by run (alternating which goes first), the
     app's CPU-seconds per turn, and the load average at each run."""
-    pages = [PageSession(app) for _ in range(SESSIONS)]
+    pages = [PageSession(app) for _ in range(sessions)]
     for page in pages:
         page.open()
-    _rate(pages, 1)  # warm: clients built and cached
+    _rate(pages[:2], 1)  # warm: clients built and cached
     assert app.pid is not None
     cpu_before = cpu_seconds(app.pid)
     many: list[float] = []
@@ -98,7 +100,7 @@ def _measure(app: PageApp, runs: int, single: int, multi: int) -> tuple[list[flo
         else:
             one.append(_rate(pages[:1], single))
             many.append(_rate(pages, multi))
-    turns = runs * (SESSIONS * multi + single)
+    turns = runs * (sessions * multi + single)
     cpu_per_turn = (cpu_seconds(app.pid) - cpu_before) / turns
     for page in pages:
         page.close()
@@ -117,22 +119,24 @@ def _apps(url: str) -> list[tuple[str, list[str], dict[str, str] | None, Path | 
 
 def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
     single_turns, multi_turns = (2, 1) if cfg.quick else (8, 4)
+    sessions = 4 if cfg.quick else SESSIONS  # quick: checks the script runs, in CI
     bench = "3. Concurrency"
     rows: list[Row] = []
     with _latency_server() as server:
-        for label, args, env, script, goal in _apps(server.url):
+        apps = _apps(server.url)
+        for label, args, env, script, goal in apps[:2] if cfg.quick else apps:
             port = free_port()
             with app_process(args, port, env=env, script=script) as url:
                 app = PageApp(url, url.pid, box="chat-box" if script is None else None)
-                many, one, cpu_per_turn, loads = _measure(app, cfg.runs, single_turns, multi_turns)
+                many, one, cpu_per_turn, loads = _measure(app, sessions, cfg.runs, single_turns, multi_turns)
             ratio = ratios(many, one)
             ceiling = (
                 f"{(os.cpu_count() or 1) / cpu_per_turn:.0f}" if cpu_per_turn > CPU_TICK_S / 10 else "(too few ticks)"
             )
             rows.append(
-                Row(bench, f"{SESSIONS} sessions vs 1, {label}", Stats.of(many), Stats.of(one), "turns/s", ratio,
+                Row(bench, f"{sessions} sessions vs 1, {label}", Stats.of(many), Stats.of(one), "turns/s", ratio,
                     f"≥ {goal:g}×" if goal else "", at_least(ratio, goal) if goal else None,
-                    f"endpoint {LATENCY_S * 1000:.0f} ms; A {SESSIONS} sessions, B 1; app CPU "
+                    f"endpoint {LATENCY_S * 1000:.0f} ms; A {sessions} sessions, B 1; app CPU "
                     f"{cpu_per_turn * 1000:.0f} ms per turn, so {os.cpu_count()} cores could serve at most "
                     f"{ceiling} turns/s", load=Stats.of(loads), too_small=ratio is None)
             )  # fmt: skip

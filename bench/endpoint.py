@@ -29,11 +29,12 @@ from typing import Any
 from bench.common import (
     CPU_TICK_S,
     TEMPLATE,
+    AppSpec,
     BenchConfig,
     Notes,
     Row,
     Stats,
-    app_process,
+    app_processes,
     at_most,
     base_env,
     ratios,
@@ -122,10 +123,7 @@ def both_apps(url: str, model: str) -> Iterator[tuple[PageApp, PageApp]]:
     hf_args = ["--backend", "endpoint", "--endpoint-url", url, "--served-model", model]
     hf_args += ["--do-sample", "false", "--system-prompt", SYSTEM]
     tpl_args = ["--base-url", url, "--model", model]
-    with (
-        app_process(hf_args, free_port()) as hf_url,
-        app_process(tpl_args, free_port(), env=template_env(), script=TEMPLATE) as tpl_url,
-    ):
+    with app_processes(AppSpec(hf_args), AppSpec(tpl_args, template_env(), TEMPLATE)) as (hf_url, tpl_url):
         yield PageApp(hf_url, hf_url.pid, box=HFCHAT_BOX), PageApp(tpl_url, tpl_url.pid)
 
 

@@ -18,11 +18,12 @@ from collections.abc import Callable
 
 from bench.common import (
     TEMPLATE,
+    AppSpec,
     BenchConfig,
     Notes,
     Row,
     Stats,
-    app_process,
+    app_processes,
     ratios,
     rotated,
     template_env,
@@ -62,10 +63,8 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
     k = 5 if cfg.quick else 40
     unused = f"http://127.0.0.1:{free_port()}"  # no turn is run
     bench = "7. New session"
-    with (
-        app_process(["--backend", "endpoint", "--endpoint-url", unused], free_port()) as hf_url,
-        app_process(["--base-url", unused], free_port(), env=template_env(), script=TEMPLATE) as tpl_url,
-    ):
+    hf_spec = AppSpec(["--backend", "endpoint", "--endpoint-url", unused])
+    with app_processes(hf_spec, AppSpec(["--base-url", unused], template_env(), TEMPLATE)) as (hf_url, tpl_url):
         hf, tpl = PageApp(hf_url, hf_url.pid, box="chat-box"), PageApp(tpl_url, tpl_url.pid)
         rows: list[Row] = []
         for label, visit in (("new session: GET / + first event", new_session), ("page open", page_open)):
@@ -73,7 +72,9 @@ def run(cfg: BenchConfig, notes: Notes) -> list[Row]:
                 visit(app)  # warm
             (a, b), loads = both(cfg.runs, hf, tpl, visit, k)
             ratio = ratios(a, b, floor=0.0)
-            events = f"page open fires {len(hf.load_events())} load events in A, {len(tpl.load_events())} in B"
+            events = (f"page open fires {len(hf.load_events())} load events in A, {len(tpl.load_events())} in B; "
+                      f"first event A {hf.deps[hf.cheap_event()].get('api_name')}, "
+                      f"B {tpl.deps[tpl.cheap_event()].get('api_name')}")  # fmt: skip
             rows.append(
                 Row(bench, f"app CPU per {label}", Stats.of(a), Stats.of(b), "ms", ratio, "", None,
                     f"mean over {k} sessions per run; {events}", load=Stats.of(loads), too_small=ratio is None)
