@@ -347,7 +347,12 @@ def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str], start
     if not any(r.device != "cpu" for r in rows):
         head += "; no GPU rows"
     extra = "".join(f"- {line}\n" for line in notes)
-    text = text[:start] + f"\n{head}.\n\n{markdown_table(rows)}{extra}" + text[end:]
+    legend = (
+        "Sides: in 1, 3, 6 and 7, **A is hfchat, B the Chatbot Space template (the peer), C the direct "
+        "`InferenceClient`** (in 6: a bare `gr.ChatInterface`); in 3, A is 16 sessions and B one, per app; "
+        "the other rows name their sides in the note."
+    )
+    text = text[:start] + f"\n{head}.\n\n{legend}\n\n{markdown_table(rows)}{extra}" + text[end:]
     readme.write_text(text)
 
 

@@ -3,7 +3,8 @@ at 100 ms, for hfchat (`python app.py`, its defaults), the Chatbot Space templat
 (`gr.ChatInterface`'s concurrency limit 1) and the template with limit 32.
 
 Each session is a browser tab (`bench/protocol.py`: the page's chain of events for each turn,
-queue/join + queue/data), so the apps do the work they do for a visitor. The endpoint is a
+queue/join + queue/data), so the apps do the work they do for a visitor; each turn is a
+one-question conversation on a new session hash (no page load), so history never grows. The endpoint is a
 loopback OpenAI-compatible server (hfchat/testing/servers.py `Recorder`) that waits 100 ms
 before each answer, then streams a short reply: what is measured is the app, not a model.
 """
@@ -50,7 +51,10 @@ def _latency_server() -> Recorder:
 
 
 def _turns(page: PageSession, n: int) -> None:
+    """`n` one-question conversations: each on a new session (`renew`), so that history
+    never grows from run to run and every app pays for a new session as often."""
     for i in range(n):
+        page.renew()
         turn = page.turn(f"question {i}")
         if REPLY.split()[0] not in turn.text:
             raise RuntimeError(f"unexpected reply through the app: {turn.text[:200]!r}")
@@ -84,8 +88,6 @@ def _measure(
     """Turns/s with 16 sessions and with 1, run by run (alternating which goes first), the
     app's CPU-seconds per turn, and the load average at each run."""
     pages = [PageSession(app) for _ in range(sessions)]
-    for page in pages:
-        page.open()
     _rate(pages[:2], 1)  # warm: clients built and cached
     assert app.pid is not None
     cpu_before = cpu_seconds(app.pid)

@@ -200,13 +200,20 @@ class PageSession:
 
     def __init__(self, app: PageApp, overrides: Mapping[str, Any] | None = None) -> None:
         self.app = app
-        self.hash = secrets.token_hex(6)
+        self.overrides = dict(overrides or {})
         self.http = httpx.Client(base_url=app.url, timeout=httpx.Timeout(600, connect=30))
+        self.renew()
+
+    def renew(self) -> None:
+        """A new session on the same connection: a fresh hash and the page's initial values
+        (no history). Its first event creates the session on the server, as a client
+        calling the API without a session does; no page load, no load events."""
+        self.hash = secrets.token_hex(6)
         self.values: dict[int, Any] = {}
-        for i, c in app.components.items():
+        for i, c in self.app.components.items():
             self.values[i] = None if c.get("type") == "state" else c.get("props", {}).get("value")
-        for key, value in (overrides or {}).items():
-            self.values[app.find(key)] = value
+        for key, value in self.overrides.items():
+            self.values[self.app.find(key)] = value
 
     def close(self) -> None:
         self.http.close()
@@ -242,13 +249,13 @@ class PageSession:
         return turn
 
     def run_chain(self, index: int, trigger: int | None, turn: Turn, started: float | None = None) -> None:
-        todo = [index]
+        todo: list[tuple[int, int | None]] = [(index, trigger)]
         while todo:
-            i = todo.pop(0)
-            success, changed = self.event(i, trigger, turn, started)
-            todo.extend(self.app.after(i, success))
-            for state in changed:
-                todo.extend(self.app.triggered(state, "change"))
+            i, by = todo.pop(0)
+            success, changed = self.event(i, by, turn, started)
+            todo.extend((j, by) for j in self.app.after(i, success))
+            for state in changed:  # the page dispatches a changed state's .change, the state as trigger
+                todo.extend((j, state) for j in self.app.triggered(state, "change"))
 
     def _body(self, index: int, trigger: int | None) -> dict[str, Any]:
         dep = self.app.deps[index]
