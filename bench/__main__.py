@@ -14,13 +14,13 @@ import time
 import traceback
 from pathlib import Path
 
-NAMES = ("endpoint", "local", "concurrency", "cache", "memory", "coldstart", "gpu")
+NAMES = ("endpoint", "local", "concurrency", "cache", "memory", "coldstart", "sessions", "gpu")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny models, one run: checks the scripts run")
-    p.add_argument("--runs", type=int, default=None, help="runs per side (default 5, quick 1)")
+    p.add_argument("--runs", type=int, default=None, help="runs per side (default 7, quick 1)")
     p.add_argument("--only", default=",".join(NAMES), help=f"comma-separated subset of: {', '.join(NAMES)}")
     p.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     p.add_argument(
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from bench.common import RESULTS, BenchConfig, Notes, Row, markdown_table, write_results
 
-    cfg = BenchConfig(quick=args.quick, runs=args.runs or (1 if args.quick else 5), out=args.out or RESULTS)
+    cfg = BenchConfig(quick=args.quick, runs=args.runs or (1 if args.quick else 7), out=args.out or RESULTS)
+    load_at_start = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the start: {load_at_start} (1 / 5 / 15 min)", flush=True)
     all_rows: list[Row] = []
     failed: list[str] = []
     notes = Notes()
@@ -65,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         write_results(name, rows, cfg, {"notes": notes.lines, "seconds": time.monotonic() - started})
         print(markdown_table(rows), flush=True)
         all_rows.extend(rows)
-    md = write_results("summary", all_rows, cfg, {"notes": notes.lines})
+    md = write_results("summary", all_rows, cfg, {"notes": notes.lines, "load_avg_at_start": load_at_start})
     print(f"wrote {md} and {md.with_suffix('.json')}")
     if args.readme:
         from bench.common import ROOT, update_readme
 
-        update_readme(ROOT / "README.md", all_rows, notes.lines)
+        update_readme(ROOT / "README.md", all_rows, notes.lines, started=load_at_start)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

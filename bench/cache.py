@@ -15,7 +15,7 @@ NAME = "cache"
 BENCH = "4. Cache"
 
 # Every sampling control the local backend reads, changed turn by turn.
-SAMPLING = (
+SAMPLING: tuple[dict[str, Any], ...] = (
     {},
     {"temperature": 0.3, "do_sample": True, "seed": 1},
     {"temperature": 1.2, "top_p": 0.5, "top_k": 5, "do_sample": True, "seed": 2},

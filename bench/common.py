@@ -32,7 +32,7 @@ class BenchConfig:
     """How big and how long: `quick` is the smoke test's tiny mode, not a measurement."""
 
     quick: bool = False
-    runs: int = 5
+    runs: int = 7
     out: Path = RESULTS
     models: Path = ROOT / "bench" / ".models"
 
@@ -67,7 +67,10 @@ def _num(value: float, digits: int) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: A and B side by side, their ratio, and the goal."""
+    """One line of the table: A and B (and C, where there are three sides) side by side,
+    the ratios A/B and A/C, the goal, and the load average over the row's runs.
+
+    In the peer benchmarks A is hfchat, B the Chatbot Space template, C the direct client."""
 
     bench: str
     measure: str
@@ -81,23 +84,40 @@ class Row:
     device: str = "cpu"
     too_small: bool = False
     """The ratio's denominator was zero or within the clock's resolution (see `ratios`)."""
+    c: Stats | None = None
+    ratio_c: Stats | None = None
+    """A/C, where there is a C."""
+    load: Stats | None = None
+    """`os.getloadavg()[0]` sampled at each run of the row."""
 
     def cells(self) -> list[str]:
         met = {True: "yes", False: "**no**", None: "–"}[self.met]
         ratio = self.ratio.show("×") if self.ratio else (TOO_SMALL if self.too_small else "")
+        note = self.note
+        if self.load is not None:
+            note = f"{note}; load {self.load.show(digits=2)}" if note else f"load {self.load.show(digits=2)}"
         return [
             self.bench,
             self.measure,
             self.a.show(self.unit) if self.a else "",
             self.b.show(self.unit) if self.b else "",
+            self.c.show(self.unit) if self.c else "",
             ratio,
+            self.ratio_c.show("×") if self.ratio_c else "",
             self.goal,
             met,
-            self.note,
+            note,
         ]
 
 
-HEADER = ["Benchmark", "Measure", "A", "B", "Ratio A/B: median (min–max)", "Goal", "Met", "Note"]
+HEADER = ["Benchmark", "Measure", "A", "B", "C", "A/B: median (min–max)", "A/C", "Goal", "Met", "Note"]
+
+
+def load_line() -> str:
+    """The results' header: the machine and its load, so a table is never read without them."""
+    m = machine()
+    one, five, fifteen = m["load_avg"]
+    return f"{m['utc']} UTC, {m['cpus']} CPUs, load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
@@ -131,7 +151,7 @@ def write_results(name: str, rows: Sequence[Row], cfg: BenchConfig, extra: Mappi
     }
     (cfg.out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     md = cfg.out / f"{name}.md"
-    md.write_text(markdown_table(rows))
+    md.write_text(f"{load_line()}\n\n{markdown_table(rows)}")
     return md
 
 
@@ -147,6 +167,19 @@ def interleaved(runs: int, a: Callable[[], Any], b: Callable[[], Any]) -> tuple[
             out_b.append(b())
             out_a.append(a())
     return out_a, out_b
+
+
+def rotated(runs: int, *sides: Callable[[], Any]) -> tuple[list[list[Any]], list[float]]:
+    """Run each side `runs` times, the order rotating (A B C, B C A, C A B, …) so drift hits
+    all alike; returns each side's results and the 1-minute load average at each run."""
+    out: list[list[Any]] = [[] for _ in sides]
+    loads: list[float] = []
+    for i in range(runs):
+        loads.append(os.getloadavg()[0])
+        for k in range(len(sides)):
+            j = (i + k) % len(sides)
+            out[j].append(sides[j]())
+    return out, loads
 
 
 CPU_TICK_S = 0.01
@@ -203,29 +236,71 @@ class AppURL(str):
     pid: int
 
 
+TEMPLATE = ROOT / "bench" / "peers" / "chatbot_template.py"
+
+
+def template_env() -> dict[str, str]:
+    """The template's environment: `base_env` without HF_HUB_OFFLINE, which makes
+    huggingface_hub refuse every URL, loopback included (hfchat registers its endpoint with
+    `hfchat.net`; the template has no such hook, and never calls the Hub)."""
+    env = base_env()
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """How to start one app: `python SCRIPT ARGS --port PORT` (SCRIPT defaults to app.py)."""
+
+    args: Sequence[str]
+    env: Mapping[str, str] | None = None
+    script: Path | None = None
+    port: int | None = None
+    """Default: a free one."""
+
+
 @contextlib.contextmanager
-def app_process(args: Sequence[str], port: int, env: Mapping[str, str] | None = None) -> Iterator[AppURL]:
-    """`python app.py ARGS --port PORT` as a subprocess; yields its URL once it answers 200."""
-    log = Path(tempfile.mkdtemp(prefix="hfchat-bench-")) / "app.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", *args, "--port", str(port)],
-            cwd=ROOT,
-            env=dict(env or base_env()),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = AppURL(f"http://127.0.0.1:{port}/")
-    url.pid = proc.pid
+def app_processes(*specs: AppSpec) -> Iterator[list[AppURL]]:
+    """Start every app at once (they import in parallel), yield their URLs once each answers
+    200, stop them all at the end."""
+    from hfchat.testing.servers import free_port
+
+    started: list[tuple[subprocess.Popen[bytes], AppURL, Path]] = []
     try:
-        try:
-            wait_http_200(url, proc=proc)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
-        yield url
+        for spec in specs:
+            port = spec.port or free_port()
+            log = Path(tempfile.mkdtemp(prefix="hfchat-bench-")) / "app.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, str(spec.script or "app.py"), *spec.args, "--port", str(port)],
+                    cwd=ROOT,
+                    env=dict(spec.env or base_env()),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            url = AppURL(f"http://127.0.0.1:{port}/")
+            url.pid = proc.pid
+            started.append((proc, url, log))
+        for proc, url, log in started:
+            try:
+                wait_http_200(url, proc=proc)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield [url for _, url, _ in started]
     finally:
-        stop_process(proc)
+        for proc, _, _ in started:
+            stop_process(proc)
+
+
+@contextlib.contextmanager
+def app_process(
+    args: Sequence[str], port: int | None = None, env: Mapping[str, str] | None = None, script: Path | None = None
+) -> Iterator[AppURL]:
+    """`python app.py ARGS --port PORT` (or another `script`) as a subprocess; yields its URL
+    once it answers 200."""
+    with app_processes(AppSpec(args, env, script, port)) as (url,):
+        yield url
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -245,7 +320,7 @@ def reply_text(output: Any) -> str:
 
     if isinstance(output, str):
         return output
-    return answer_text([output] if isinstance(output, Mapping) else output)
+    return answer_text([dict(output)] if isinstance(output, Mapping) else output)
 
 
 @dataclass
@@ -262,16 +337,22 @@ class Notes:
 README_START, README_END = "<!-- bench table -->", "<!-- /bench table -->"
 
 
-def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str]) -> None:
+def update_readme(readme: Path, rows: Sequence[Row], notes: Sequence[str], started: str = "") -> None:
     """Replace the table between the Performance section's markers with this run's."""
     text = readme.read_text()
     start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    m = machine()
-    head = f"Run finished {m['utc']} UTC: {m['cpus']} CPUs, load average {m['load_avg'][0]:.1f} at the end, no GPU rows"
-    if any(r.device != "cpu" for r in rows):
-        head = head.replace(", no GPU rows", "")
+    head = f"Run finished {load_line()} at the end"
+    if started:
+        head += f" (load average {started} at the start)"
+    if not any(r.device != "cpu" for r in rows):
+        head += "; no GPU rows"
     extra = "".join(f"- {line}\n" for line in notes)
-    text = text[:start] + f"\n{head}.\n\n{markdown_table(rows)}{extra}" + text[end:]
+    legend = (
+        "Sides: in 1, 3, 6 and 7, **A is hfchat, B the Chatbot Space template (the peer), C the direct "
+        "`InferenceClient`** (in 6: a bare `gr.ChatInterface`); in 3, A is 16 sessions and B one, per app; "
+        "the other rows name their sides in the note."
+    )
+    text = text[:start] + f"\n{head}.\n\n{legend}\n\n{markdown_table(rows)}{extra}" + text[end:]
     readme.write_text(text)
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchConfig, Notes, Row, Stats, at_least, interleaved, ratios, reply_text
+from bench.common import BenchConfig, Notes, Row, Stats, at_least, ratios, reply_text, rotated
 from bench.models import build_model, parameter_count
 from hfchat.speed import SpeedMeter
 
@@ -134,22 +134,24 @@ def run_on(cfg: BenchConfig, notes: Notes, model_dir: Path, device: str, bench: 
     raw_text = tokenizer.decode(ids, skip_special_tokens=True)
     if app_text.strip() != raw_text.strip():
         notes.add(f"{bench}: app and raw replies differ: {app_text[:60]!r} vs {raw_text[:60]!r}")
-    a, b = interleaved(
+    (a, b), loads = rotated(
         cfg.runs, lambda: _app_turn(chat_fn, tokenizer, ids)[0], lambda: _raw_turn(model, tokenizer, max_new_tokens)[0]
     )
+    load = Stats.of(loads)
     speed_a, speed_b = [m.wall.tokens_per_s for m in a], [m.wall.tokens_per_s for m in b]
     cpu_a, cpu_b = [m.cpu.tokens_per_s for m in a], [m.cpu.tokens_per_s for m in b]
     tot_a, tot_b = [m.wall.total_s for m in a], [m.wall.total_s for m in b]
     speed_ratio, cpu_ratio, total_ratio = ratios(speed_a, speed_b), ratios(cpu_a, cpu_b), ratios(tot_a, tot_b)
     size = f"{parameter_count(model) / 1e6:.3g}M params, {len(ids)} tokens"
     return [
-        Row(bench, "decode tokens/s", Stats.of(speed_a), Stats.of(speed_b), "tok/s", speed_ratio, "≥ 0.95×",
-            at_least(speed_ratio, 0.95), f"{size}; A app, B raw generate", device, too_small=speed_ratio is None),
-        Row(bench, "decode tokens per CPU-second", Stats.of(cpu_a), Stats.of(cpu_b), "tok/s", cpu_ratio, "≥ 0.95×",
-            at_least(cpu_ratio, 0.95), "process CPU time: what the app adds, without other people's load", device,
-            too_small=cpu_ratio is None),
+        Row(bench, "decode tokens/s", Stats.of(speed_a), Stats.of(speed_b), "tok/s", speed_ratio, "≥ 0.98×",
+            at_least(speed_ratio, 0.98), f"{size}; A app, B raw generate", device, too_small=speed_ratio is None,
+            load=load),
+        Row(bench, "decode tokens per CPU-second", Stats.of(cpu_a), Stats.of(cpu_b), "tok/s", cpu_ratio, "≥ 0.98×",
+            at_least(cpu_ratio, 0.98), "process CPU time: what the app adds, without other people's load", device,
+            too_small=cpu_ratio is None, load=load),
         Row(bench, "total time", Stats.of(tot_a), Stats.of(tot_b), "s", total_ratio, "", None,
-            "includes prefill and the app's first-word buffering", device, too_small=total_ratio is None),
+            "includes prefill and the app's first-word buffering", device, too_small=total_ratio is None, load=load),
     ]  # fmt: skip
 
 

@@ -41,7 +41,14 @@ def test_benchmark_runs_and_writes_json_and_markdown(name: str, tmp_path: Path) 
     for row in measured:
         if row["ratio"]:
             assert row["ratio"]["median"] > 0 and row["ratio"]["min"] <= row["ratio"]["median"] <= row["ratio"]["max"]
-    table = (tmp_path / f"{name}.md").read_text()
+    for row in rows:
+        if row["measure"].startswith("identical replies"):
+            # the page protocol rebuilt the same text from Gradio's streamed diffs as the
+            # direct client read from the server, for both apps
+            assert row["met"] is True, row["note"]
+    assert all(row["load"] is not None for row in measured if row["ratio_c"] or row["c"]), "a run without its load"
+    header, table = (tmp_path / f"{name}.md").read_text().split("\n\n", 1)
+    assert "load average" in header
     assert table.startswith("| " + " | ".join(HEADER)) and len(table.splitlines()) == len(rows) + 2
     assert (tmp_path / "summary.md").is_file()
 
@@ -55,4 +62,25 @@ def test_a_ratio_over_a_zero_or_tick_sized_denominator_is_too_small_to_measure()
     measured = ratios([0.5, 0.6], [0.25, 0.2], floor=CPU_TICK_S)
     assert measured is not None and measured.median == 2.5
     row = Row("b", "server CPU-seconds per turn", ratio=None, note="x", too_small=True)
-    assert "too small to measure" in row.cells()[4]
+    assert "too small to measure" in row.cells()[HEADER.index("A/B: median (min–max)")]
+
+
+def test_the_page_protocol_rebuilds_a_streamed_reply_from_gradios_diffs() -> None:
+    """Gradio (sse_v3) sends a generator's first update whole and each later one as edits;
+    the benchmark's page client must rebuild the text as the page does, or its time to first
+    token and its reply check would read the wrong thing. The edits are as Gradio 6.31 sent
+    them for the Chatbot template; the footer (metadata) is not part of the answer."""
+    from bench.protocol import apply_diff, reply_text
+
+    user = {"role": "user", "metadata": None, "content": [{"text": "Hi", "type": "text"}]}
+    first = [None, [user, {"role": "assistant", "metadata": None, "content": [{"text": "", "type": "text"}]}]]
+    assert reply_text(first[1]) == ""
+    current = first
+    for word in ("Paris", " is", " here."):
+        edits: list[list[list[object]]] = [[], [["append", [1, "content", 0, "text"], word]]]
+        current = [apply_diff(v, d) for v, d in zip(current, edits, strict=True)]
+    footer = {"role": "assistant", "metadata": {"id": "hfchat-footer"}, "content": "◷ 0.1 s"}
+    current = [apply_diff(v, d) for v, d in zip(current, [[], [["add", [2], footer]]], strict=True)]
+    assert reply_text(current[1]) == "Paris is here."
+    assert reply_text([*current[1], user]) == ""  # a new question: no answer yet
+    assert apply_diff("ab", [["replace", [], "c"]]) == "c"
