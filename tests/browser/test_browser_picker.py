@@ -24,6 +24,7 @@ from tests.fixtures.browser import ROOT, BrowserPage, ChatUI, keep_shot, wait_un
 pytestmark = pytest.mark.timeout(600)
 
 DOCS_SCREENSHOT = ROOT / "docs" / "picker.png"
+TOKEN = "hf_PickerTestToken0123456789abcd"  # hf_: the router, not the provider directly
 
 
 def searches(hub: Recorder) -> list[str]:
@@ -36,8 +37,13 @@ def results(ui: ChatUI) -> list[str]:
 
 
 def test_search_filter_pick_and_send_to_the_picked_provider(
-    hub_recorder: Recorder, start_app: Callable[..., object], browser_page: BrowserPage, tiny_models: dict[str, Path]
+    hub_recorder: Recorder,
+    start_app: Callable[..., object],
+    browser_page: BrowserPage,
+    tiny_models: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)  # the server's token: pays for the Hub calls and the turn
     serve_fake_hub(hub_recorder)
     hub_recorder.route("POST", "/together/v1/chat/completions", chat_route_handler("Hello from together"))
     options = parse_options(["--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu"], environ={})
@@ -101,3 +107,6 @@ def test_search_filter_pick_and_send_to_the_picked_provider(
     assert calls[0].json["model"] == "together/llama-3.1-8b-instruct"
     keep_shot(browser_page.screenshot("picker-sent"))
     assert not browser_page.foreign_requests
+    hub_calls = [r for r in hub_recorder.requests if r.path.startswith("/api/models")]
+    assert hub_calls and all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub_calls)
+    assert TOKEN not in page.content(), "the token is never shown"
