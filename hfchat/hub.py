@@ -257,11 +257,12 @@ class ModelResult:
     def choice(self, provider: str | None = None) -> dict[str, Any]:
         """The settings one click sets: a provider that serves it live (the first one unless
         `provider` names another), else the local backend, in 4-bit when only 4-bit fits."""
-        if not self.local and (provider or self.providers) and provider != "local":
+        task = {"task": "image-text-to-text" if self.pipeline_tag == "image-text-to-text" else "text-generation"}
+        if not self.local and self.providers and provider != "local":
             chosen = provider if provider in (*self.providers, AUTO) else self.providers[0]
-            return {"backend": Backend.PROVIDERS.value, "model": self.id, "provider": chosen}
+            return {"backend": Backend.PROVIDERS.value, "model": self.id, "provider": chosen, **task}
         four_bit = self.fit is not None and not self.fit.bf16 and self.fit.four_bit and self.quantization is None
-        return {"backend": Backend.LOCAL.value, "model": self.path or self.id, "load_in_4bit": four_bit}
+        return {"backend": Backend.LOCAL.value, "model": self.path or self.id, "load_in_4bit": four_bit, **task}
 
     def as_dict(self) -> dict[str, Any]:
         """The `/search_models` API's object for this result."""
@@ -503,14 +504,34 @@ def gguf_quantization(path: Path) -> str | None:
     return found[-1].upper() if found else None
 
 
-GGUF_BITS = {"F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8": 8.5, "Q6": 6.6, "Q5": 5.5, "Q4": 4.5, "Q3": 3.5, "Q2": 2.6}
+GGUF_BITS = {
+    "F32": 32.0,
+    "F16": 16.0,
+    "BF16": 16.0,
+    "Q8_0": 8.5,
+    "Q6_K": 6.56,
+    "Q5_1": 6.0,
+    "Q5_0": 5.5,
+    "Q5_K": 5.5,
+    "Q4_1": 5.0,
+    "Q4_0": 4.5,
+    "Q4_K": 4.5,
+    "IQ4": 4.5,
+    "Q3_K": 3.44,
+    "IQ3": 3.44,
+    "Q2_K": 2.63,
+    "IQ2": 2.5,
+}
+"""Bits a weight in llama.cpp's formats (ggml-common.h): Q4_0 is 32 4-bit weights and one
+fp16 scale per block (4.5 bits), Q4_1 adds an fp16 minimum (5.0); K-quant suffixes (_S, _M,
+_L) share their base's figure."""
 
 
 def gguf_parameters(path: Path) -> int | None:
     """A GGUF file's weight count, estimated from its size and its quantization's bits a weight
     (llama.cpp's block formats store a scale per 32 weights: Q4_x is about 4.5 bits)."""
-    quant = gguf_quantization(path)
-    bits = next((b for prefix, b in GGUF_BITS.items() if quant and quant.lstrip("I").startswith(prefix)), None)
+    quant = gguf_quantization(path) or ""
+    bits = next((b for prefix, b in GGUF_BITS.items() if quant.startswith(prefix)), None)
     return int(path.stat().st_size * 8 / bits) if bits else None
 
 
@@ -591,10 +612,24 @@ def folder_models(roots: Sequence[str], memory: Memory) -> list[ModelResult]:
     return out
 
 
+def _loadable(result: ModelResult, roots: Sequence[str]) -> bool:
+    """Whether a turn would load it: a link that leads out of --local-dirs is refused there
+    (`config.check_local_dir`), so the picker does not offer it."""
+    from hfchat.config import check_local_dir
+    from hfchat.errors import ConfigError
+
+    try:
+        check_local_dir(result.path or "", roots)
+    except ConfigError:
+        return False
+    return True
+
+
 def local_models(roots: Sequence[str], memory: Memory) -> list[ModelResult]:
     """What the local backend can load from this machine: --local-dirs folders and GGUF files
     first, then the Hugging Face cache."""
-    return [*folder_models(roots, memory), *cached_models(memory)]
+    found = [r for r in folder_models(roots, memory) if _loadable(r, roots)]
+    return [*found, *cached_models(memory)]
 
 
 # ------------------------------------------------------------------ the provider check
@@ -628,9 +663,12 @@ def check_provider(spec: Any, token: str | None) -> None:
     live, staging = mapping
     if spec.provider in live:
         return
-    state = "serves it only in staging, not live" if spec.provider in staging else "does not serve it"
+    if spec.provider in staging:
+        said = f"{spec.provider} serves {spec.model} only in staging, not live."
+    else:
+        said = f"{spec.provider} does not serve {spec.model}."
     if live:
         hint = f"Pick one that serves it live: {', '.join(live)} (or auto)."
     else:
         hint = "No provider serves it live now: run it locally, or pick another model."
-    raise ProviderNotLiveError(f"The provider {spec.provider} {state}: {spec.model}.", hint)
+    raise ProviderNotLiveError(said, hint)

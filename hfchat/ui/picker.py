@@ -246,7 +246,8 @@ def model_picker(options: AppOptions, controls: dict[str, Component]) -> None:
     hooks.submit(typed, inputs, outputs, trigger_mode="always_last", **quiet)  # type: ignore[attr-defined]
     gr.on([c.change for c in filters], run, inputs, outputs, trigger_mode="always_last", **quiet)  # type: ignore[attr-defined]
 
-    targets = {name: controls[name] for name in ("backend", "model", "provider", "load_in_4bit") if name in controls}
+    picked = ("backend", "model", "provider", "task", "load_in_4bit")
+    targets = {name: controls[name] for name in picked if name in controls}
 
     def pick(results: dict[str, hub.ModelResult], evt: gr.EventData) -> dict[Component, Any]:
         chosen = results.get(str(getattr(evt, "id", "")))
@@ -265,10 +266,10 @@ def _search_api(local: bool, roots: Sequence[str]) -> None:
     with `id`, `providers` (live), `parameters`, `fits_locally`, `capabilities` and more."""
 
     def search_models(
-        query: str = "",
+        query: str | None = None,
         task: str = "any",
         served: bool = False,
-        provider: str = "",
+        provider: str | None = None,
         min_params_b: float | None = None,
         max_params_b: float | None = None,
         fits: bool = False,
