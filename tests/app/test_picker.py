@@ -152,6 +152,17 @@ def test_local_sources_only_where_local_models_are_allowed(
     assert any(m["source"] == "folder" for m in allowed.client().predict(query="chat", api_name="/search_models"))
 
 
+def test_readme_search_snippet_runs(fake_hub: Recorder, start_app: Callable[..., Any]) -> None:
+    from tests.app.test_api_client import run_readme
+
+    app = app_with(start_app)
+    lines = run_readme("HFCHAT_URL", app.url, 'api_name="/search_models"')
+    (line,) = lines[1:]
+    repo, providers, params, fits, *badges = line.split()
+    assert (repo, providers, params, badges) == (GATED, "together", "8030261248", ["tools", "131k", "context"])
+    assert fits in ("True", "False")
+
+
 def test_a_picked_gguf_file_answers_paris(
     fake_hub: Recorder, start_app: Callable[..., Any], smollm2_gguf: Path, tmp_path: Path
 ) -> None:

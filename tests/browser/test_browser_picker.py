@@ -49,7 +49,7 @@ def test_search_filter_pick_and_send_to_the_picked_provider(
     options = parse_options(["--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu"], environ={})
     app = start_app(options)
     page = browser_page.page
-    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.set_viewport_size({"width": 1400, "height": 1300})
     ui = ChatUI(page).open(app.url)  # type: ignore[attr-defined]
 
     # The header opens the settings panel and unfolds the picker.
@@ -74,17 +74,19 @@ def test_search_filter_pick_and_send_to_the_picked_provider(
     search.press("Enter")
     wait_until(lambda: set(results(ui)) == {GATED, HUGE, VISION, SMALL, STAGING_ONLY}, 30, "all five models")
     assert "too big here" in page.locator(f'#picker-results li[data-result="{HUGE}"]').inner_text()
+    assert "no live provider" in page.locator(f'#picker-results li[data-result="{STAGING_ONLY}"]').inner_text()
+    page.locator("#model-picker").scroll_into_view_if_needed()
+    keep_shot(browser_page.screenshot("picker"))
+    if os.environ.get("HFCHAT_UPDATE_DOCS") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(ROOT / "test-output" / "screenshots" / "picker.png", DOCS_SCREENSHOT)
     page.locator("#picker-served input[type=checkbox]").click()
     wait_until(lambda: set(results(ui)) == {GATED, HUGE, VISION}, 30, "only models served live")
     page.locator("#picker-task input").click()
     page.get_by_role("option", name="Vision (images in)").click()
     wait_until(lambda: results(ui) == [VISION], 30, "the vision model")
     assert "vision" in page.locator(f'#picker-results li[data-result="{VISION}"]').inner_text()
-    browser_page.screenshot("picker")
-    keep_shot(browser_page.screenshot("picker"))
-    if os.environ.get("HFCHAT_UPDATE_DOCS") == "1":
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(ROOT / "test-output" / "screenshots" / "picker.png", DOCS_SCREENSHOT)
+    keep_shot(browser_page.screenshot("picker-vision"))
 
     # Pick: one click on a live provider sets backend, model and provider; the header follows.
     page.locator("#picker-task input").click()
