@@ -62,7 +62,8 @@ class Sort(str, Enum):
 class ProviderNotLiveError(HFChatError, title="Provider doesn't serve this model"): ...
 
 
-class HubUnreachableError(HFChatError, title="Hub unreachable"): ...
+class HubUnreachableError(HFChatError, title="Hub unreachable"):
+    """The Hub did not answer a picker search or a provider check (or refused it)."""
 
 
 # ------------------------------------------------------------------ fit estimates
@@ -378,7 +379,7 @@ def _api(token: str | None) -> Any:
 
 def _hub_call(what: Callable[[], T]) -> T:
     """`what` with the Hub reachable and within HUB_DEADLINE_S, or HubUnreachableError."""
-    from huggingface_hub.errors import OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     started = time.monotonic()
     if not net.hub_reachable():
@@ -389,6 +390,12 @@ def _hub_call(what: Callable[[], T]) -> T:
     try:
         with io_deadline(started + HUB_DEADLINE_S):
             return what()
+    except HfHubHTTPError as exc:  # the Hub answered: no access, rate limited, ...
+        status = exc.response.status_code if exc.response is not None else "an error"
+        raise HubUnreachableError(
+            f"The Hugging Face Hub refused the search ({status}).",
+            "Check the HF token in the settings (or sign in), or type a repo ID in the Model box.",
+        ) from None
     except (OSError, OfflineModeIsEnabled) as exc:  # DeadlineExceeded is a TimeoutError
         raise HubUnreachableError(
             f"The Hugging Face Hub did not answer the search ({type(exc).__name__}).",
@@ -638,12 +645,11 @@ def local_models(roots: Sequence[str], memory: Memory) -> list[ModelResult]:
 def live_providers(repo_id: str, token: str | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """(live, staging) chat providers of `repo_id` from `model_info`, cached MAPPING_TTL_S; None
     when the Hub can't say (unreachable, not found, no access): the call then goes as before."""
-    from huggingface_hub.errors import HfHubHTTPError
 
     def fetch() -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         try:
             info = _hub_call(lambda: _api(token).model_info(repo_id, expand=["inferenceProviderMapping"]))
-        except (HubUnreachableError, HfHubHTTPError) as exc:
+        except HubUnreachableError as exc:
             log.info("provider check skipped for %s: %s", repo_id, type(exc).__name__)
             return None
         return _mapping(info)

@@ -60,6 +60,14 @@ document.addEventListener('click', (ev) => {{
 """
 
 RESULTS_JS = """
+// A search sent while another runs may be dropped: when the results shown are for another
+// text than the box holds now, ask again for what it holds (answers are cached).
+const box = () => document.querySelector('#picker-search input, #picker-search textarea');
+watch('value', () => {
+  const shown = element.querySelector('[data-query]');
+  const input = box();
+  if (shown && input && shown.dataset.query !== input.value) trigger('submit', {query: input.value});
+});
 element.addEventListener('click', (ev) => {
   const button = ev.target.closest('button[data-id]');
   if (button && element.contains(button)) trigger('select', {id: button.dataset.id, how: button.dataset.how});
@@ -129,16 +137,17 @@ def result_html(r: hub.ModelResult) -> str:
     )
 
 
-def results_html(found: hub.SearchResult | None, note: str = "") -> str:
+def results_html(found: hub.SearchResult | None, query: str = "", note: str = "") -> str:
     if found is None:
         return f'<p class="status">{html.escape(note or "Type to search the Hub.")}</p>'
     head = ""
     if found.hub_error is not None:
-        said = html.escape(f"{found.hub_error} {found.hub_error.hint}")
+        said = html.escape(str(found.hub_error))  # its message and its hint
         head = f'<p class="status warn" role="alert">{said}</p>'
     count = f"{len(found.results)} model{'s' if len(found.results) != 1 else ''}"
     body = "".join(result_html(r) for r in found.results)
-    return f'{head}<p class="status">{count}</p><ul>{body}</ul>'
+    asked = html.escape(query, quote=True)
+    return f'{head}<p class="status" data-query="{asked}">{count}</p><ul>{body}</ul>'
 
 
 def local_shown(options: AppOptions) -> bool:
@@ -222,7 +231,7 @@ def model_picker(options: AppOptions, controls: dict[str, Component]) -> None:
         q = _query(query, task, served, provider, min_b, max_b, fits, sort, local)
         token = resolve_token(session_token, oauth_token.token if oauth_token else None)
         result = hub.search(q, token, roots)
-        return results_html(result), {r.id: r for r in result.results}
+        return results_html(result, str(query or "")), {r.id: r for r in result.results}
 
     def typed(
         query: str,
@@ -243,7 +252,8 @@ def model_picker(options: AppOptions, controls: dict[str, Component]) -> None:
 
     inputs = [search_box, *filters, controls["hf_token"]]
     outputs = [listing, found]
-    hooks.submit(typed, inputs, outputs, trigger_mode="always_last", **quiet)  # type: ignore[attr-defined]
+    for sender in (hooks, listing):  # the box's typing, and a re-ask from the results
+        sender.submit(typed, inputs, outputs, trigger_mode="always_last", **quiet)  # type: ignore[attr-defined]
     gr.on([c.change for c in filters], run, inputs, outputs, trigger_mode="always_last", **quiet)  # type: ignore[attr-defined]
 
     picked = ("backend", "model", "provider", "task", "load_in_4bit")
@@ -281,7 +291,7 @@ def _search_api(local: bool, roots: Sequence[str]) -> None:
         token = resolve_token(hf_token, oauth_token.token if oauth_token else None)
         result = hub.search(q, token, roots)
         if result.hub_error is not None and not result.results:
-            raise gr.Error(f"{result.hub_error} {result.hub_error.hint}", title=type(result.hub_error).title)
+            raise gr.Error(str(result.hub_error), title=type(result.hub_error).title)
         return [r.as_dict() for r in result.results]
 
     gr.Button(visible=False, elem_id="search-models-api").click(
