@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +22,9 @@ from hfchat.cli import parse_options
 from hfchat.testing.fake_hub import GATED, HUGE, SMALL, STAGING_ONLY, VISION, serve_fake_hub
 from hfchat.testing.servers import Recorder, chat_route_handler
 from tests.fixtures.browser import ROOT, BrowserPage, ChatUI, keep_shot, wait_until
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -32,8 +37,9 @@ def searches(hub: Recorder) -> list[str]:
     return [(r.query.get("search") or [""])[0] for r in hub.requests if r.path == "/api/models"]
 
 
-def results(ui: ChatUI) -> list[str]:
-    return [t.strip() for t in ui.page.locator("#picker-results li.result button.name").all_inner_texts()]
+def results(where: ChatUI | Page) -> list[str]:
+    page = where.page if isinstance(where, ChatUI) else where
+    return [t.strip() for t in page.locator("#picker-results li.result button.name").all_inner_texts()]
 
 
 def test_search_filter_pick_and_send_to_the_picked_provider(
@@ -112,3 +118,35 @@ def test_search_filter_pick_and_send_to_the_picked_provider(
     hub_calls = [r for r in hub_recorder.requests if r.path.startswith("/api/models")]
     assert hub_calls and all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub_calls)
     assert TOKEN not in page.content(), "the token is never shown"
+
+
+def test_an_unreachable_hub_is_said_and_local_models_still_show(
+    monkeypatch: pytest.MonkeyPatch,
+    start_app: Callable[..., object],
+    browser_page: BrowserPage,
+    tiny_models: dict[str, Path],
+) -> None:
+    from hfchat import net
+    from hfchat.testing.servers import free_port, redirect_hub
+
+    redirect_hub(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    net.forget_hub_probe()
+    folder = str(tiny_models["chat"].parent)
+    flags = ["--backend", "local", "--model", str(tiny_models["chat"]), "--local-dirs", folder]
+    options = parse_options(flags, environ={})
+    app = start_app(options)
+    page = browser_page.page
+    ChatUI(page).open(app.url)  # type: ignore[attr-defined]
+    page.locator("#model-header").click()
+    search = page.locator("#picker-search input, #picker-search textarea").first
+    search.wait_for(state="visible", timeout=30_000)
+    search.fill("chat")
+    started = time.monotonic()
+    search.press("Enter")
+    warning = page.locator("#picker-results .status.warn")
+    wait_until(lambda: warning.count() == 1, 10, "the Hub-unreachable message")
+    assert time.monotonic() - started < 5, "said within 5 s"
+    assert "can't be reached" in warning.inner_text()
+    wait_until(lambda: results(page) == ["chat"], 10, "the local folder still listed")
+    keep_shot(browser_page.screenshot("picker-offline"))
+    net.forget_hub_probe()
