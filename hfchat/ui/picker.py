@@ -191,13 +191,13 @@ def model_picker(options: AppOptions, controls: dict[str, Component]) -> None:
         search_box = gr.Textbox(
             label="Search the Hub", placeholder="e.g. llama, qwen, smollm", elem_id="picker-search", max_lines=1
         )
-        task = gr.Dropdown(TASKS, value="any", label="Task", elem_id="picker-task")
+        task = gr.Dropdown(TASKS, value="any", label="Kind of model", elem_id="picker-task")
         sort = gr.Radio(SORTS, value=hub.Sort.TRENDING.value, label="Sort by", elem_id="picker-sort")
         served = gr.Checkbox(False, label="Served by Inference Providers", elem_id="picker-served")
         provider = gr.Dropdown(
             [("Any provider", ""), *[(p, p) for p in chat_providers() if p != "auto"]],
             value="",
-            label="Provider",
+            label="Served by this provider",
             elem_id="picker-provider",
         )
         with gr.Row():
