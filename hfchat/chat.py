@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from langchain_core.messages import BaseMessage
 
-from hfchat import net
+from hfchat import hub, net
 from hfchat.backends import backend_for, builder
 from hfchat.backends.types import ChatBackend, Delta, closing_stream
 from hfchat.cache import ModelCache
@@ -124,6 +124,7 @@ class ChatService:
 
         def checked_build() -> Any:
             self.policy.check(spec, token)
+            hub.check_provider(spec, token)  # a named provider must serve the model live (issue 16)
             return build()
 
         return self.cache.get(spec, checked_build)

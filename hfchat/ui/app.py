@@ -24,6 +24,7 @@ from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
 from hfchat.ui.notices import wire_notices
 from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
+from hfchat.ui.picker import model_picker
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
 
@@ -71,6 +72,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 gr.LoginButton()
             presets = preset_panel()
             controls = settings_controls(options)
+            model_picker(options, controls)
         wire_notices(demo, options)
         with gr.Tabs(elem_id="page-tabs") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="chat-tab") as chat_tab:
