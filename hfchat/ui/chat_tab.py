@@ -1,13 +1,16 @@
 """The chat: a `gr.Chatbot` and a `gr.MultimodalTextbox` on Gradio's public API, and `/chat`.
 
-A turn is two events. `begin` (not queued, so the question shows at once) puts the question
-in the window; `respond` (queued) streams the reply, saves the question with the interrupted
-note as soon as the reply begins (so an app restart mid-reply keeps it), and in its last
-update saves the finished turn with the settings it was made with. A turn that ends before
-any reply began (a refused setting or image, a model or endpoint that fails) saves nothing:
-it creates no conversation, and a saved one stays as it was. In the
-browser that is three requests (the begin call, the queue join, the reply's stream), with no
-follow-up events and nothing that runs when the saved list changes. Retry and edit start a
+A turn is three events. `begin` (not queued, so the question shows at once) puts the question
+in the window and shows Stop; `respond` (queued, an async generator paced by
+`hfchat.streaming.paced`) streams the reply, saves the question with the interrupted note as
+soon as the reply begins (so an app restart mid-reply keeps it), and in its last update saves
+the finished turn with the settings it was made with; `settle` (not queued) then unlocks the box
+and draws the list. `respond` outputs only the window and states: Gradio rebuilds each output a
+streamed update leaves out (1–5 ms for the box, the list and the download buttons, on every
+update). A turn that ends before any reply began (a refused setting or image, a model or
+endpoint that fails) saves nothing: it creates no conversation, and a saved one stays as it
+was. In the browser that is four requests (the begin call, the queue join, the reply's stream,
+the settle call), with nothing that runs when the saved list changes. Retry and edit start a
 turn the same way; undo and clear are one event each; Stop saves what was shown.
 
 The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.history`
@@ -205,16 +208,16 @@ def wire_chat(
         """Stream the reply into the window; its first update with a reply in it saves the
         question (marked interrupted), the last saves the turn; nothing is saved for a turn
         that ends before its reply began."""
-        if pending is None:  # nothing to ask (a retry with no question)
-            yield {chat.textbox: idle_box()}
+        if pending is None:  # nothing to ask (a retry with no question); `settle` unlocks the box
+            yield {chat.pending: None}
             return
         message, history = pending["message"], pending["history"]
         question = convos.user_message(message)
         values = turn_values(settings, settable)  # saved with the conversation as the user set them
         if pending.get("retry") and settings.get("do_sample") is True:
             settings = {**settings, "seed": fresh_seed()}  # a new sample, whatever the seed (the footer names it)
-        # Stop from the turn's first update, whichever event started it (send, retry, edit).
-        yield {chat.textbox: busy_box(), chat.turn: values, chat.pending: None}
+        # The box shows Stop already: the event that started the turn (send, retry, edit) set it.
+        yield {chat.turn: values, chat.pending: None}
         shown = [*history, question]
         conversations, started = convos.load(stored), False
         stop = threading.Event()
@@ -233,7 +236,7 @@ def wire_chat(
                         begun = convos.start_turn(conversations, conversation_id, history, message)
                         if begun is not None:
                             conversations, conversation_id = begun.conversations, begun.current
-                            update |= saved_outputs(saved, begun, offset)
+                            update |= _stored(saved_outputs(saved, begun, offset))
                     yield update
         finally:
             with stops_lock:
@@ -242,15 +245,26 @@ def wire_chat(
         if stop.is_set():
             return
         done = convos.commit(conversations, conversation_id, convos.answered_turns(shown), _settings(values))
-        yield {chat.textbox: idle_box(), chat.turn: None, **(saved_outputs(saved, done, offset) if done else {})}
+        yield {chat.turn: None, **(_stored(saved_outputs(saved, done, offset)) if done else {})}
+
+    def _stored(update: dict[Component, Any]) -> dict[Component, Any]:
+        return {c: v for c, v in update.items() if c in saved.stored}
+
+    def settle(data: dict[Component, Any]) -> dict[Component, Any]:
+        """After a reply: the box unlocked, the list and Export drawn from what it saved."""
+        shown = saved_outputs(saved, convos.Saved(convos.load(data[store]), data[current]), data[tz], changed=False)
+        return {chat.textbox: idle_box(), **{c: v for c, v in shown.items() if c in saved.shown}}
 
     busy_outputs = [chat.textbox, chat.chatbot, chat.history, chat.pending, chat.turn]
     saving = saved.saving
+    # Streamed: only the window and data. Gradio rebuilds every output an update leaves out
+    # (a new component and its config, 1–5 ms each for the box, the list and the download
+    # buttons), so those are drawn once, by `settle`, after the reply.
     turn_kwargs: dict[str, Any] = dict(
         fn=respond,
         inputs=[chat.pending, store, current, tz],
         inputs_kwargs=by_name,
-        outputs=[*busy_outputs, *saving],
+        outputs=[chat.chatbot, chat.history, chat.pending, chat.turn, *saved.stored],
         preprocess=False,  # the settings reach hfchat's validation as sent, which names a bad field
         concurrency_id="chat",
         show_progress="hidden",  # Stop and the reply itself show it runs; no counter on the box
@@ -263,11 +277,17 @@ def wire_chat(
         queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
     )
     begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
-    turns = [
-        begun.then(**turn_kwargs),
-        chat.chatbot.retry(retry, inputs=[chat.history], outputs=busy_outputs, **quick).then(**turn_kwargs),
-        chat.chatbot.edit(edit, inputs=[chat.history], outputs=busy_outputs, **quick).then(**turn_kwargs),
+    settle_kwargs: dict[str, Any] = dict(
+        fn=settle, inputs={store, current, tz}, outputs=[chat.textbox, *saved.shown], **quick
+    )
+    starts = [
+        begun,
+        chat.chatbot.retry(retry, inputs=[chat.history], outputs=busy_outputs, **quick),
+        chat.chatbot.edit(edit, inputs=[chat.history], outputs=busy_outputs, **quick),
     ]
+    turns = [start.then(**turn_kwargs) for start in starts]
+    for turn in turns:
+        turn.success(**settle_kwargs)
 
     def stopped(data: dict[Component, Any], request: gr.Request) -> dict[Component, Any]:
         """Stop: the reply keeps what it shows, with the footer "stopped by you" (in the window

@@ -201,7 +201,18 @@ class ConversationPanel:
     @property
     def saving(self) -> list[Component]:
         """What a save sets (`saved_outputs`): the list and which conversation is shown."""
-        return [self.store, self.current, self.opened, self.listing, self.export, self.json_file, self.markdown_file]
+        return [*self.stored, *self.shown]
+
+    @property
+    def stored(self) -> list[Component]:
+        """The saved data alone (the store and which conversation is open): what a streamed
+        reply writes as it begins, without redrawing the list on every update."""
+        return [self.store, self.current, self.opened]
+
+    @property
+    def shown(self) -> list[Component]:
+        """What draws the saved data: the list and the Export buttons (`saved_outputs`)."""
+        return [self.listing, self.export, self.json_file, self.markdown_file]
 
 
 def conversation_panel() -> ConversationPanel:

@@ -8,7 +8,6 @@ token (their box, their sign-in, then the server's) goes with each Hub call, so 
 private models show; it is never shown or logged. `/search_models` is the same search for scripts.
 """
 
-
 import html
 from collections.abc import Sequence
 from typing import Any

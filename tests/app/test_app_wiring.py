@@ -121,3 +121,14 @@ def test_event_functions_have_real_annotations_and_the_reply_is_an_async_generat
     assert not stringly, f"event functions with string annotations: {stringly}"
     streamed = {fn.name for fn in app.demo.fns.values() if inspect.isasyncgenfunction(fn.fn)}
     assert {"respond", "chat_api", "run"} <= streamed, streamed
+
+
+def test_the_streamed_reply_updates_only_the_window_and_its_data(app: RunningApp) -> None:
+    """Gradio rebuilds every output a streamed update leaves out (a new component and its
+    config: 1–5 ms each for the chat box, the list and the download buttons, issue 14), so the
+    reply's event outputs only the window and states; the box and the list are drawn once after."""
+    respond = [fn for fn in app.demo.fns.values() if fn.name == "respond"]
+    assert respond
+    for fn in respond:
+        kinds = {type(block).__name__ for block in fn.outputs}
+        assert kinds <= {"Chatbot", "State", "BrowserState"}, kinds

@@ -380,9 +380,11 @@ def gradio_calls(urls: list[str]) -> list[str]:
     return [url.split("?")[0].split("/gradio_api/", 1)[1] for url in urls if "/gradio_api/" in url]
 
 
-def test_one_turn_costs_at_most_three_server_requests(browser_page: BrowserPage, local_app: AppProcess) -> None:
-    """A turn sends the question, streams the reply and saves the conversation in at most
-    three requests to the server: no chain of small events, no write-back loop."""
+def test_one_turn_costs_at_most_four_server_requests(browser_page: BrowserPage, local_app: AppProcess) -> None:
+    """A turn sends the question, streams the reply (which saves the conversation), then draws
+    the box and the list once, in at most four requests to the server: no chain of small
+    events, no write-back loop. (The fourth keeps the box and the list out of the streamed
+    updates, which Gradio would rebuild on each one: issue 14.)"""
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
     ui.reply("Warm up")  # the page's own start-up calls (config, heartbeat) are behind us
     ui.wait_listing(["Warm up"])
@@ -392,5 +394,5 @@ def test_one_turn_costs_at_most_three_server_requests(browser_page: BrowserPage,
     time.sleep(1.0)  # a late follow-up request would show here
     calls = gradio_calls(browser_page.requests[before:])
     print(f"one turn: {len(calls)} server requests: {calls}")
-    assert len(calls) <= 3, calls
+    assert len(calls) <= 4, calls
     assert ui.user_messages() == ["Warm up", "Count my requests"]
