@@ -228,7 +228,8 @@ def wire_chat(
             async with aclosing(reply(message, history, settings, request, oauth_token)) as replies:
                 async for messages in replies:
                     if stop.is_set():
-                        return  # Stop has saved the window and unlocked the box
+                        yield untouched  # Stop has saved the window and unlocked the box
+                        return
                     shown = [*history, question, *messages]
                     update: dict[Component, Any] = {chat.chatbot: shown, chat.history: shown}
                     if not started and convos.answered(messages):
@@ -243,9 +244,15 @@ def wire_chat(
                 if stops.get(session) is stop:
                     del stops[session]
         if stop.is_set():
+            yield untouched
             return
         done = convos.commit(conversations, conversation_id, convos.answered_turns(shown), _settings(values))
         yield {chat.turn: None, **(_stored(saved_outputs(saved, done, offset)) if done else {})}
+
+    # The last update of a reply that Stop ended. Gradio ends a stream by sending each output's
+    # last value again: that must not be the window as it was before Stop's own update (seen in
+    # CI: the stopped footer was drawn, then overwritten by the reply's last streamed window).
+    untouched: dict[Component, Any] = {chat.chatbot: gr.skip()}
 
     def _stored(update: dict[Component, Any]) -> dict[Component, Any]:
         return {c: v for c, v in update.items() if c in saved.stored}
