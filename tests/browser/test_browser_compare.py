@@ -271,7 +271,7 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
     for side in "AB":  # greedy, long enough that the wait is most of a second or more (the tiny model is fast)
         ui.settings(side)
         ui.set_checkbox(side, "do_sample", False)
-        ui.set_number(side, "max_new_tokens", 150)
+        ui.set_number(side, "max_new_tokens", 400)
         ui.settings(side, open_=False)  # both windows in view for the screenshot mid-run
     ui.prompt.fill("Tell me a story")
     ui.button("send").click()
