@@ -27,7 +27,7 @@ from hfchat.testing.servers import Recorder, chat_route_handler, free_port, redi
 
 pytestmark = pytest.mark.timeout(300)
 
-TOKEN = "hf_PickerAppTestToken0123456789ab"
+TOKEN = "hf_picker-app-sentinel-not-a-real-token"
 QUESTION = "What is the capital of France?"
 
 

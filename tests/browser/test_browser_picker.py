@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(600)
 
 DOCS_SCREENSHOT = ROOT / "docs" / "picker.png"
-TOKEN = "hf_PickerTestToken0123456789abcd"  # hf_: the router, not the provider directly
+TOKEN = "hf_picker-sentinel-not-a-real-token"  # hf_: the router, not the provider directly
 
 
 def searches(hub: Recorder) -> list[str]:
