@@ -36,6 +36,7 @@ from hfchat.errors import ConfigError, QuantizationUnavailableError, Unsupported
 from hfchat.fairqueue import DeviceQueues, FairQueue
 from hfchat.loading import LoadProgress, tracking
 from hfchat.space import on_gpu
+from hfchat.tools.types import ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +376,7 @@ def _stream(
     settings: ChatSettings,
     cancel: threading.Event,
     queues: DeviceQueues,
+    tools: Sequence[ToolSpec] = (),
 ) -> Iterator[Delta]:
     """The reply's deltas; setting `cancel` ends the generate thread at the next token.
 
@@ -407,7 +409,8 @@ def model_of(chat: LocalChat) -> Any:
     return chat.llm.pipeline.model
 
 
-Stream = Callable[[Any, Sequence[BaseMessage], ChatSettings, threading.Event, DeviceQueues], Iterator[Delta]]
+Stream = Callable[..., Iterator[Delta]]
+"""(chat, messages, settings, cancel, queues, tools=()) -> deltas: `types.ChatBackend.stream`."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from hfchat.fairqueue import DeviceQueues
 from hfchat.images import IMAGE_TASK, decode_data_url
 from hfchat.messages import fold_system_prompt
 from hfchat.space import on_gpu
+from hfchat.tools.types import ToolSpec
 
 
 @dataclass
@@ -125,6 +126,7 @@ def _stream(
     settings: ChatSettings,
     cancel: threading.Event,
     queues: DeviceQueues,
+    tools: Sequence[ToolSpec] = (),
 ) -> Iterator[Delta]:
     """The reply's deltas; setting `cancel` ends the generate thread at the next token."""
     kwargs = call_kwargs(settings)

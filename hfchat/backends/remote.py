@@ -30,6 +30,7 @@ from hfchat.backends.chat_model import FoldingChat
 from hfchat.backends.types import Delta, Usage, closing_stream
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import MalformedChunk, retry_after_of, status_of
+from hfchat.tools.types import ToolSpec
 
 if TYPE_CHECKING:
     from langchain_huggingface import HuggingFaceEndpoint
@@ -226,6 +227,7 @@ class RemoteBackend:
         settings: ChatSettings,
         cancel: threading.Event,
         queues: DeviceQueues | None = None,
+        tools: Sequence[ToolSpec] = (),
     ) -> Iterator[Delta]:
         """The reply's deltas; leaving the loop closes the HTTP stream, which stops the server.
         Remote requests never wait in the device `queues`: they run in parallel.

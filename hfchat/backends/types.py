@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from hfchat.config import ChatSettings, ModelSpec
     from hfchat.fairqueue import DeviceQueues
+    from hfchat.tools.types import ToolCallChunk, ToolSpec
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
@@ -47,7 +48,8 @@ class Delta:
     A local generation queued behind another on its device says so before any text:
     `waiting_s` (seconds so far, repeated about once a second while it waits), then
     `waited_s` (the whole wait) when its turn comes, so its time to first token leaves
-    the wait out.
+    the wait out. `tool_calls` are pieces of the tool calls the model makes
+    (`hfchat.tools.types.joined_calls` puts them together when the stream ends).
     """
 
     text: str = ""
@@ -56,9 +58,10 @@ class Delta:
     usage: Usage | None = None
     waiting_s: float | None = None
     waited_s: float | None = None
+    tool_calls: tuple[ToolCallChunk, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.text or self.reasoning or self.finish_reason or self.usage)
+        return bool(self.text or self.reasoning or self.finish_reason or self.usage or self.tool_calls)
 
 
 def joined_text(deltas: Iterator[Delta]) -> str:
@@ -87,7 +90,8 @@ class ChatBackend(Protocol):
     `build` makes the chat model the cache keeps (network or weights; once per ModelSpec),
     `call_kwargs` turns one turn's settings into what that model takes per call, and `stream`
     runs one turn. `queues` are the chat service's device queues: a local generation waits
-    there for its turn on the device; remote backends never queue.
+    there for its turn on the device; remote backends never queue. `tools` are offered to the
+    model for this call (none: a plain chat); its calls come back as `Delta.tool_calls`.
     """
 
     def build(self, spec: ModelSpec, token: str | None) -> Any: ...
@@ -101,4 +105,5 @@ class ChatBackend(Protocol):
         settings: ChatSettings,
         cancel: threading.Event,
         queues: DeviceQueues,
+        tools: Sequence[ToolSpec] = (),
     ) -> Iterator[Delta]: ...
