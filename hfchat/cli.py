@@ -62,6 +62,14 @@ class AppOptions:
     """Serve the OpenAI-compatible API under /v1 (`hfchat.api.openai`)."""
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     """The keys an OpenAI API caller presents on a public deployment; secrets, never in a repr."""
+    mcp: tuple[str, ...] = ()
+    """The operator's MCP servers (streamable HTTP URLs), offered to every visitor (--mcp)."""
+    mcp_stdio: tuple[str, ...] = ()
+    """The operator's local MCP servers, as command lines run over stdio (--mcp-stdio)."""
+    max_tool_steps: int = 5
+    """Rounds of tool calls in one turn before the model must answer (--max-tool-steps)."""
+    tool_timeout: float = 30.0
+    """The longest one tool call may run, in seconds (--tool-timeout)."""
 
     @property
     def deployment_policy(self) -> DeploymentPolicy:
@@ -213,6 +221,9 @@ class ServerFlag:
     metavar: str | None = None
     alias: str | None = None
     """A second spelling of the flag (its variable stays HFCHAT_<NAME>)."""
+    repeat: bool = False
+    """The flag may be given several times; its HFCHAT_ variable holds them separated by `sep`."""
+    sep: str = ","
 
     @property
     def switch(self) -> bool:
@@ -372,6 +383,32 @@ def _server_flags() -> tuple[ServerFlag, ...]:
             alias="--api-key",
         ),
         ServerFlag(
+            "mcp",
+            _mcp_url,
+            "",
+            "an MCP server (streamable HTTP URL) whose tools every visitor's model may call; repeatable "
+            "(HFCHAT_MCP: URLs separated by commas). Only https://huggingface.co/mcp gets the HF token",
+            metavar="URL",
+            repeat=True,
+        ),
+        ServerFlag(
+            "mcp_stdio",
+            _command,
+            "",
+            'a local MCP server run as this command over stdio, e.g. "python -m my_server"; repeatable '
+            "(HFCHAT_MCP_STDIO: commands separated by ';'). Operator-only: visitors can add HTTP servers only",
+            metavar="COMMAND",
+            repeat=True,
+            sep=";",
+        ),
+        ServerFlag(
+            "max_tool_steps",
+            _between(1, 20, "rounds", int),
+            5,
+            "rounds of tool calls in one turn; after the last the model answers without tools",
+        ),
+        ServerFlag("tool_timeout", _seconds, 30.0, "the longest one tool call may run, in seconds"),
+        ServerFlag(
             "local_dirs",
             _models,
             "",
@@ -381,9 +418,37 @@ def _server_flags() -> tuple[ServerFlag, ...]:
     )
 
 
+def _mcp_url(value: str) -> str:
+    url = value.strip()
+    if not url.lower().startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"expected an http(s) URL of an MCP server (streamable HTTP), got {value!r}; "
+            "run a local server over stdio with --mcp-stdio instead"
+        )
+    return url
+
+
+def _command(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError('expected a command line, e.g. --mcp-stdio "python -m my_server"')
+    return value.strip()
+
+
 def _add_server_flag(
     parser: argparse.ArgumentParser, flag: ServerFlag, default: Callable[[str, object], object]
 ) -> None:
+    if flag.repeat:  # given several times; the variable's items when the flag is not given
+        env_items = str(default(flag.name, flag.default) or "").split(flag.sep)
+        parser.add_argument(
+            "--" + flag.name.replace("_", "-"),
+            type=flag.parse,
+            action="append",
+            default=None,
+            help=flag.help,
+            metavar=flag.metavar,
+        )
+        parser.set_defaults(**{f"{flag.name}_env": tuple(flag.parse(i) for i in env_items if i.strip())})
+        return
     kwargs: dict[str, Any] = {"nargs": "?", "const": True} if flag.switch else {}
     if flag.metavar:
         kwargs["metavar"] = flag.metavar
@@ -420,7 +485,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     )
     _add_server_flag(p, ServerFlag("share", _bool, "false", "create a public Gradio share link"), default)
     for setting in SETTINGS.values():
-        if setting.name in STORED:
+        if setting.name in STORED and setting.control.flag:
             _add_setting_flag(p, setting, default)
     for flag in _server_flags():
         _add_server_flag(p, flag, default)
@@ -444,7 +509,11 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         model = {Backend.PROVIDERS: DEFAULT_REMOTE_MODEL, Backend.LOCAL: DEFAULT_LOCAL_MODEL}.get(backend, "")
     try:
         sidebar = SidebarSettings.model_validate(
-            {**{name: getattr(args, name) for name in STORED}, "backend": backend, "model": model}
+            {
+                **{name: getattr(args, name) for name in STORED if hasattr(args, name)},
+                "backend": backend,
+                "model": model,
+            }
         )
     except ValidationError as exc:
         parser.error(config_error(exc).message)
@@ -452,6 +521,8 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     flagged = {f.name: getattr(args, f.name) for f in fields(AppOptions) if f.init and hasattr(args, f.name)}
     derived: dict[str, Any] = dict(
         sidebar=sidebar,
+        mcp=tuple(args.mcp) if args.mcp else args.mcp_env,
+        mcp_stdio=tuple(args.mcp_stdio) if args.mcp_stdio else args.mcp_stdio_env,
         endpoint_api_key=args.endpoint_api_key.strip(),
         public=is_public(args.host, args.share, env, forced=args.public),
         oauth=oauth_enabled(env),

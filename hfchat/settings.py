@@ -75,6 +75,8 @@ class Widget(str, Enum):
     SLIDER = "slider"
     CHECKBOX = "checkbox"
     NUMBER = "number"
+    CHECKBOXES = "checkboxes"
+    """A list setting: one checkbox per choice (the tools)."""
 
 
 class Group(str, Enum):
@@ -84,6 +86,8 @@ class Group(str, Enum):
     """What answers: backend, model, provider or endpoint, task (and the endpoint's key)."""
     GENERATION = "Generation"
     """The everyday generation settings, always in view."""
+    TOOLS = "Tools"
+    """What the model may call: built-in tools, MCP servers' tools."""
     ADVANCED = "Advanced"
     """The rare ones, in a folded accordion."""
 
@@ -97,6 +101,9 @@ class Role(str, Enum):
     """How the reply is shown (the speed footer): main sidebar only, stored, a CLI flag."""
     SECRET = "secret"
     """A credential for this browser session: main sidebar only, never stored, logged or a flag."""
+    TOOLS = "tools"
+    """Which tools the model may call: main sidebar only (compare sides chat without tools), stored,
+    reaching `ChatService.respond` as its `ToolChoice`, not a backend setting."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ class Control:
     placeholder: str = ""
     step: float | None = None
     lines: int = 1
+    flag: bool = True
+    """Whether the CLI has a flag (and HFCHAT_ variable) for its initial value."""
 
     def help_text(self, name: str) -> str:
         """The text under the control: its own info, then the API (and flag) name, so a
@@ -172,6 +181,19 @@ def _provider_or_auto(value: Any) -> Any:
     return value or AUTO
 
 
+def _names(value: Any) -> Any:
+    """A list setting given as text (a flag, HFCHAT_TOOLS, a REST client): comma-separated names."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+"""A tool's name as models and OpenAI servers take it (MCP tools are renamed to fit)."""
+
+BUILTIN_TOOLS = ("calculator", "web_search", "current_time")
+"""The app's own tools (`hfchat.tools.builtin`), each off unless enabled."""
+
 Text = Annotated[str, BeforeValidator(_none_is_empty)]
 Seed = Annotated[int | None, BeforeValidator(_random_is_none)]
 ProviderName = Annotated[str, OneOf(chat_providers), BeforeValidator(_provider_or_auto)]
@@ -180,6 +202,8 @@ DeviceName = Annotated[Device, OneOf(lambda: DEVICES)]
 QuantTypeName = Annotated[QuantType, OneOf(lambda: QUANT_TYPES)]
 ComputeDtypeName = Annotated[ComputeDtype, OneOf(lambda: COMPUTE_DTYPES)]
 BackendName = Annotated[Backend, OneOf(lambda: tuple(b.value for b in Backend))]
+BuiltinTools = Annotated[list[Annotated[str, OneOf(lambda: BUILTIN_TOOLS)]], BeforeValidator(_names)]
+ToolNames = Annotated[list[Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]] | None, BeforeValidator(_names)]
 
 SEED_MAX = 2**32 - 1
 
@@ -315,6 +339,29 @@ class SidebarSettings(BaseModel):
     device: DeviceName = setting(
         "auto", Control("Device", Widget.DROPDOWN, LOCAL, group=_ADV), help="device for local models"
     )
+    tools: BuiltinTools = setting(
+        [],
+        Control(
+            "Built-in tools",
+            Widget.CHECKBOXES,
+            role=Role.TOOLS,
+            info="the model may call these; each is off unless ticked",
+            group=Group.TOOLS,
+        ),
+        help="built-in tools the model may call, comma-separated: calculator, web_search, current_time",
+    )
+    mcp_tools: ToolNames = setting(
+        None,
+        Control(
+            "MCP tools",
+            Widget.CHECKBOXES,
+            role=Role.TOOLS,
+            info="tools of the MCP servers; untick one to switch it off",
+            group=Group.TOOLS,
+            flag=False,
+        ),
+        help="the MCP servers' tools the model may call, by name; omitted = all of them, [] = none",
+    )
     show_speed: bool = setting(
         True,
         Control(
@@ -357,6 +404,19 @@ class SessionSecrets(BaseModel):
             group=Group.MODEL,
         ),
         help="the key of your own endpoint, sent only to it",
+        repr=False,
+    )
+    mcp_url: str | None = setting(
+        None,
+        Control(
+            "Your MCP server URL (this browser session only)",
+            Widget.TEXT,
+            role=Role.SECRET,
+            placeholder="https://…/mcp (streamable HTTP)",
+            info="its tools are offered beside the built-in ones; never stored",
+            group=Group.TOOLS,
+        ),
+        help="an MCP server (streamable HTTP) whose tools this session may use",
         repr=False,
     )
 

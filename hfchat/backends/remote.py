@@ -20,6 +20,8 @@ from huggingface_hub import (
     ChatCompletionStreamOutput,
     ChatCompletionStreamOutputChoice,
     ChatCompletionStreamOutputDelta,
+    ChatCompletionStreamOutputDeltaToolCall,
+    ChatCompletionStreamOutputFunction,
     ChatCompletionStreamOutputUsage,
 )
 from huggingface_hub.errors import HfHubHTTPError
@@ -30,7 +32,7 @@ from hfchat.backends.chat_model import FoldingChat
 from hfchat.backends.types import Delta, Usage, closing_stream
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import MalformedChunk, retry_after_of, status_of
-from hfchat.tools.types import ToolSpec
+from hfchat.tools.types import ToolCallChunk, ToolSpec
 
 if TYPE_CHECKING:
     from langchain_huggingface import HuggingFaceEndpoint
@@ -139,7 +141,12 @@ def _generation_chunk(raw: Any) -> ChatGenerationChunk:
     choice = _typed(choices[0], ChatCompletionStreamOutputChoice, "choices[0]") if choices else None
     delta = _typed(choice.delta, ChatCompletionStreamOutputDelta, "choices[0].delta") if choice is not None else None
     content = reasoning = ""
+    tool_chunks: list[Any] = []
     if delta is not None:
+        tool_chunks = [
+            _tool_call_chunk(raw_call, i)
+            for i, raw_call in enumerate(_typed(delta.tool_calls, list, "delta.tool_calls") or [])
+        ]
         content = _typed(delta.content, str, "delta.content") or ""
         reasoning = (
             _typed(getattr(delta, "reasoning_content", None), str, "delta.reasoning_content")
@@ -150,6 +157,7 @@ def _generation_chunk(raw: Any) -> ChatGenerationChunk:
     finish = _typed(choice.finish_reason, str, "finish_reason") if choice is not None else None
     message: BaseMessageChunk = AIMessageChunk(
         content=content,
+        tool_call_chunks=tool_chunks,
         additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
         usage_metadata=(
             {
@@ -164,6 +172,24 @@ def _generation_chunk(raw: Any) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=message, generation_info={"finish_reason": finish} if finish else None)
 
 
+def _tool_call_chunk(raw: Any, position: int) -> dict[str, Any]:
+    """One streamed piece of a tool call (`delta.tool_calls[i]`) as LangChain's chunk dict:
+    servers send the id and name in a call's first piece and its JSON arguments in pieces,
+    each piece naming the call by `index` (a server that leaves it out: the piece's place)."""
+    _typed(raw, ChatCompletionStreamOutputDeltaToolCall, "delta.tool_calls[]")
+    function = _typed(raw.function, ChatCompletionStreamOutputFunction, "tool_calls[].function")
+    index = _typed(getattr(raw, "index", None), int, "tool_calls[].index")
+    return {
+        "type": "tool_call_chunk",
+        "index": position if index is None else index,
+        "id": _typed(getattr(raw, "id", None), str, "tool_calls[].id"),
+        "name": _typed(getattr(function, "name", None), str, "tool_calls[].function.name") if function else None,
+        "args": _typed(getattr(function, "arguments", None), str, "tool_calls[].function.arguments")
+        if function
+        else None,
+    }
+
+
 def to_delta(chunk: AIMessageChunk) -> Delta:
     """A streamed LangChain chunk as our Delta (empty when it carries nothing)."""
     usage = chunk.usage_metadata
@@ -173,6 +199,10 @@ def to_delta(chunk: AIMessageChunk) -> Delta:
         reasoning=reasoning if isinstance(reasoning, str) else "",
         finish_reason=chunk.response_metadata.get("finish_reason"),
         usage=Usage(usage["input_tokens"], usage["output_tokens"], "server") if usage else None,
+        tool_calls=tuple(
+            ToolCallChunk(int(c.get("index") or 0), c.get("id") or "", c.get("name") or "", c.get("args") or "")
+            for c in chunk.tool_call_chunks
+        ),
     )
 
 
@@ -238,13 +268,13 @@ class RemoteBackend:
         the cached client keeps folding. Otherwise the original error is raised.
         """
         try:
-            first, deltas = self._first(chat, messages, settings, cancel)
+            first, deltas = self._first(chat, messages, settings, cancel, tools)
         except HfHubHTTPError as exc:
             if not _may_refuse_system(exc, chat, messages):
                 raise
             retry = chat.model_copy(update={"fold_system": True})
             try:
-                first, deltas = self._first(retry, messages, settings, cancel)
+                first, deltas = self._first(retry, messages, settings, cancel, tools)
             except HfHubHTTPError:
                 raise exc from None
             log.info("the server refused the system role; folding it into the first user turn from now on")
@@ -258,8 +288,11 @@ class RemoteBackend:
                     return
                 yield delta
 
-    def _deltas(self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings) -> Iterator[Delta]:
-        stream = chat.stream(list(messages), stream_options=STREAM_OPTIONS, **self.call_kwargs(settings))
+    def _deltas(
+        self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, tools: Sequence[ToolSpec]
+    ) -> Iterator[Delta]:
+        offered: dict[str, Any] = {"tools": [t.openai() for t in tools], "tool_choice": "auto"} if tools else {}
+        stream = chat.stream(list(messages), stream_options=STREAM_OPTIONS, **self.call_kwargs(settings), **offered)
         with closing_stream(stream) as chunks:
             for chunk in chunks:
                 delta = to_delta(chunk)
@@ -267,7 +300,12 @@ class RemoteBackend:
                     yield delta
 
     def _first(
-        self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+        self,
+        chat: FoldingChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        cancel: threading.Event,
+        tools: Sequence[ToolSpec] = (),
     ) -> tuple[Delta | None, Iterator[Delta]]:
         """Open the stream and read its first delta, retrying 429 and 503 as `settings.retry` says.
 
@@ -276,7 +314,7 @@ class RemoteBackend:
         """
         attempt = 0
         while True:
-            deltas = self._deltas(chat, messages, settings)
+            deltas = self._deltas(chat, messages, settings, tools)
             try:
                 return next(deltas, None), deltas
             except HfHubHTTPError as exc:

@@ -624,6 +624,47 @@ def chat_route_handler(text: str, reasoning: str = "") -> Handler:
     return handle
 
 
+def sse_tool_calls_stream(
+    calls: Iterable[tuple[str, str]], model: str = "tiny-model", text: str = "", piece: int = 4
+) -> list[str]:
+    """An OpenAI SSE stream that calls tools as real servers stream them: optional ``text``
+    first, then each call's id, type and name in its first piece and its JSON ``arguments``
+    split into ``piece``-character pieces (split mid-token, as vLLM and TGI do), each piece
+    naming its call by ``index``; finish_reason "tool_calls". ``calls``: (name, arguments JSON)."""
+    cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+    events = [_chunk(model, cid, {"role": "assistant", "content": ""})]
+    events += [_chunk(model, cid, {"content": p}) for p in _pieces(text)] if text else []
+    for index, (name, arguments) in enumerate(calls):
+        head = {"index": index, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "function"}
+        events.append(_chunk(model, cid, {"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]}))
+        for start in range(0, len(arguments), piece):
+            part = {"index": index, "function": {"arguments": arguments[start : start + piece]}}
+            events.append(_chunk(model, cid, {"tool_calls": [part]}))
+    events += [_chunk(model, cid, {}, finish="tool_calls"), "data: [DONE]\n\n"]
+    return events
+
+
+def tool_model_handler(
+    calls: Callable[[dict[str, Any]], list[tuple[str, str]]], answer: Callable[[list[dict[str, Any]]], str]
+) -> Handler:
+    """``POST .../v1/chat/completions`` for a scripted tool-calling model: while the request
+    offers tools and its last message is the user's, it streams ``calls(body)`` (when that is
+    not empty); once the last message is a tool result, it streams ``answer(messages)`` (the
+    request's messages, so the answer can quote what the tools returned)."""
+
+    def handle(req: RecordedRequest) -> Response:
+        body = req.json if isinstance(req.json, dict) else {}
+        model = str(body.get("model", "tiny-model"))
+        messages = body.get("messages") or []
+        last = messages[-1] if messages else {}
+        wanted = calls(body) if body.get("tools") and last.get("role") == "user" else []
+        if wanted:
+            return sse_response(sse_tool_calls_stream(wanted, model=model))
+        return sse_response(sse_chat_stream(answer(messages), model=model))
+
+    return handle
+
+
 # ------------------------------------------------------------ Hub / providers
 
 
