@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from hfchat import hub, net
 from hfchat.backends import backend_for, builder
@@ -70,6 +70,9 @@ from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
 from hfchat.settings import API_ORDER, SETTINGS
 from hfchat.tokens import Fingerprinter, redact, resolve_token
+from hfchat.tools.loop import CallResult, run_calls
+from hfchat.tools.registry import Offered, ToolChoice, ToolRegistry
+from hfchat.tools.types import Tool, ToolCallRequest
 from hfchat.updates import Loading, Notice, ReplyView, Waiting
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,12 @@ class ChatService:
     """Where local generations take turns per device (--local-concurrency slots each)."""
     fingerprint: Fingerprinter = field(default_factory=Fingerprinter, repr=False)
     """Tells tokens apart in the cache's keys without holding them."""
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    """The tools turns may offer the model (--tools, --mcp, --mcp-stdio, a visitor's MCP URL)."""
+    max_tool_steps: int = 5
+    """Rounds of tool calls in one turn (--max-tool-steps); the next model call offers none."""
+    tool_timeout: float = 30.0
+    """The longest one tool call may run (--tool-timeout)."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -149,7 +158,14 @@ class ChatService:
         server); a local model's first load is not part of its turn (None)."""
         return None if settings.spec.backend is Backend.LOCAL else started + self.turn_timeout
 
-    def bounded(self, turn: Turn, settings: ChatSettings, cancel: threading.Event, started: float) -> Bounded:
+    def bounded(
+        self,
+        turn: Turn,
+        settings: ChatSettings,
+        cancel: threading.Event,
+        started: float,
+        tools: Mapping[str, Tool] | None = None,
+    ) -> Bounded:
         """The turn's stream from its backend, within max_new_tokens and the deadlines.
 
         A remote server must send its first chunk within --timeout of the request, however
@@ -158,7 +174,9 @@ class ChatService:
         local = settings.spec.backend is Backend.LOCAL
         if local:
             started = opened  # the model is ready now: generation starts the clock
-        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel, self.queues)
+        # each tool by the name this turn offers it under (MCP tools may be renamed to fit or be unique)
+        specs = [dataclasses.replace(tool.spec, name=name) for name, tool in (tools or {}).items()]
+        deltas = _backend(settings).stream(turn.chat, turn.messages, settings, cancel, self.queues, tools=specs)
         deadlines = Deadlines(
             turn_end=started + self.turn_timeout,
             turn_timeout=self.turn_timeout,
@@ -175,10 +193,12 @@ class ChatService:
         history: Sequence[Mapping[str, Any]],
         token: str | None,
         deadline: float | None = None,
+        tools: bool = False,
     ) -> Turn:
         """The messages and the model for one turn, timing the model's build on a cache miss;
-        the build's network I/O must finish by `deadline` (time.monotonic())."""
-        messages = build_messages(message, history, settings.system_prompt, settings.spec.task)
+        the build's network I/O must finish by `deadline` (time.monotonic()). With `tools`,
+        earlier tool calls go to the model as tool messages (else as text)."""
+        messages = build_messages(message, history, settings.system_prompt, settings.spec.task, tools)
         started = time.perf_counter()
         # A remote build only asks for small answers (a model list, a provider mapping); a
         # local one may download weights, which its deadline (None) and budget leave alone.
@@ -199,6 +219,7 @@ class ChatService:
         token: str | None,
         notice: str,
         cancel: threading.Event,
+        tools: bool = False,
     ) -> Generator[ReplyView, None, Turn | None]:
         """`open_turn` for a model that loads first (seconds to minutes): the load runs in a
         thread while this yields how far it got (`Loading`: seconds, then the stage and share
@@ -212,7 +233,54 @@ class ChatService:
             return (*head, loading_progress(loading, elapsed_s, progress_of(spec)))
 
         yield view(0.0)
-        return (yield from ticking(lambda: self.open_turn(settings, message, history, token), view, cancel))
+        return (
+            yield from ticking(lambda: self.open_turn(settings, message, history, token, None, tools), view, cancel)
+        )
+
+    def offer_tools(
+        self, choice: ToolChoice, settings: ChatSettings, session: str | None, hf_token: str | None
+    ) -> Offered:
+        """The tools this turn offers (none for compare mode's sides and for a choice of none).
+        A visitor's MCP URL is checked against the deployment's policy before it is reached;
+        a refused tool or URL is a ConfigError, a server that fails a notice."""
+        if not choice.any:
+            return Offered()
+        return self.tools.offered(choice, session, hf_token)
+
+    def run_tools(
+        self,
+        reply: Reply,
+        requests: Sequence[ToolCallRequest],
+        tools: Mapping[str, Tool],
+        cancel: threading.Event,
+        secrets: Sequence[str | None],
+        show_speed: bool,
+    ) -> Generator[ReplyView, None, dict[str, CallResult]]:
+        """Run one round of the model's tool calls: each shows pending, then done with its
+        result, as it ends (`hfchat.tools.loop.run_calls`). Returns the results by call id;
+        stops early when `cancel` is set (Stop). Arguments and results are redacted of every
+        secret of the turn before they are shown, kept or sent back."""
+
+        def clean(text: str) -> str:
+            return redact(text, *secrets)
+
+        for request in requests:
+            server = tools[request.name].spec.server if request.name in tools else ""
+            reply.call_pending(request, server, clean(request.arguments_text))
+        yield reply.view(show_speed)
+        results: dict[str, CallResult] = {}
+        for result in run_calls(requests, tools, cancel, self.tool_timeout, clean):
+            log.info(
+                "tool %s (%s): %s in %.2f s",
+                result.request.name,
+                result.server or "-",
+                "error" if result.error else "done",
+                result.duration_s,
+            )
+            reply.call_done(result)
+            results[result.request.id] = result
+            yield reply.view(show_speed)
+        return results
 
     def respond(
         self,
@@ -226,6 +294,7 @@ class ChatService:
         show_speed: bool = True,
         endpoint_key: str | None = None,
         client: str | None = None,
+        tools: ToolChoice | None = None,
     ) -> Iterator[ReplyView]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
         (see `Reply.view`), or a `Failed` after any partial reply, which is kept. A reply
@@ -235,8 +304,10 @@ class ChatService:
         public deployment `client` (the visitor's address) is counted too.
         Setting `cancel` from another thread stops the generation even while this generator
         is blocked waiting for the backend (compare mode's Stop); closing it does too.
-        `endpoint_key` is the visitor's own key for their custom endpoint (this session only)."""
-        token = self.credential(values, resolve_token(session_token, oauth_token), endpoint_key)
+        `endpoint_key` is the visitor's own key for their custom endpoint (this session only).
+        `tools` are the tools the model may call (`run_tools`: up to --max-tool-steps rounds)."""
+        hf_token = resolve_token(session_token, oauth_token)
+        token = self.credential(values, hf_token, endpoint_key)
         reply: Reply | None = None
         notice = ""
         settings: ChatSettings | None = None
@@ -261,23 +332,44 @@ class ChatService:
             )
             check_attachments(message, settings.spec.task)
             history, dropped = fit_history(history, self.limits.max_history_chars)
-            notice = trim_notice(dropped, self.limits.max_history_chars)
+            offered = self.offer_tools(tools or ToolChoice(), settings, session, hf_token)
+            notice = "\n\n".join(filter(None, [trim_notice(dropped, self.limits.max_history_chars), *offered.notices]))
+            with_tools = bool(offered.tools)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
-                opened = yield from self.loading_turn(settings, message, history, token, notice, cancel)
+                opened = yield from self.loading_turn(settings, message, history, token, notice, cancel, with_tools)
                 if opened is None:
                     return  # stopped while it loaded: the model still lands in the cache
                 turn = opened
             else:
-                turn = self.open_turn(settings, message, history, token, self.turn_deadline(settings, started))
+                deadline = self.turn_deadline(settings, started)
+                turn = self.open_turn(settings, message, history, token, deadline, with_tools)
+            if with_tools and not _backend(settings).supports_tools(turn.chat):
+                notice = "\n\n".join(filter(None, [notice, _no_tools_notice(settings)]))
+                offered = Offered()
             source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
             reply = Reply(source, notice=notice)
-            deltas = self.bounded(turn, settings, cancel, started)
-            for delta in deltas:
-                reply.add(delta)
-                if delta.text or delta.reasoning:
-                    yield reply.view(show_speed)
-                elif delta.waiting_s is not None:  # queued behind another generation on the device
-                    yield (*reply.view(show_speed), Waiting(delta.waiting_s))
+            secrets = (token, hf_token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
+            messages = list(turn.messages)
+            for step in range(self.max_tool_steps + 1):
+                # the last round offers no tools: the model must answer with what it has
+                step_tools = offered.tools if step < self.max_tool_steps else {}
+                deltas = self.bounded(
+                    dataclasses.replace(turn, messages=messages), settings, cancel, started, step_tools
+                )
+                for delta in deltas:
+                    reply.add(delta)
+                    if delta.text or delta.reasoning:
+                        yield reply.view(show_speed)
+                    elif delta.waiting_s is not None:  # queued behind another generation on the device
+                        yield (*reply.view(show_speed), Waiting(delta.waiting_s))
+                text, requests = reply.end_step()
+                if deltas.cut or not requests or not step_tools:
+                    break
+                results = yield from self.run_tools(reply, requests, step_tools, cancel, secrets, show_speed)
+                if cancel.is_set():
+                    return  # Stop: the window keeps what it shows, under "stopped by you"
+                messages += tool_round(text, requests, results)
+                reply.next_step()
             if deltas.cut:
                 reply.cut(deltas.cut)
             else:
@@ -292,7 +384,7 @@ class ChatService:
             # Errors of servers and libraries (RECOVERABLE) are translated; anything else is a bug
             # of ours, shown as an internal error whose reference finds its traceback in the log.
             # Every secret of this turn is masked, even those not sent (a server may know another).
-            secrets = (token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
+            secrets = (token, hf_token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
             yield _failure(exc, settings, secrets, reply, notice, show_speed)
         finally:
             cancel.set()
@@ -465,6 +557,27 @@ def _failure(
     return reply.view(show)
 
 
+def tool_round(text: str, requests: Sequence[ToolCallRequest], results: Mapping[str, CallResult]) -> list[BaseMessage]:
+    """One round of tool calls as the model gets it back: its own message with the calls (and
+    any text it wrote before them), then each call's result as a tool message (an error too:
+    the model reads why, and may try again)."""
+    calls = [{"name": r.name, "args": r.arguments or {}, "id": r.id, "type": "tool_call"} for r in requests]
+    out: list[BaseMessage] = [AIMessage(content=text, tool_calls=calls)]
+    for request in requests:
+        result = results.get(request.id)
+        content = result.result if result is not None else "the tool did not run"
+        out.append(ToolMessage(content=content, tool_call_id=request.id, name=request.name))
+    return out
+
+
+def _no_tools_notice(settings: ChatSettings) -> str:
+    return (
+        f"*Tools are not offered: {settings.spec.where} cannot call them (its chat template has no "
+        "tools support, or the backend runs none for this task). Switch tools off in Settings → Tools, "
+        "or choose a model that calls tools.*"
+    )
+
+
 def _notices(notice: str) -> tuple[Notice, ...]:
     return (Notice(notice),) if notice else ()
 
@@ -503,6 +616,9 @@ def loading_progress(loading: Loading, elapsed_s: float, progress: LoadProgress 
 _RESPOND_ARGS = {"hf_token": "session_token", "endpoint_api_key": "endpoint_key", "show_speed": "show_speed"}
 """The `/chat` parameters that are `ChatService.respond`'s own arguments, not turn settings."""
 
+_TOOL_ARGS = ("tools", "mcp_tools", "mcp_url")
+"""The `/chat` parameters that make the turn's `ToolChoice`."""
+
 
 def chat_signature(defaults: Any) -> inspect.Signature:
     """The `/chat` function's signature: `message`, `history`, every setting of the schema
@@ -540,6 +656,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
         message, history = given.pop("message"), given.pop("history")
         request, oauth_token = given.pop("request"), given.pop("oauth_token")
         own = {arg: given.pop(name) for name, arg in _RESPOND_ARGS.items()}
+        choice = ToolChoice.of(*(given.pop(name) for name in _TOOL_ARGS))
         session = getattr(request, "session_hash", None)
         client = client_address(request, getattr(defaults, "on_space", False))
         # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; the UI sets the hint.
@@ -555,6 +672,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
             endpoint_key=own["endpoint_key"],
             client=client,
             cancel=cancel,
+            tools=choice,
         )
 
     chat.__signature__ = signature  # type: ignore[attr-defined]

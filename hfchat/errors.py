@@ -227,7 +227,7 @@ def _response_message(exc: BaseException) -> str:
     return ""
 
 
-def _server_detail(exc: BaseException) -> str:
+def server_detail(exc: BaseException) -> str:
     """The server's own words, shortened: often the most useful part of the message."""
     server_message = getattr(exc, "server_message", None) or _response_message(exc)
     if isinstance(server_message, str) and server_message.strip():
@@ -361,7 +361,7 @@ class _Failure:
 
     @property
     def server(self) -> str:
-        return _server_detail(self.exc)
+        return server_detail(self.exc)
 
     @property
     def first_line(self) -> str:
@@ -608,3 +608,8 @@ RECOVERABLE: tuple[type[BaseException], ...] = (
 """Errors from backends, servers and the environment, which a chat turn translates into a
 message. Anything else (KeyError, TypeError, AttributeError, AssertionError...) is a bug in
 hfchat: the turn shows an InternalError with a reference, and the log has its traceback."""
+
+
+class ToolsRefusedError(HFChatError, title="Tools refused"):
+    """A server failed a request that offered tools before any token: some servers refuse the
+    `tools` field (vLLM without --enable-auto-tool-choice), so the message says how to go on."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from hfchat.errors import InputError
 from hfchat.images import IMAGE_TASK, MAX_IMAGES, check_count, file_paths, image_part, refuse_images, to_data_url
@@ -24,6 +24,7 @@ from hfchat.updates import (
     NOTICE_MARK,
     THINKING_ID,
     THINKING_TITLE,
+    TOOL_DATA,
     TOOL_ID,
 )
 
@@ -66,6 +67,8 @@ def message_kind(message: Mapping[str, Any]) -> MessageKind:
     kind = _KINDS.get(str(metadata.get("id")))
     if kind is not None:
         return kind
+    if str(metadata.get("id") or "").startswith(TOOL_ID + ":"):
+        return MessageKind.TOOL
     return MessageKind.THINKING if metadata.get("title") else MessageKind.ANSWER
 
 
@@ -92,8 +95,59 @@ def sent_text(message: Mapping[str, Any]) -> str:
     """The text of a message that goes to the model: a question or an answer; "" for the
     app's own messages (notices, loading, thinking, tools, the footer, failures)."""
     if message.get("role") == "assistant" and message_kind(message) is not MessageKind.ANSWER:
-        return ""
+        call = tool_call_data(message)
+        return f"{call['arguments']}\n{call['result']}" if call else ""
     return content_text(message.get("content"))
+
+
+def tool_call_data(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A tool-call message's call as data (`hfchat.updates.TOOL_DATA`: id, name, arguments,
+    result, error, step), or None for any other message and for a call still running."""
+    data = message.get(TOOL_DATA)
+    if message_kind(message) is not MessageKind.TOOL or not isinstance(data, Mapping):
+        return None
+    if not isinstance(data.get("name"), str) or not isinstance(data.get("result"), str):
+        return None
+    return {
+        "id": str(data.get("id") or "call"),
+        "name": data["name"],
+        "arguments": str(data.get("arguments") or ""),
+        "result": data["result"],
+        "step": data.get("step") if isinstance(data.get("step"), int) else 0,
+    }
+
+
+def _tool_turns(calls: Sequence[Mapping[str, Any]], structured: bool) -> list[BaseMessage]:
+    """A reply's tool calls as the model expects them back: per round, the assistant message
+    that made the calls, then one tool message per result. Without `structured` (a turn that
+    offers no tools) they are plain text in an assistant message, which every template takes."""
+    if not structured:
+        lines = [f"[called {c['name']}({c['arguments']}) -> {c['result']}]" for c in calls]
+        return [AIMessage(content="\n".join(lines))] if lines else []
+    out: list[BaseMessage] = []
+    for step in dict.fromkeys(c["step"] for c in calls):
+        group = [c for c in calls if c["step"] == step]
+        out.append(
+            AIMessage(
+                content="",
+                tool_calls=[
+                    {"name": c["name"], "args": _json_object(c["arguments"]), "id": c["id"], "type": "tool_call"}
+                    for c in group
+                ],
+            )
+        )
+        out += [ToolMessage(content=c["result"], tool_call_id=c["id"], name=c["name"]) for c in group]
+    return out
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 LEGACY_FOOTER_ID = "hfchat-speed"
@@ -165,22 +219,27 @@ def _text_only(content: Any) -> bool:
     return False
 
 
-def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = False) -> list[BaseMessage]:
+def history_to_messages(
+    history: Sequence[Mapping[str, Any]], images: bool = False, tools: bool = False
+) -> list[BaseMessage]:
     """Turn Gradio's message history into alternating Human/AI messages.
 
-    Only questions and answers are sent (`message_kind`): thinking, notices and speed
-    footers are skipped; a turn whose reply failed before any answer (or was left at its
-    loading notice by Stop) is dropped with its question, back-to-back
+    Only questions, answers and tool calls are sent (`message_kind`): thinking, notices and
+    speed footers are skipped; a turn whose reply failed before any answer (or was left at its
+    loading notice by Stop) is dropped with its question and its tool calls, back-to-back
     messages of one role are joined and a leading reply is dropped, so templates that
     demand user-first alternating roles still render. With `images`, pictures in user turns
     become `image_url` parts (one that can no longer be read is left out); without, only
-    the text is kept.
+    the text is kept. A reply's tool calls go before its answer: as tool-call and tool
+    messages when `tools` are offered this turn, else as text (`_tool_turns`).
     """
     out: list[BaseMessage] = []
+    calls: list[dict[str, Any]] = []  # the current reply's, sent before its answer
     for item in history:
         role = item.get("role")
         content = item.get("content")
         if role == "user":
+            calls = []
             question = _user_content(content_text(content), _history_images(content) if images else [])
             if out and isinstance(out[-1], HumanMessage):
                 out[-1] = HumanMessage(content=_join(out[-1].content, question))
@@ -188,15 +247,23 @@ def history_to_messages(history: Sequence[Mapping[str, Any]], images: bool = Fal
                 out.append(HumanMessage(content=question))
         elif role == "assistant":
             kind = message_kind(item)
+            if kind is MessageKind.TOOL:
+                if (call := tool_call_data(item)) is not None:
+                    calls.append(call)
+                continue
             reply = content_text(content).strip() if kind is MessageKind.ANSWER else ""
             if not reply:
                 no_reply = kind in (MessageKind.ANSWER, MessageKind.LOADING, MessageKind.FAILED)
                 if no_reply and out and isinstance(out[-1], HumanMessage):
-                    out.pop()  # no reply came (or only a failure): the question goes with it
+                    out.pop()  # no reply came (or only a failure): the question goes with it, and its tool calls
+                    calls = []
                 continue
             if not out:
                 continue  # a reply before any question (a greeting): strict templates can't start with it
-            if isinstance(out[-1], AIMessage):
+            if calls:
+                out.extend(_tool_turns(calls, tools))
+                calls = []
+            if isinstance(out[-1], AIMessage) and not out[-1].tool_calls:
                 out[-1] = AIMessage(content=f"{out[-1].content}\n\n{reply}")
             else:
                 out.append(AIMessage(content=reply))
@@ -227,7 +294,11 @@ def trim_notice(dropped: int, max_chars: int) -> str:
 
 
 def build_messages(
-    message: Any, history: Sequence[Mapping[str, Any]], system_prompt: str, task: str = "text-generation"
+    message: Any,
+    history: Sequence[Mapping[str, Any]],
+    system_prompt: str,
+    task: str = "text-generation",
+    tools: bool = False,
 ) -> list[BaseMessage]:
     """The messages for one turn: optional system prompt, the history, the new question.
 
@@ -240,7 +311,7 @@ def build_messages(
     messages: list[BaseMessage] = []
     if system_prompt.strip():
         messages.append(SystemMessage(content=system_prompt.strip()))
-    past = history_to_messages(history, images=images)
+    past = history_to_messages(history, images=images, tools=tools)
     if past and isinstance(past[-1], HumanMessage):
         past.pop()  # an unanswered question: the new message replaces it
     messages.extend(_keep_latest_images(past, MAX_IMAGES - len(paths)))

@@ -8,6 +8,7 @@ with plain data.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,8 @@ from hfchat.config import Backend, ChatSettings, display_url
 from hfchat.messages import Message, MessageKind, content_text, message_kind
 from hfchat.settings import SEED_MAX
 from hfchat.speed import SpeedMeter
+from hfchat.tools.loop import CallResult
+from hfchat.tools.types import ToolCallChunk, ToolCallRequest, joined_calls
 from hfchat.updates import (
     CUT_HINT,
     CUT_TITLE,
@@ -30,6 +33,7 @@ from hfchat.updates import (
     Notice,
     ReplyView,
     Thinking,
+    ToolCall,
     Update,
 )
 
@@ -121,6 +125,13 @@ class Reply:
     thinking_started: float | None = None
     thinking_ended: float | None = None
     finished: bool = False
+    calls: list[ToolCall] = field(default_factory=list)
+    """The tool calls so far, in the order the model made them (shown above the answer)."""
+    step: int = 0
+    """The round of the tool loop this stream belongs to (0: the first model call)."""
+    _tool_chunks: list[ToolCallChunk] = field(default_factory=list)
+    _step_start: int = 0
+    _earlier_output: int = 0
     _inside_think: bool = False
     _held: str = ""
 
@@ -132,19 +143,61 @@ class Reply:
         if delta.waited_s is not None:  # the generation began only now: the wait is no part of its speed
             self.waited_s = delta.waited_s
             self.meter.started += delta.waited_s
-        if delta.text or delta.reasoning:
+        if delta.text or delta.reasoning or delta.tool_calls:
             self.meter.first_token()
             self.chunks += 1
+        self._tool_chunks.extend(delta.tool_calls)
         if delta.reasoning:
             self._think(delta.reasoning)
         if delta.text:
             self._split(self._held + delta.text)
         if delta.usage is not None:
             self.meter.input_tokens = delta.usage.input_tokens
-            self.meter.output_tokens = delta.usage.output_tokens
+            out = delta.usage.output_tokens
+            # a turn with tool calls is several model calls: their output adds up
+            self.meter.output_tokens = None if out is None else self._earlier_output + out
             self.meter.counted_by = delta.usage.counted_by
         if delta.finish_reason:
             self.meter.finish_reason = delta.finish_reason
+
+    def end_step(self) -> tuple[str, list[ToolCallRequest]]:
+        """One model call of the tool loop ended: the answer text it wrote (for the assistant
+        message that carries its calls) and the tool calls it made (none: it answered)."""
+        held, self._held = self._held, ""
+        if held and self._inside_think:
+            self._think(held)
+        elif held:
+            self._say(held)
+        requests = joined_calls(self._tool_chunks)
+        self._tool_chunks = []
+        text = self.answer[self._step_start :].strip()
+        return text, requests
+
+    def next_step(self) -> None:
+        """The tools ran: the next model call starts a new round, its tokens counted on top."""
+        self.step += 1
+        self._step_start = len(self.answer)
+        self._earlier_output = self.meter.output_tokens or self.chunks
+        self.meter.finish_reason = None
+
+    def call_pending(self, request: ToolCallRequest, server: str, arguments: str) -> None:
+        """A call the loop is about to run (`arguments` as shown: redacted)."""
+        key = secrets.token_hex(5)
+        self.calls.append(ToolCall(request.id, request.name, arguments, server, step=self.step, key=key))
+
+    def call_done(self, result: CallResult) -> None:
+        """A call ended: its result (or error) and duration replace the pending one."""
+        for i, call in enumerate(self.calls):
+            if call.id == result.request.id and call.step == self.step and not call.done:
+                self.calls[i] = dataclasses.replace(
+                    call,
+                    server=result.server or call.server,
+                    result=result.result,
+                    done=True,
+                    error=result.error,
+                    duration_s=result.duration_s,
+                )
+                return
 
     def finish(self) -> None:
         """The stream ended normally: flush held text, close the thinking, stop the clock."""
@@ -285,6 +338,7 @@ class Reply:
         out: list[Update] = [Notice(self.notice)] if self.notice else []
         if self.thinking.strip():
             out.append(Thinking(self.thinking.strip(), done=self.thinking_s is not None, duration_s=self.thinking_s))
+        out.extend(self.calls)
         if self.answer.strip():
             out.append(Answer(self.answer.lstrip("\n")))  # text as the model wrote it
         if self.cut_reason:

@@ -52,6 +52,10 @@ LOADING_ID = "hfchat-loading"
 NOTICE_ID = "hfchat-notice"
 THINKING_ID = "hfchat-thinking"
 TOOL_ID = "hfchat-tool"
+"""A tool call's block id starts with it (`hfchat-tool:<key>`, its full result `…:full`)."""
+TOOL_DATA = "tool"
+"""The message key that holds a tool call as data (id, name, server, arguments, result, error,
+step): what history conversion sends back to the model; never drawn."""
 FOOTER_ID = "hfchat-footer"
 FAILED_ID = "hfchat-failed"
 INTERRUPTED_ID = "hfchat-interrupted"
@@ -109,12 +113,23 @@ class Answer:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A tool the model called, with its arguments and, once it ran, its result."""
+    """A tool the model called: pending while it runs, then done with its result (or error)
+    and how long it took. `id` is the model's call id (unique in the conversation's turn),
+    `server` where it ran ("built-in" or an MCP server's label), `step` the round of tool
+    calls it belongs to (calls of one round went to the model in one message)."""
 
+    id: str
     name: str
-    arguments: Mapping[str, Any] = field(default_factory=dict)
+    arguments: str
+    """The arguments as the model sent them (JSON text, shown even when it does not parse)."""
+    server: str = ""
     result: str | None = None
     done: bool = False
+    error: bool = False
+    duration_s: float | None = None
+    step: int = 0
+    key: str = ""
+    """Names its block on the page, unique in the conversation (model ids such as "call_0" repeat)."""
 
 
 @dataclass(frozen=True)

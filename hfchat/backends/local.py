@@ -424,6 +424,8 @@ class LocalBackend:
     stream: Stream
     model_of: Callable[[Any], Any]
     call_kwargs: Callable[[ChatSettings], dict[str, Any]] = call_kwargs
+    supports_tools: Callable[[Any], bool] = lambda chat: False
+    """Whether the built model's chat template renders tools (`hfchat.tools.parsing`)."""
 
 
 LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)

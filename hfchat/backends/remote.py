@@ -31,7 +31,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.backends.types import Delta, Usage, closing_stream
 from hfchat.config import ChatSettings, ModelSpec
-from hfchat.errors import MalformedChunk, retry_after_of, status_of
+from hfchat.errors import MalformedChunk, ToolsRefusedError, retry_after_of, server_detail, status_of
 from hfchat.tools.types import ToolCallChunk, ToolSpec
 
 if TYPE_CHECKING:
@@ -230,6 +230,10 @@ class RemoteBackend:
         """Fields only this variant sends; none by default."""
         return kwargs
 
+    def supports_tools(self, chat: Any) -> bool:
+        """Servers say so only by refusing a request that offers tools (`ToolsRefusedError`)."""
+        return True
+
     def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]:
         """The OpenAI chat-completion fields for this turn, each on the scale the server expects.
 
@@ -270,6 +274,8 @@ class RemoteBackend:
         try:
             first, deltas = self._first(chat, messages, settings, cancel, tools)
         except HfHubHTTPError as exc:
+            if tools and status_of(exc) in _TEMPLATE_FAILURE_STATUSES:
+                raise _tools_refused(exc) from exc
             if not _may_refuse_system(exc, chat, messages):
                 raise
             retry = chat.model_copy(update={"fold_system": True})
@@ -326,6 +332,17 @@ class RemoteBackend:
                 log.info("HTTP %s before the first token; retry %d in %.2f s", status, attempt, wait)
                 if cancel.wait(wait):
                     raise  # Stop pressed while waiting: no point in retrying
+
+
+def _tools_refused(exc: HfHubHTTPError) -> ToolsRefusedError:
+    """Some servers fail any request that offers tools (vLLM without --enable-auto-tool-choice,
+    a template with no tools support): say so, with the server's own words and the ways on."""
+    detail = server_detail(exc)
+    return ToolsRefusedError(
+        f"The server failed the request that offered tools (HTTP {status_of(exc)}): {detail}",
+        "Switch the tools off in Settings → Tools and press Retry, or start the server with tool calling "
+        "on (vLLM: --enable-auto-tool-choice --tool-call-parser NAME; llama.cpp: --jinja).",
+    )
 
 
 def _may_refuse_system(exc: HfHubHTTPError, chat: FoldingChat, messages: Sequence[BaseMessage]) -> bool:

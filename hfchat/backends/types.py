@@ -98,6 +98,10 @@ class ChatBackend(Protocol):
 
     def call_kwargs(self, settings: ChatSettings) -> dict[str, Any]: ...
 
+    def supports_tools(self, chat: Any) -> bool:
+        """Whether this built model can be offered tools (a local chat template that renders them)."""
+        ...
+
     def stream(
         self,
         chat: Any,

@@ -22,6 +22,7 @@ from hfchat.updates import (
     NOTICE_ID,
     THINKING_ID,
     THINKING_TITLE,
+    TOOL_DATA,
     TOOL_ID,
     Answer,
     Failed,
@@ -41,12 +42,85 @@ P = ParamSpec("P")
 
 def to_messages(view: ReplyView) -> list[Message]:
     """One snapshot of a reply as the chat window's assistant messages, in display order."""
-    return [_message(update) for update in view]
+    return [message for update in view for message in _messages(update)]
+
+
+RESULT_PREVIEW_CHARS = 1_200
+"""How much of a tool's result its block shows; a longer one is in full in a block nested under it."""
+
+
+def _messages(update: Update) -> list[Message]:
+    if isinstance(update, ToolCall):
+        return tool_messages(update)
+    return [_message(update)]
+
+
+def fenced(text: str, language: str = "") -> str:
+    """`text` as a markdown code block whose fence is longer than any backtick run inside it,
+    so a result holding a fence of its own cannot end the block early."""
+    longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _backtick_runs(line: str) -> list[str]:
+    runs, current = [], ""
+    for char in line:
+        if char == "`":
+            current += char
+        elif current:
+            runs.append(current)
+            current = ""
+    return [*runs, current] if current else runs
+
+
+def _arguments_block(arguments: str) -> str:
+    try:
+        shown = json.dumps(json.loads(arguments), ensure_ascii=False, indent=1) if arguments.strip() else "{}"
+    except json.JSONDecodeError:
+        shown = arguments  # as the model sent it: the result says why it did not parse
+    return fenced(shown, "json")
+
+
+def tool_messages(call: ToolCall) -> list[Message]:
+    """A tool call as a collapsible block titled with the tool and its server: pending (with a
+    spinner) while it runs, then done with its duration. It shows the arguments and the result
+    (the first RESULT_PREVIEW_CHARS; the whole result in a folded block nested under it). The
+    top-level `tool` key holds the call as data, which history conversion sends back to the
+    model (Gradio drops keys it does not know from what it draws, so the page never shows it)."""
+    key = f"{TOOL_ID}:{call.key}"
+    title = f"Tool: {call.name}" + (f" · {call.server}" if call.server else "") + (" · failed" if call.error else "")
+    metadata: dict[str, Any] = {"id": key, "title": title, "status": "done" if call.done else "pending"}
+    if call.duration_s is not None:
+        metadata["duration"] = round(call.duration_s, 2)
+    body = f"**Arguments**\n\n{_arguments_block(call.arguments)}"
+    result = call.result
+    if result is not None:
+        preview = result if len(result) <= RESULT_PREVIEW_CHARS else result[:RESULT_PREVIEW_CHARS] + " …"
+        body += f"\n\n**{'Error' if call.error else 'Result'}**\n\n{fenced(preview)}"
+    data: dict[str, Any] = {"id": call.id, "name": call.name, "server": call.server, "arguments": call.arguments}
+    data |= {"result": result, "error": call.error, "step": call.step}
+    main: Message = {"role": "assistant", "content": safe_images(body), "metadata": metadata, TOOL_DATA: data}
+    if result is None or len(result) <= RESULT_PREVIEW_CHARS:
+        return [main]
+    full: Message = {
+        "role": "assistant",
+        "content": safe_images(fenced(result)),
+        "metadata": {
+            "id": f"{key}:full",
+            "parent_id": key,
+            "title": f"Full result ({len(result):,} characters)",
+            "status": "done",
+        },
+    }
+    return [main, full]
 
 
 def _message(update: Update) -> Message:
     metadata: dict[str, Any]
     match update:
+        case ToolCall():
+            return tool_messages(update)[0]
         case Answer(text=text):
             return {"role": "assistant", "content": safe_images(text)}
         case Thinking(text=text, done=done, duration_s=duration):
@@ -54,12 +128,6 @@ def _message(update: Update) -> Message:
             if duration is not None:
                 metadata["duration"] = round(duration, 2)
             return {"role": "assistant", "content": safe_images(text), "metadata": metadata}
-        case ToolCall(name=name, arguments=arguments, result=result, done=done):
-            body = f"```json\n{json.dumps(dict(arguments), ensure_ascii=False, indent=1)}\n```"
-            if result is not None:
-                body += f"\n\n{result}"
-            metadata = {"id": TOOL_ID, "title": f"Tool: {name}", "status": "done" if done else "pending"}
-            return {"role": "assistant", "content": safe_images(body), "metadata": metadata}
         case Loading() | Notice() | Footer() | Failed() | Waiting():
             return {"role": "assistant", "content": safe_images(update.text), "metadata": {"id": _ID[type(update)]}}
 
