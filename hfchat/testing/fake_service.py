@@ -28,6 +28,7 @@ from hfchat.chat import ChatService
 from hfchat.config import Backend, InputLimits
 from hfchat.messages import content_text
 from hfchat.reply import Reply, ReplySource
+from hfchat.tools.registry import ToolRegistry
 from hfchat.updates import ReplyView
 
 
@@ -78,6 +79,7 @@ class FakeService:
         self.calls: list[FakeCall] = []
         self.stopped = 0
         self.limits = InputLimits()  # as ChatService's: what compare's checks read (local_dirs)
+        self.tools = ToolRegistry()  # as ChatService's: what the settings panel's Tools section lists
         self._lock = threading.Lock()
         self.script(*replies)
 

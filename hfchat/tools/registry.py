@@ -144,3 +144,37 @@ class ToolRegistry:
                 if close is not None:
                     close()
         return listing
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One server's tools as the settings panel lists them, or why it could not list them."""
+
+    label: str
+    tools: tuple[tuple[str, str], ...] = ()
+    """(name, description) of each tool."""
+    error: str = ""
+
+
+def _describe(tools: Sequence[Tool]) -> tuple[tuple[str, str], ...]:
+    return tuple((tool.spec.name, " ".join(tool.spec.description.split())[:200]) for tool in tools)
+
+
+def catalog(registry: ToolRegistry, hf_token: str | None) -> list[Listed]:
+    """The operator's MCP servers and their tools, for the settings panel."""
+    out = []
+    for label, listing in registry.servers.items():
+        try:
+            out.append(Listed(label, _describe(listing(hf_token))))
+        except ToolError as exc:
+            out.append(Listed(label, error=exc.message))
+    return out
+
+
+def visitor_catalog(registry: ToolRegistry, session: str, url: str, hf_token: str | None) -> Listed:
+    """A visitor's MCP server and its tools (ConfigError when this deployment refuses the URL)."""
+    registry.check(ToolChoice(visitor_url=url))
+    try:
+        return Listed(url, _describe(registry._visitor(session, url)(hf_token)))
+    except ToolError as exc:
+        return Listed(url, error=exc.message)

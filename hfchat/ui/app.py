@@ -17,6 +17,7 @@ from hfchat.logs import serving_line, setup_logging
 from hfchat.presets import (
     CONTROL_NAMES,
 )
+from hfchat.settings import Group
 from hfchat.space import public_token_warning
 from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
@@ -27,6 +28,7 @@ from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.picker import model_picker
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
+from hfchat.ui.tools import tools_status, wire_tools
 
 log = logging.getLogger("hfchat.app")
 
@@ -71,7 +73,9 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
             if options.oauth:  # a Space with hf_oauth: each visitor's own token pays for their calls
                 gr.LoginButton()
             presets = preset_panel()
-            controls = settings_controls(options)
+            shown: list[gr.Markdown] = []
+            controls = settings_controls(options, after={Group.TOOLS: lambda: shown.append(tools_status())})
+            wire_tools(demo, controls, shown[0], service)
             model_picker(options, controls)
         wire_notices(demo, options)
         with gr.Tabs(elem_id="page-tabs") as tabs:

@@ -2,6 +2,7 @@
 `hfchat.settings`: grouped as declared, which backend (and switch) shows which, the sampling
 sliders disabled while greedy, and the model's own sampling defaults when the model changes."""
 
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -48,6 +49,8 @@ def control(setting: Setting, value: Any, label: str, interactive: bool | None =
         return gr.Slider(low, high, value=value, step=c.step, label=label, info=info, interactive=interactive)
     if c.widget is Widget.NUMBER:
         return gr.Number(value, precision=0, label=label, info=info)
+    if c.widget is Widget.CHECKBOXES:  # the choices come from the deployment (`hfchat.ui.tools`)
+        return gr.CheckboxGroup([], value=list(value or []), label=label, info=info)
     return gr.Textbox(
         "" if value is None else str(value),
         label=label,
@@ -58,11 +61,13 @@ def control(setting: Setting, value: Any, label: str, interactive: bool | None =
     )
 
 
-GROUPS_OPEN = {Group.MODEL: True, Group.GENERATION: True, Group.ADVANCED: False}
+GROUPS_OPEN = {Group.MODEL: True, Group.GENERATION: True, Group.TOOLS: False, Group.ADVANCED: False}
 """Which sections of the settings panel start open: the rare settings are folded."""
 
 
-def settings_controls(options: AppOptions, side: str = "") -> dict[str, Component]:
+def settings_controls(
+    options: AppOptions, side: str = "", after: Mapping[Group, Callable[[], Any]] | None = None
+) -> dict[str, Component]:
     """One set of settings controls, keyed by API name, rendered where it is called, in the
     schema's order and starting from the flags' values (`options.sidebar`).
 
@@ -94,6 +99,8 @@ def settings_controls(options: AppOptions, side: str = "") -> dict[str, Componen
                 for name in wanted:
                     if SETTINGS[name].control.group is group:
                         build(name)
+                if after and group in after:
+                    after[group]()  # what the section shows below its controls (the tools' status)
         controls = {name: controls[name] for name in wanted}  # the schema's order, as before
     _follow_backend(controls, options.sidebar.backend, initial)
     _follow_sampling(controls)

@@ -31,10 +31,11 @@ from tests.fixtures import SENTINEL_TOKEN
 def test_presets_cover_every_control_but_the_token() -> None:
     chat = make_chat_fn(ChatService(), parse_options([], {}))
     params = list(inspect.signature(chat).parameters)[2:]
-    credentials_and_gradio = {"hf_token", "endpoint_api_key", "oauth_token", "request"}  # never settings
+    # never stored: the session's credentials (a visitor's MCP URL may carry a key) and Gradio's own
+    credentials_and_gradio = {"hf_token", "endpoint_api_key", "mcp_url", "oauth_token", "request"}
     missing = set(params) - credentials_and_gradio - set(CONTROL_NAMES)
     assert not missing, f"presets and exports would leave out {missing}: add them to ControlValues"
-    assert "hf_token" not in CONTROL_NAMES and "endpoint_api_key" not in CONTROL_NAMES
+    assert not {"hf_token", "endpoint_api_key", "mcp_url"} & set(CONTROL_NAMES)
 
 
 def test_builtins_are_the_seed_models_and_a_cpu_one() -> None:

@@ -36,7 +36,13 @@ from hfchat.settings import (
 from hfchat.ui import build_app
 from hfchat.ui.controls import settings_controls
 
-TEXT_SAMPLES = {"model": "org/other", "endpoint_url": "http://127.0.0.1:2", "system_prompt": "Be brief."}
+TEXT_SAMPLES: dict[str, Any] = {
+    "model": "org/other",
+    "endpoint_url": "http://127.0.0.1:2",
+    "system_prompt": "Be brief.",
+    "tools": ["calculator"],
+    "mcp_tools": ["add"],
+}
 """Text values that are also valid for `build_settings` (any other text setting gets 'other')."""
 
 
@@ -55,17 +61,22 @@ def other_value(setting: Setting, current: Any = None) -> Any:
 
 
 def as_flag_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(value)  # a list setting's flag: comma-separated names (--tools calculator,web_search)
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 STORED_SETTINGS = [SETTINGS[name] for name in STORED]
 CHANGED = {s.name: other_value(s) for s in STORED_SETTINGS if s.name != "backend"}
 """A value of every stored setting other than its default (the backend stays local)."""
+FLAGGED = {name: value for name, value in CHANGED.items() if SETTINGS[name].control.flag}
+"""Those that have a flag (the MCP tools are listed from the servers, so they have none)."""
 
 
 def test_the_schema_has_each_kind_of_setting_and_secrets_are_never_stored() -> None:
-    assert set(SETTINGS) == set(STORED) | {"hf_token", "endpoint_api_key"}
-    assert {s.name for s in SETTINGS.values() if s.role is Role.SECRET} == {"hf_token", "endpoint_api_key"}
+    secrets = {"hf_token", "endpoint_api_key", "mcp_url"}  # a visitor's MCP URL may carry a key
+    assert set(SETTINGS) == set(STORED) | secrets
+    assert {s.name for s in SETTINGS.values() if s.role is Role.SECRET} == secrets
     assert set(TURN) < set(STORED) and "show_speed" in set(STORED) - set(TURN)
     assert list(SidebarSettings.model_fields) == list(STORED), "stored settings are SidebarSettings' fields"
     for setting in SETTINGS.values():
@@ -88,6 +99,8 @@ def test_every_setting_is_a_sidebar_control_and_every_turn_setting_is_on_each_co
         assert main[name].elem_id == "settings-" + name.replace("_", "-")
         start = initial.get(name, "")
         expected = "" if start is None else str(start) if setting.control.widget is Widget.TEXT else start
+        if setting.control.widget is Widget.CHECKBOXES:
+            expected = start or []  # an empty list; the MCP tools' are ticked when the page loads
         assert main[name].value == expected, f"{name} starts from the flags (a secret, or a random seed: empty)"
         shown = control_shown(name, options.sidebar.backend, initial)
         assert main[name].visible == shown, f"{name} shows for its backends (and under its switch) only"
@@ -102,22 +115,22 @@ def shown_as(name: str, value: object) -> object:
 
 
 def test_the_controls_start_from_the_flags() -> None:
-    argv = [arg for name, value in CHANGED.items() for arg in ("--" + name.replace("_", "-"), as_flag_text(value))]
+    argv = [arg for name, value in FLAGGED.items() for arg in ("--" + name.replace("_", "-"), as_flag_text(value))]
     options = parse_options(argv, {})
     with gr.Blocks():
         main = settings_controls(options)
-    for name, value in CHANGED.items():
+    for name, value in FLAGGED.items():
         assert main[name].value == shown_as(name, value), f"{name}: the control starts from --{name}"
 
 
 def test_every_setting_is_a_chat_api_parameter_defaulting_to_the_flags() -> None:
-    argv = [arg for name, value in CHANGED.items() for arg in ("--" + name.replace("_", "-"), as_flag_text(value))]
+    argv = [arg for name, value in FLAGGED.items() for arg in ("--" + name.replace("_", "-"), as_flag_text(value))]
     demo = build_app(parse_options(argv, {}))
     params = demo.get_api_info()["named_endpoints"]["/chat"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["message", *API_ORDER]
     assert set(API_ORDER) == set(SETTINGS)
     defaults = {p["parameter_name"]: p.get("parameter_default") for p in params}
-    for name, value in CHANGED.items():
+    for name, value in FLAGGED.items():
         assert defaults[name] == shown_as(name, value), f"/chat's {name} defaults to --{name}"
     for name in SETTINGS.keys() - STORED:
         assert not defaults[name], f"{name}: a secret has no default"
@@ -126,6 +139,9 @@ def test_every_setting_is_a_chat_api_parameter_defaulting_to_the_flags() -> None
 @pytest.mark.parametrize("setting", STORED_SETTINGS, ids=lambda s: s.name)
 def test_every_stored_setting_has_a_flag_and_a_variable(setting: Setting) -> None:
     flag, variable = "--" + setting.name.replace("_", "-"), "HFCHAT_" + setting.name.upper()
+    if not setting.control.flag:
+        assert flag + " " not in build_parser({}).format_help(), f"{setting.name} is declared without a flag"
+        return
     assert flag in build_parser({}).format_help()
     value = other_value(setting)
     by_flag = parse_options([flag, as_flag_text(value)], {}).sidebar
