@@ -178,3 +178,68 @@ def visitor_catalog(registry: ToolRegistry, session: str, url: str, hf_token: st
         return Listed(url, _describe(registry._visitor(session, url)(hf_token)))
     except ToolError as exc:
         return Listed(url, error=exc.message)
+
+
+def mcp_listing(server: Any, timeout_s: float, fingerprint: Callable[[str | None], str]) -> ServerTools:
+    """An MCP server's tools for a caller (`hfchat.tools.mcp`): one client per server, or for
+    Hugging Face's own server one per caller's token (kept by its fingerprint, never the token),
+    since only that server gets the token. Unreachable: a ToolError naming why."""
+    from hfchat.errors import HFChatError
+    from hfchat.tools.mcp import MCPClient, is_hf_mcp
+
+    clients: OrderedDict[str, Any] = OrderedDict()
+    lock = threading.Lock()
+    per_caller = bool(server.url) and is_hf_mcp(server.url)
+
+    def listing(hf_token: str | None) -> Sequence[Tool]:
+        key = fingerprint(hf_token) if per_caller else ""
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = MCPClient(server, hf_token if per_caller else None, timeout_s=timeout_s)
+                while len(clients) > MAX_VISITOR_SERVERS:
+                    clients.popitem(last=False)[1].close()
+        try:
+            return client.tools()
+        except HFChatError as exc:
+            raise ToolError(" ".join(filter(None, [exc.message, exc.hint]))) from None
+
+    def close() -> None:
+        with lock:
+            for client in clients.values():
+                client.close()
+            clients.clear()
+
+    listing.close = close  # type: ignore[attr-defined]
+    return listing
+
+
+def deployment_registry(
+    enabled: Sequence[str],
+    public: bool,
+    policy: Any,
+    mcp_urls: Sequence[str] = (),
+    mcp_commands: Sequence[str] = (),
+    timeout_s: float = 30.0,
+    fingerprint: Callable[[str | None], str] = lambda token: "",
+) -> ToolRegistry:
+    """The tools of this deployment, from its flags: built-in tools (all may be switched on
+    privately; on a public deployment only those --tools enabled), the operator's MCP servers
+    (--mcp, --mcp-stdio) and visitors' HTTP servers, checked against `policy` (the SSRF guard
+    on a public deployment). Nothing connects until a turn or the settings panel asks."""
+    from hfchat.tools.builtin import builtin_tools
+    from hfchat.tools.mcp import check_visitor_server, parse_servers
+
+    servers = parse_servers(mcp_urls, mcp_commands, environ={})
+    listings = {server.label: mcp_listing(server, timeout_s, fingerprint) for server in servers}
+
+    def visitor(url: str) -> ServerTools:
+        return mcp_listing(check_visitor_server(url, policy), timeout_s, fingerprint)
+
+    allowed = tuple(enabled) if public else BUILTIN_TOOLS
+    return ToolRegistry(
+        builtin=lambda names: builtin_tools(names),
+        allowed_builtin=allowed,
+        servers=listings,
+        visitor=visitor,
+    )

@@ -1,5 +1,6 @@
 """hfchat's Gradio app: the page built from one module per panel (`build_app`), and `main`."""
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from hfchat.presets import (
 )
 from hfchat.settings import Group
 from hfchat.space import public_token_warning
+from hfchat.tokens import Fingerprinter
+from hfchat.tools.registry import deployment_registry
 from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
@@ -28,7 +31,7 @@ from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.picker import model_picker
 from hfchat.ui.presets import preset_panel, wire_presets
 from hfchat.ui.render import rendered
-from hfchat.ui.tools import tools_status, wire_tools
+from hfchat.ui.tools import builtin_choices, mcp_choices, startup_catalog, tools_status, wire_tools
 
 log = logging.getLogger("hfchat.app")
 
@@ -36,6 +39,16 @@ log = logging.getLogger("hfchat.app")
 def build_service(options: AppOptions) -> ChatService:
     """The one service behind the chat, compare mode and the OpenAI API, as `options` say."""
     apply_torch_threads(options.torch_threads)  # before any local model (and torch) loads
+    fingerprint = Fingerprinter()
+    tools = deployment_registry(
+        options.sidebar.tools,
+        options.public,
+        options.deployment_policy,
+        options.mcp,
+        options.mcp_stdio,
+        options.tool_timeout,
+        fingerprint,
+    )
     return ChatService(
         cache=ModelCache(options.cache_size),
         timeout=options.timeout,
@@ -48,6 +61,10 @@ def build_service(options: AppOptions) -> ChatService:
         stall_timeout=options.stall_timeout,
         endpoint_api_key=options.endpoint_api_key,
         queues=DeviceQueues(options.local_concurrency),
+        fingerprint=fingerprint,
+        tools=tools,
+        max_tool_steps=options.max_tool_steps,
+        tool_timeout=options.tool_timeout,
     )
 
 
@@ -74,7 +91,15 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 gr.LoginButton()
             presets = preset_panel()
             shown: list[gr.Markdown] = []
-            controls = settings_controls(options, after={Group.TOOLS: lambda: shown.append(tools_status())})
+            listed = startup_catalog(service)
+            if options.sidebar.mcp_tools is None:  # all of the servers' tools, ticked (and /chat's default)
+                sidebar = options.sidebar.model_copy(update={"mcp_tools": [name for _, name in mcp_choices(listed)]})
+                options = dataclasses.replace(options, sidebar=sidebar)
+            controls = settings_controls(
+                options,
+                after={Group.TOOLS: lambda: shown.append(tools_status())},
+                choices={"tools": builtin_choices(service), "mcp_tools": mcp_choices(listed)},
+            )
             wire_tools(demo, controls, shown[0], service)
             model_picker(options, controls)
         wire_notices(demo, options)

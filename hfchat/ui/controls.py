@@ -32,7 +32,9 @@ def _choices(setting: Setting) -> list[Any]:
     return list(setting.choices or ())
 
 
-def control(setting: Setting, value: Any, label: str, interactive: bool | None = None) -> Component:
+def control(
+    setting: Setting, value: Any, label: str, interactive: bool | None = None, choices: list[Any] | None = None
+) -> Component:
     """The widget a setting declares, holding `value`, labelled `label`; its info text names
     the API parameter, so the human label still tells a script writer what to send."""
     c = setting.control
@@ -50,7 +52,9 @@ def control(setting: Setting, value: Any, label: str, interactive: bool | None =
     if c.widget is Widget.NUMBER:
         return gr.Number(value, precision=0, label=label, info=info)
     if c.widget is Widget.CHECKBOXES:  # the choices come from the deployment (`hfchat.ui.tools`)
-        return gr.CheckboxGroup([], value=list(value or []), label=label, info=info)
+        return gr.CheckboxGroup(
+            choices or [], value=list(value or []), label=label, info=info, visible=choices is None or bool(choices)
+        )
     return gr.Textbox(
         "" if value is None else str(value),
         label=label,
@@ -66,7 +70,10 @@ GROUPS_OPEN = {Group.MODEL: True, Group.GENERATION: True, Group.TOOLS: False, Gr
 
 
 def settings_controls(
-    options: AppOptions, side: str = "", after: Mapping[Group, Callable[[], Any]] | None = None
+    options: AppOptions,
+    side: str = "",
+    after: Mapping[Group, Callable[[], Any]] | None = None,
+    choices: Mapping[str, list[Any]] | None = None,
 ) -> dict[str, Component]:
     """One set of settings controls, keyed by API name, rendered where it is called, in the
     schema's order and starting from the flags' values (`options.sidebar`).
@@ -87,7 +94,8 @@ def settings_controls(
         setting = SETTINGS[name]
         interactive = sampling if setting.control.sampling else None
         value = initial.get(name, setting.default)
-        controls[name] = control(setting, value, prefix + setting.control.label, interactive)
+        listed = (choices or {}).get(name)
+        controls[name] = control(setting, value, prefix + setting.control.label, interactive, listed)
         controls[name].elem_id = f"{ids}-{name.replace('_', '-')}"
 
     if side:

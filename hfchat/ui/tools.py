@@ -7,6 +7,7 @@ this deployment refuses is said there (no component ever shows Gradio's "Error" 
 """
 
 import html
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,8 +16,10 @@ from gradio.components import Component
 
 from hfchat.chat import ChatService
 from hfchat.errors import HFChatError
-from hfchat.tokens import resolve_token
+from hfchat.tokens import env_token, resolve_token
 from hfchat.tools.registry import Listed, catalog, visitor_catalog
+
+log = logging.getLogger(__name__)
 
 
 def builtin_choices(service: ChatService) -> list[tuple[str, str]]:
@@ -31,6 +34,29 @@ def builtin_choices(service: ChatService) -> list[tuple[str, str]]:
 def _first_sentence(text: str) -> str:
     sentence = " ".join(text.split()).split(". ")[0].rstrip(".")
     return sentence[:90]
+
+
+def mcp_choices(listed: Sequence[Listed]) -> list[tuple[str, str]]:
+    """(label, name) of each tool of the operator's MCP servers: its name, server and what it does."""
+    return [
+        (f"{name} ({entry.label}) — {desc[:70]}" if desc else f"{name} ({entry.label})", name)
+        for entry in listed
+        for name, desc in entry.tools
+    ]
+
+
+def startup_catalog(service: ChatService) -> list[Listed]:
+    """The operator's MCP servers' tools, listed once as the page is built (so the panel and
+    `/chat` offer them all by default), with the server's own token; each logged."""
+    listed = catalog(service.tools, env_token()) if service.tools.servers else []
+    for entry in listed:
+        if entry.error:
+            log.warning("MCP server %s: not reachable (%s); its tools are listed when it is", entry.label, entry.error)
+        else:
+            log.info(
+                "MCP server %s: %d tools (%s)", entry.label, len(entry.tools), ", ".join(n for n, _ in entry.tools)
+            )
+    return listed
 
 
 def status_lines(listed: Sequence[Listed], visitor: Listed | None = None, refused: str = "") -> str:
@@ -55,19 +81,14 @@ def tools_status() -> gr.Markdown:
 
 def wire_tools(demo: gr.Blocks, controls: dict[str, Component], status: gr.Markdown, service: ChatService) -> None:
     """Fill the Tools section's choices and keep its status line; `controls` are the panel's."""
-    builtin, mcp, url = controls["tools"], controls["mcp_tools"], controls["mcp_url"]
+    url = controls["mcp_url"]
     assert isinstance(url, gr.Textbox)
     has_servers = bool(service.tools.servers)
 
     def load(hf_token: str | None, request: gr.Request, oauth_token: gr.OAuthToken | None) -> dict[Component, Any]:
+        """The servers' state for this visitor (Hugging Face's MCP server lists by their token)."""
         token = resolve_token(hf_token, getattr(oauth_token, "token", None))
-        listed = catalog(service.tools, token) if has_servers else []
-        choices = [(f"{name} — {desc[:80]}" if desc else name, name) for entry in listed for name, desc in entry.tools]
-        return {
-            builtin: gr.update(choices=builtin_choices(service)),
-            mcp: gr.update(choices=choices, value=[name for _, name in choices], visible=has_servers),
-            status: status_lines(listed),
-        }
+        return {status: status_lines(catalog(service.tools, token) if has_servers else [])}
 
     def connect(
         mcp_url: str | None, hf_token: str | None, request: gr.Request, oauth_token: gr.OAuthToken | None
@@ -85,6 +106,6 @@ def wire_tools(demo: gr.Blocks, controls: dict[str, Component], status: gr.Markd
 
     token_box = controls["hf_token"]
     quiet: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
-    demo.load(load, inputs=[token_box], outputs=[builtin, mcp, status], **quiet)
+    demo.load(load, inputs=[token_box], outputs=[status], **quiet)
     url.submit(connect, inputs=[url, token_box], outputs=[status], show_progress="hidden", api_visibility="private")
     url.blur(connect, inputs=[url, token_box], outputs=[status], show_progress="hidden", api_visibility="private")
