@@ -38,7 +38,7 @@ from hfchat.fairqueue import DeviceQueues, FairQueue
 from hfchat.loading import LoadProgress, tracking
 from hfchat.messages import fold_system_prompt
 from hfchat.space import on_gpu
-from hfchat.tools.parsing import PROBE_TOOL, splitter_for
+from hfchat.tools.parsing import PROBE_TOOL, kept_special_tokens, special_strings, splitter_for
 from hfchat.tools.parsing import supports_tools as template_supports_tools
 from hfchat.tools.types import ToolSpec
 
@@ -71,6 +71,14 @@ class FailFastStreamer(TextIteratorStreamer):
     input_tokens: int | None = None
     output_tokens: int = 0
     last_token: int | None = None
+    dropped: tuple[str, ...] = ()
+    """Special-token texts taken out of the text, when it is decoded with special tokens
+    (a tool-call reply whose markers are special tokens: `stream_generation`'s `keep_special`)."""
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        for special in self.dropped:
+            text = text.replace(special, "")
+        super().on_finalized_text(text, stream_end)
 
     def put(self, value: Any) -> None:
         ids = value.reshape(-1)
@@ -137,15 +145,19 @@ def stream_generation(
     *,
     max_new_tokens: int | None = None,
     eos: Collection[int] = frozenset(),
+    keep_special: frozenset[str] | None = None,
 ) -> Iterator[Delta]:
     """Run `generate(streamer, criteria)` in a thread and yield its text as it comes, then
     (unless stopped) a last delta with the finish reason and the token counts.
+    Special tokens are skipped, except those in `keep_special` (tool-call markers).
 
     Setting `cancel` (or leaving the loop) ends generate at its next token; an error in
     the thread reaches the reader at once. `queue` is the device's: generate waits there
     for its turn.
     """
-    streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=keep_special is None)
+    if keep_special is not None:
+        streamer.dropped = tuple(sorted(special_strings(tokenizer) - keep_special, key=len, reverse=True))
     criteria = StoppingCriteriaList([CancelCriteria(cancel)])
     # Generations on one device take turns, first come first served: a CPU or one GPU
     # runs two no faster. The place in the queue is taken now, in arrival order.
@@ -199,6 +211,8 @@ class LocalCall:
     summary: Delta | None = None
     queue_news: Delta | None = None
     """A `waiting_s` / `waited_s` delta (its place on the device), handed out before the next chunk."""
+    keep_special: frozenset[str] | None = None
+    """Special tokens the text keeps (tool-call markers, `parsing.kept_special_tokens`); None: none."""
 
 
 class StoppablePipeline(HuggingFacePipeline):
@@ -227,6 +241,7 @@ class StoppablePipeline(HuggingFacePipeline):
             kwargs.get("seed"),
             max_new_tokens=pipeline_kwargs.get("max_new_tokens"),
             eos=eos_ids(self.pipeline.model),
+            keep_special=call.keep_special,
         )
         with closing_stream(deltas):
             for delta in deltas:
@@ -542,7 +557,7 @@ def _stream_with_tools(
     prompt = render_prompt(chat, messages, tools)
     prefix = THINK_OPEN if ends_inside_think(prompt) else ""
     splitter = splitter_for(chat.tokenizer, tools) if tools else None
-    call = LocalCall(cancel, queues)
+    call = LocalCall(cancel, queues, keep_special=kept_special_tokens(chat.tokenizer) if tools else None)
     with closing_stream(chat.llm.stream(prompt, call=call, **call_kwargs(settings))) as chunks:
         for text in chunks:
             if call.queue_news is not None:

@@ -96,6 +96,35 @@ def template_format(template: str) -> ToolFormat | None:
     return None
 
 
+FORMAT_MARKERS: dict[str, tuple[str, ...]] = {
+    "hermes": (HERMES_OPEN, HERMES_CLOSE),
+    "llama3": (PYTHON_TAG,),
+    "mistral": (MISTRAL_CALLS, MISTRAL_ARGS, MISTRAL_CALL_ID),
+}
+
+
+def special_strings(tokenizer: Any) -> frozenset[str]:
+    """The text of every special token of the tokenizer (what `skip_special_tokens` drops)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return frozenset(getattr(tokenizer, "all_special_tokens", []) or []) | frozenset(
+        str(t) for t in added.values() if getattr(t, "special", False)
+    )
+
+
+def kept_special_tokens(tokenizer: Any) -> frozenset[str] | None:
+    """The special tokens a tool-call reply must be decoded with, or None when the usual
+    decoding (every special token skipped) loses nothing. Mistral's `[TOOL_CALLS]`/`[ARGS]`
+    and Llama's `<|python_tag|>` are special tokens: skipped, the newer Mistral form
+    `name[ARGS]{...}` could not be read. A declared response template gets the raw text
+    (all special tokens), as `transformers serve` parses it: its delimiters may be special."""
+    specials = special_strings(tokenizer)
+    fmt = tool_format(tokenizer)
+    if fmt == "response_template":
+        return specials or None
+    markers = {m for f, ms in FORMAT_MARKERS.items() if fmt in (None, f) for m in ms}
+    return frozenset(markers & specials) or None
+
+
 # -- parsing whole payloads
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from hfchat.backends import local
@@ -16,7 +17,9 @@ from hfchat.backends.local import LOCAL
 from hfchat.backends.types import Delta
 from hfchat.config import Backend, ChatSettings, GenerationSettings, ModelSpec
 from hfchat.errors import ChatTemplateError
-from hfchat.fairqueue import DeviceQueues
+from hfchat.fairqueue import DeviceQueues, FairQueue
+from hfchat.testing.tiny_models import TOOL_TOKENS, TOOLS_TEMPLATE, build_tokenizer
+from hfchat.tools.parsing import kept_special_tokens, split_reply
 from hfchat.tools.types import ToolCallChunk, ToolSpec, joined_calls
 
 CALCULATOR = ToolSpec(
@@ -30,6 +33,8 @@ CALLED = AIMessage(
 )
 RESULT = ToolMessage(content="42", tool_call_id="call_0", name="calculator")
 AFTER_TOOL = [*QUESTION, CALLED, RESULT]
+# A template whose source names [TOOL_CALLS] (here in a comment), as Mistral's does: tool_format -> "mistral".
+MISTRAL_STYLE = "{% for m in messages %}[INST] {{ m['content'] }}[/INST]{% endfor %}{# [TOOL_CALLS] #}"
 
 
 def spec_for(path: Path) -> ModelSpec:
@@ -129,3 +134,30 @@ def test_tool_turns_without_a_tool_template_are_written_as_text(chatml_model: tu
     deltas = stream(chat, path, AFTER_TOOL)
     assert "".join(d.text for d in deltas) and deltas[-1].usage is not None
     assert deltas[-1].usage.input_tokens == prompt_tokens(chat, local.render_prompt(chat, AFTER_TOOL))
+
+
+def test_tool_markers_that_are_special_tokens_survive_decoding() -> None:
+    """Mistral's [TOOL_CALLS] and [ARGS] are special tokens: the usual decoding (special tokens
+    skipped) would leave `calculator{...}`, which no parser can read. With tools offered they
+    are kept, and only they: the end-of-sequence token still leaves the text."""
+    tok = build_tokenizer(MISTRAL_STYLE)
+    tok.add_tokens(["[TOOL_CALLS]", "[ARGS]"], special_tokens=True)
+    keep = kept_special_tokens(tok)
+    assert keep == frozenset({"[TOOL_CALLS]", "[ARGS]"})
+    reply = tok.encode('[TOOL_CALLS]calculator[ARGS]{"expression": "6*7"}<|im_end|>', add_special_tokens=False)
+
+    def generate(streamer: Any, criteria: Any) -> None:  # what generate hands its streamer
+        streamer.put(torch.tensor([tok.encode("hi", add_special_tokens=False)]))
+        for token in reply:
+            streamer.put(torch.tensor([token]))
+        streamer.end()
+
+    def text(keep_special: frozenset[str] | None) -> str:
+        deltas = local.stream_generation(generate, tok, threading.Event(), FairQueue(), None, keep_special=keep_special)
+        return "".join(d.text for d in deltas)
+
+    assert text(None) == 'calculator{"expression": "6*7"}'  # as before: the markers are lost
+    kept = text(keep)
+    assert kept == '[TOOL_CALLS]calculator[ARGS]{"expression": "6*7"}'
+    assert split_reply(kept, ["mistral"])[1] == (ToolCallChunk(0, "call_0", "calculator", '{"expression": "6*7"}'),)
+    assert kept_special_tokens(build_tokenizer(TOOLS_TEMPLATE, TOOL_TOKENS)) is None  # <tool_call> is not special
