@@ -605,7 +605,10 @@ class LocalBackend:
     stream: Stream
     model_of: Callable[[Any], Any]
     call_kwargs: Callable[[ChatSettings], dict[str, Any]] = call_kwargs
+    supports_tools: Callable[[Any], bool] = lambda chat: False
+    """Whether tools may be offered to a built chat (its template renders them); the vision
+    backend offers none."""
 
 
-LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)
+LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of, supports_tools=supports_tools)
 """Local text models: ChatHuggingFace over a StoppablePipeline (LocalChat)."""

@@ -64,7 +64,7 @@ def test_the_prompt_the_model_reads_holds_the_tools(tools_model: tuple[Any, Path
     """apply_chat_template got the tools: the rendered prompt names and describes the tool, and
     generate read that prompt (its token count is the one the stream reports)."""
     chat, path = tools_model
-    assert local.supports_tools(chat)
+    assert local.supports_tools(chat) and LOCAL.supports_tools(chat)
     prompt = local.render_prompt(chat, QUESTION, [CALCULATOR])
     assert '"name": "calculator"' in prompt and "Evaluates an arithmetic expression exactly." in prompt
     assert prompt.startswith("<|im_start|>system\nBe brief.\n\n# Tools")
@@ -113,7 +113,7 @@ def test_without_tools_a_plain_chat_is_rendered_as_before(tools_model: tuple[Any
 
 def test_a_template_without_tools_is_not_sent_them(chatml_model: tuple[Any, Path]) -> None:
     chat, path = chatml_model
-    assert not local.supports_tools(chat)
+    assert not local.supports_tools(chat) and not LOCAL.supports_tools(chat)
     with pytest.raises(ChatTemplateError, match="does not show tools"):
         stream(chat, path, QUESTION, (CALCULATOR,))
 
