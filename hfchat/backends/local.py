@@ -10,6 +10,7 @@ only imported when the local backend is used.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import queue
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 import transformers
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -32,10 +33,13 @@ from hfchat.config import ChatSettings, ModelSpec, Quantization
 from hfchat.cpu import cpu_dtype_name
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
-from hfchat.errors import ConfigError, QuantizationUnavailableError, UnsupportedTaskError
+from hfchat.errors import ChatTemplateError, ConfigError, QuantizationUnavailableError, UnsupportedTaskError
 from hfchat.fairqueue import DeviceQueues, FairQueue
 from hfchat.loading import LoadProgress, tracking
+from hfchat.messages import fold_system_prompt
 from hfchat.space import on_gpu
+from hfchat.tools.parsing import PROBE_TOOL, kept_special_tokens, special_strings, splitter_for
+from hfchat.tools.parsing import supports_tools as template_supports_tools
 from hfchat.tools.types import ToolSpec
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,14 @@ class FailFastStreamer(TextIteratorStreamer):
     input_tokens: int | None = None
     output_tokens: int = 0
     last_token: int | None = None
+    dropped: tuple[str, ...] = ()
+    """Special-token texts taken out of the text, when it is decoded with special tokens
+    (a tool-call reply whose markers are special tokens: `stream_generation`'s `keep_special`)."""
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        for special in self.dropped:
+            text = text.replace(special, "")
+        super().on_finalized_text(text, stream_end)
 
     def put(self, value: Any) -> None:
         ids = value.reshape(-1)
@@ -133,15 +145,19 @@ def stream_generation(
     *,
     max_new_tokens: int | None = None,
     eos: Collection[int] = frozenset(),
+    keep_special: frozenset[str] | None = None,
 ) -> Iterator[Delta]:
     """Run `generate(streamer, criteria)` in a thread and yield its text as it comes, then
     (unless stopped) a last delta with the finish reason and the token counts.
+    Special tokens are skipped, except those in `keep_special` (tool-call markers).
 
     Setting `cancel` (or leaving the loop) ends generate at its next token; an error in
     the thread reaches the reader at once. `queue` is the device's: generate waits there
     for its turn.
     """
-    streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = FailFastStreamer(tokenizer, skip_prompt=True, skip_special_tokens=keep_special is None)
+    if keep_special is not None:
+        streamer.dropped = tuple(sorted(special_strings(tokenizer) - keep_special, key=len, reverse=True))
     criteria = StoppingCriteriaList([CancelCriteria(cancel)])
     # Generations on one device take turns, first come first served: a CPU or one GPU
     # runs two no faster. The place in the queue is taken now, in arrival order.
@@ -195,6 +211,8 @@ class LocalCall:
     summary: Delta | None = None
     queue_news: Delta | None = None
     """A `waiting_s` / `waited_s` delta (its place on the device), handed out before the next chunk."""
+    keep_special: frozenset[str] | None = None
+    """Special tokens the text keeps (tool-call markers, `parsing.kept_special_tokens`); None: none."""
 
 
 class StoppablePipeline(HuggingFacePipeline):
@@ -223,6 +241,7 @@ class StoppablePipeline(HuggingFacePipeline):
             kwargs.get("seed"),
             max_new_tokens=pipeline_kwargs.get("max_new_tokens"),
             eos=eos_ids(self.pipeline.model),
+            keep_special=call.keep_special,
         )
         with closing_stream(deltas):
             for delta in deltas:
@@ -243,7 +262,125 @@ class StoppablePipeline(HuggingFacePipeline):
 
 
 class LocalChat(FoldingChat):
-    """The local chat model: ChatHuggingFace over a StoppablePipeline."""
+    """The local chat model: ChatHuggingFace over a StoppablePipeline.
+
+    `tools_supported`: its chat template renders the tools it is given (`supports_tools`);
+    `native_tool_turns`: it renders an assistant turn's tool calls and a tool turn's result
+    itself (else `chat_turns` writes them as plain text). Both are probed once, at load."""
+
+    tools_supported: bool = False
+    native_tool_turns: bool = False
+
+
+PROBE_RESULT = "hfchat_probe_result"
+
+
+def renders_tool_turns(tokenizer: Any) -> bool:
+    """True when the chat template shows both an assistant turn's tool call (its name) and
+    the tool turn's result, rendered without `tools=`, as the loop's last step does. A
+    generic ChatML template shows the result under a "tool" role but drops the call; a
+    Gemma-style one raises on the role: either way the turns are written as text instead."""
+    from jinja2 import TemplateError
+
+    call = {"type": "function", "id": "call_0", "function": {"name": PROBE_TOOL.name, "arguments": {"q": "x"}}}
+    probe = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": PROBE_RESULT, "name": PROBE_TOOL.name, "tool_call_id": "call_0"},
+    ]
+    try:
+        prompt = tokenizer.apply_chat_template(probe, add_generation_prompt=True, tokenize=False)
+    except (TemplateError, TypeError, ValueError):
+        return False
+    return isinstance(prompt, str) and PROBE_TOOL.name in prompt and PROBE_RESULT in prompt
+
+
+def has_tool_turns(messages: Sequence[BaseMessage]) -> bool:
+    """A history that holds tool calls or results (a tool loop's later steps)."""
+    return any(isinstance(m, ToolMessage) or (isinstance(m, AIMessage) and m.tool_calls) for m in messages)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content or [])
+
+
+def chat_turns(messages: Sequence[BaseMessage], *, native: bool) -> list[dict[str, Any]]:
+    """The messages as chat-template turns. `native`: tool calls go in the assistant turn's
+    `tool_calls` (arguments as a dict, as Qwen's, Llama's and Mistral's templates read them)
+    and results in "tool" turns; otherwise both are written as text (the call in the
+    assistant's words, the results in a user turn), so a template without a tool role
+    still shows the model what happened."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            turns.append({"role": "system", "content": message.content})
+        elif isinstance(message, HumanMessage):
+            turns.append({"role": "user", "content": message.content})
+        elif isinstance(message, AIMessage):
+            turns.append(_assistant_turn(message, native=native))
+        elif isinstance(message, ToolMessage):
+            turns.append(_tool_turn(message, native=native, after=turns[-1] if turns else None))
+            if not native and len(turns) > 1 and turns[-2] is turns[-1]:
+                turns.pop()  # merged into the results turn before it
+        else:
+            raise ValueError(f"Unknown message type: {type(message)}")
+    for turn in turns:
+        turn.pop("tool_results", None)
+    return turns
+
+
+def _assistant_turn(message: AIMessage, *, native: bool) -> dict[str, Any]:
+    text = _text_of(message.content)
+    if not message.tool_calls:
+        return {"role": "assistant", "content": message.content}
+    if native:
+        calls = [
+            {"type": "function", "id": c.get("id") or "", "function": {"name": c["name"], "arguments": c["args"]}}
+            for c in message.tool_calls
+        ]
+        return {"role": "assistant", "content": text, "tool_calls": calls}
+    said = [
+        f"[called the tool {c['name']} with {json.dumps(c['args'], ensure_ascii=False)}]" for c in message.tool_calls
+    ]
+    return {"role": "assistant", "content": "\n".join(filter(None, [text, *said]))}
+
+
+def _tool_turn(message: ToolMessage, *, native: bool, after: dict[str, Any] | None) -> dict[str, Any]:
+    result = _text_of(message.content)
+    if native:
+        return {"role": "tool", "content": result, "name": message.name or "", "tool_call_id": message.tool_call_id}
+    line = f"[result of the tool {message.name or 'call'}]\n{result}"
+    if after is not None and after.get("role") == "user" and after.get("tool_results"):
+        after["content"] += "\n\n" + line  # several results: one user turn, so roles still alternate
+        return after
+    return {"role": "user", "content": line, "tool_results": True}
+
+
+def render_prompt(chat: LocalChat, messages: Sequence[BaseMessage], tools: Sequence[ToolSpec] = ()) -> str:
+    """The prompt of a turn that offers tools or whose history holds tool turns, rendered
+    with `apply_chat_template(..., tools=...)` (LangChain's own rendering takes neither);
+    the system prompt is folded as `FoldingChat` does."""
+    if tools and not chat.tools_supported:
+        raise ChatTemplateError(
+            "This model's chat template does not show tools to the model, so it cannot call them.",
+            "Turn the tools off for this model, or choose a model whose chat template supports tools "
+            "(for example Qwen2.5-Instruct, Llama 3.1 Instruct or Mistral Instruct v0.3).",
+        )
+    msgs = fold_system_prompt(messages) if chat.fold_system else list(messages)
+    turns = chat_turns(msgs, native=chat.native_tool_turns)
+    extra: dict[str, Any] = {"tools": [t.openai() for t in tools]} if tools else {}
+    prompt = chat.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, **extra)
+    assert isinstance(prompt, str)
+    return prompt
+
+
+def supports_tools(chat: LocalChat) -> bool:
+    """Whether tools can be offered to this local model (its template renders them); when
+    not, the panel says so and the loop offers none (a stream offered tools raises
+    ChatTemplateError rather than send them unseen)."""
+    return chat.tools_supported
 
 
 def _check_task(task: str) -> None:
@@ -356,7 +493,13 @@ def _build(spec: ModelSpec, token: str | None, progress: LoadProgress | None = N
     if spec.quantization is not None:
         loaded = bool(getattr(llm.pipeline.model, "is_loaded_in_4bit", False))
         log.info("loaded %s in %s: is_loaded_in_4bit=%s", spec.model, spec.quantization.label, loaded)
-    return LocalChat(llm=llm, tokenizer=tokenizer, fold_system=_prepare_template(tokenizer))
+    return LocalChat(
+        llm=llm,
+        tokenizer=tokenizer,
+        fold_system=_prepare_template(tokenizer),
+        tools_supported=template_supports_tools(tokenizer),
+        native_tool_turns=renders_tool_turns(tokenizer),
+    )
 
 
 def call_kwargs(settings: ChatSettings) -> dict[str, Any]:
@@ -382,7 +525,13 @@ def _stream(
 
     When the template opened a think block in the prompt (DeepSeek-R1 style), the first
     text starts with that tag again, so the reply reads as the model meant it.
+    With `tools`, or a history that holds tool turns, the prompt is rendered here
+    (`render_prompt`) and, with tools, the text goes through the model's tool-call splitter:
+    calls come as one `Delta(tool_calls=...)` before the summary, their markup never as text.
     """
+    if tools or has_tool_turns(messages):
+        yield from _stream_with_tools(chat, messages, settings, cancel, queues, tools)
+        return
     prefix = THINK_OPEN if ends_inside_think(chat._to_chat_prompt(list(messages))) else ""
     call = LocalCall(cancel, queues)
     with closing_stream(chat.stream(list(messages), call=call, **call_kwargs(settings))) as chunks:
@@ -393,6 +542,38 @@ def _stream(
             if isinstance(chunk.content, str) and chunk.content:
                 yield Delta(text=prefix + chunk.content)
                 prefix = ""
+    if call.summary is not None:
+        yield call.summary
+
+
+def _stream_with_tools(
+    chat: LocalChat,
+    messages: Sequence[BaseMessage],
+    settings: ChatSettings,
+    cancel: threading.Event,
+    queues: DeviceQueues,
+    tools: Sequence[ToolSpec],
+) -> Iterator[Delta]:
+    prompt = render_prompt(chat, messages, tools)
+    prefix = THINK_OPEN if ends_inside_think(prompt) else ""
+    splitter = splitter_for(chat.tokenizer, tools) if tools else None
+    call = LocalCall(cancel, queues, keep_special=kept_special_tokens(chat.tokenizer) if tools else None)
+    with closing_stream(chat.llm.stream(prompt, call=call, **call_kwargs(settings))) as chunks:
+        for text in chunks:
+            if call.queue_news is not None:
+                yield call.queue_news
+                call.queue_news = None
+            if text:
+                shown = splitter.feed(prefix + text) if splitter else prefix + text
+                prefix = ""
+                if shown:
+                    yield Delta(text=shown)
+    if splitter is not None:
+        rest, calls = splitter.finish()
+        if rest:
+            yield Delta(text=rest)
+        if calls:
+            yield Delta(tool_calls=calls)
     if call.summary is not None:
         yield call.summary
 
@@ -425,8 +606,9 @@ class LocalBackend:
     model_of: Callable[[Any], Any]
     call_kwargs: Callable[[ChatSettings], dict[str, Any]] = call_kwargs
     supports_tools: Callable[[Any], bool] = lambda chat: False
-    """Whether the built model's chat template renders tools (`hfchat.tools.parsing`)."""
+    """Whether tools may be offered to a built chat (its template renders them); the vision
+    backend offers none."""
 
 
-LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of)
+LOCAL = LocalBackend(build=build, stream=on_gpu(_stream), model_of=model_of, supports_tools=supports_tools)
 """Local text models: ChatHuggingFace over a StoppablePipeline (LocalChat)."""
