@@ -21,8 +21,6 @@ from hfchat.tools import builtin
 from hfchat.tools.builtin import (
     BUILTIN_NAMES,
     MAX_SEARCH_BYTES,
-    MAX_SEARCH_OUTPUT_CHARS,
-    MAX_SNIPPET_CHARS,
     Calculator,
     CurrentTime,
     WebSearch,
@@ -258,9 +256,12 @@ def test_results_are_capped_in_count_and_length(serp: SearchServer) -> None:
         {"title": "T" * 1000, "link": f"https://example.org/{n}", "snippet": "word " * 2000} for n in range(50)
     ]
     text = search(serp, query="long", max_results=10)
-    assert len(text) <= MAX_SEARCH_OUTPUT_CHARS
-    assert max(len(line) for line in text.splitlines()) <= MAX_SNIPPET_CHARS + 10
-    assert "more left out" in text or text.count("   URL: ") == 10
+    assert len(text) <= 6000
+    lines = text.splitlines()
+    assert len(lines[1]) == len("1. ") + 200 and lines[1].endswith("T…")  # titles: 200 characters
+    assert len(lines[3]) == len("   ") + 400 and lines[3].endswith("…")  # snippets: 400
+    assert text.count("   URL: ") == 9  # ten at their caps would pass 6000 characters
+    assert lines[-1] == "(1 more left out: the results are capped at 6000 characters.)"
     serp.rows = [{"title": "Script", "link": "javascript:alert(1)", "snippet": "x"}]
     assert search(serp, query="js") == "No results for 'js' (Google via SerpAPI)."
 
