@@ -572,7 +572,7 @@ def _stream_with_tools(
         rest, calls = splitter.finish()
         if rest:
             yield Delta(text=rest)
-        if calls:
+        if calls and call.summary is not None:  # a stopped reply's half-written call is not run
             yield Delta(tool_calls=calls)
     if call.summary is not None:
         yield call.summary
