@@ -353,8 +353,11 @@ class ChatService:
             for step in range(self.max_tool_steps + 1):
                 # the last round offers no tools: the model must answer with what it has
                 step_tools = offered.tools if step < self.max_tool_steps else {}
+                # each model call gets its own event: a finished local generation sets its event
+                # (to free the device), which must not read as Stop for the rest of the turn
+                step_cancel = StepCancel(cancel)
                 deltas = self.bounded(
-                    dataclasses.replace(turn, messages=messages), settings, cancel, started, step_tools
+                    dataclasses.replace(turn, messages=messages), settings, step_cancel, started, step_tools
                 )
                 for delta in deltas:
                     reply.add(delta)
@@ -389,6 +392,27 @@ class ChatService:
         finally:
             cancel.set()
             self.active.release(held)
+
+
+class StepCancel(threading.Event):
+    """The cancel event of one model call within a turn: set by itself (the call's own end, a
+    limit) or by the turn's event (Stop), which it reads but never sets."""
+
+    def __init__(self, turn: threading.Event) -> None:
+        super().__init__()
+        self.turn = turn
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.turn.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            super().wait(left)
+        return True
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,28 @@ def test_an_mcp_servers_tool_through_the_apps_chat_api(start_app: Any, mcp_serve
     calls = [r for r in mcp_server.requests() if r.get("method") == "POST"]
     assert calls, "the MCP server was called"
     assert SENTINEL_TOKEN not in mcp_server.raw_record(), "a non-HF MCP server never gets the HF token"
+
+
+def test_the_calculator_on_the_local_backend(tiny_models: dict[str, Any]) -> None:
+    """The tiny tools model's template renders the tools (Hermes style); it calls the calculator
+    with 6*7 after a question and answers after the tool's result."""
+    argv = ["--backend", "local", "--model", str(tiny_models["tools"]), "--device", "cpu", "--do-sample", "false"]
+    options = parse_options([*argv, "--tools", "calculator", "--max-new-tokens", "64"], {})
+    views = list(make_chat_fn(build_service(options), options)("What is 6 times 7?", []))
+    call = next(u for u in views[-1] if isinstance(u, ToolCall))
+    assert (call.name, call.result, call.error) == ("calculator", "42", False)
+    assert json.loads(call.arguments) == {"expression": "6*7"}
+    assert answer_text(views[-1]) == "It is 42."
+    assert not any("<tool_call>" in answer_text(v) for v in views), "the call's markup is never shown"
+
+
+def test_a_local_model_whose_template_has_no_tools_is_told_so_and_still_answers(
+    tiny_models: dict[str, Any],
+) -> None:
+    argv = ["--backend", "local", "--model", str(tiny_models["chat"]), "--device", "cpu", "--do-sample", "false"]
+    options = parse_options([*argv, "--tools", "calculator", "--max-new-tokens", "8"], {})
+    views = list(make_chat_fn(build_service(options), options)("Hello", []))
+    text = answer_text(views[-1])
+    assert "Tools are not offered" in text and "chat template has no tools support" in text
+    assert not any(isinstance(u, ToolCall) for u in views[-1])
+    assert text.split("\n\n", 1)[1].strip(), "the model still answers"
