@@ -149,8 +149,18 @@ def stopped_reply(shown: Sequence[Message]) -> list[Message]:
     before, reply = list(shown[:start]), list(shown[start:])
     if any(message_kind(m) is MessageKind.FOOTER for m in reply):
         return [*before, *reply]
-    kept = [m for m in reply if message_kind(m) is not MessageKind.LOADING]
+    kept = [_settled(m) for m in reply if message_kind(m) is not MessageKind.LOADING]
     return [*before, *kept, _message(stopped_footer())]
+
+
+def _settled(message: Message) -> Message:
+    """A tool call Stop ended while it ran: no longer pending (no spinner), titled stopped."""
+    metadata = message.get("metadata")
+    if message_kind(message) is not MessageKind.TOOL or not isinstance(metadata, dict):
+        return message
+    if metadata.get("status") != "pending":
+        return message
+    return {**message, "metadata": {**metadata, "status": "done", "title": f"{metadata.get('title', '')} · stopped"}}
 
 
 def rendered(fn: Callable[P, Iterator[ReplyView]]) -> Callable[P, Iterator[list[Message]]]:
