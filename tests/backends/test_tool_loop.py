@@ -302,3 +302,31 @@ def test_tool_calls_kept_in_the_history_go_back_in_the_next_turn(adder: Adder) -
     plain = posts(rec)[0].json["messages"]
     assert [m["role"] for m in plain] == ["user", "assistant", "user"]
     assert "[called add(" in plain[1]["content"] and "-> 4]" in plain[1]["content"]
+
+
+def test_on_a_public_deployment_a_visitors_loopback_mcp_url_is_refused_before_any_request() -> None:
+    from hfchat.policy import DeploymentPolicy
+    from hfchat.tools.registry import deployment_registry
+
+    rec = server(lambda body: [])
+    public = DeploymentPolicy.of(True, operator_endpoint=rec.url)  # the operator's own endpoint is allowed
+    tools = deployment_registry(["calculator"], True, public)
+    view = last(chat_fn(rec, tools, policy=public)("hi", [], tools=[], mcp_url="http://127.0.0.1:9/mcp"))
+    failed = next(u for u in view if isinstance(u, Failed))
+    assert "does not connect to local or private network addresses" in failed.message, failed
+    assert "MCP server" in failed.message
+    assert posts(rec) == []
+
+
+def test_on_a_public_deployment_only_the_operators_built_in_tools_may_be_switched_on() -> None:
+    from hfchat.policy import DeploymentPolicy
+    from hfchat.tools.registry import deployment_registry
+
+    rec = server(lambda body: [])
+    public = DeploymentPolicy.of(True, operator_endpoint=rec.url)
+    tools = deployment_registry(["calculator"], True, public)
+    view = last(chat_fn(rec, tools, policy=public)("hi", [], tools=["web_search"]))
+    failed = next(u for u in view if isinstance(u, Failed))
+    assert "does not offer web_search" in failed.message and "calculator" in failed.hint
+    private = deployment_registry(["calculator"], False, DeploymentPolicy.of(False))
+    assert private.allowed_builtin == ("calculator", "web_search", "current_time")
