@@ -35,12 +35,13 @@ _KINDS: Final[dict[str, Kind]] = {
     ".pdf": "pdf",
 }  # fmt: skip
 
-CODE_EXTENSIONS: Final = frozenset(
+_CODE = (
     ".py .pyi .ipynb .js .mjs .cjs .ts .tsx .jsx .java .kt .kts .scala .groovy .c .h .cc .cpp .cxx .hpp .hh "
     ".cs .fs .go .rs .rb .php .swift .m .mm .r .jl .lua .pl .pm .dart .ex .exs .erl .hs .ml .clj .sql "
     ".sh .bash .zsh .fish .ps1 .bat .html .htm .css .scss .less .vue .svelte .xml .yaml .yml .toml .ini "
-    ".cfg .conf .env .properties .gradle .cmake .mk .tex .proto .graphql .tf".split()
+    ".cfg .conf .env .properties .gradle .cmake .mk .tex .proto .graphql .tf"
 )
+CODE_EXTENSIONS: Final = frozenset(_CODE.split())
 """Source code and configuration, read as text (`.ipynb` is JSON, shown as it is on disk)."""
 
 DOCUMENT_EXTENSIONS: Final = tuple(sorted(set(_KINDS) | CODE_EXTENSIONS))

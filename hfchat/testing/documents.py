@@ -20,14 +20,15 @@ PAGE_SECRET = "The launch code for Operation Bluebird is TANGERINE-4471."
 LINE_SECRET = "The vault combination is 7-3-9-1, and only Marguerite Okonkwo keeps it."
 """The sentence on one line of `long_text_file` (and nowhere else)."""
 
-_WORDS = (
+_VOCABULARY = (
     "river stone garden window morning paper market silver orange yellow harbor forest letter "
     "station bridge winter summer candle mirror kitchen pocket ladder basket engine signal planet "
     "island meadow thunder pencil button blanket lantern cotton marble copper velvet pepper ginger "
     "walnut maple cedar willow falcon otter badger heron sparrow beetle turtle salmon anchor compass "
     "chapter whisper journey pattern season circle valley canyon glacier desert prairie lagoon "
     "quietly slowly gently often rarely almost always never carefully brightly softly loudly"
-).split()
+)
+_WORDS = _VOCABULARY.split()
 """The long file's vocabulary: none of the secret's words (vault, combination, Marguerite...)."""
 
 
@@ -197,8 +198,8 @@ def many_pages_pdf(path: Path, pages: int) -> Path:
     return path
 
 
-def long_text_file(path: Path, lines: int = 5200, secret_line: int = 3121) -> tuple[Path, int]:
-    """About 50k tokens of prose (roughly 10 tokens a line), with `LINE_SECRET` on line
+def long_text_file(path: Path, lines: int = 3600, secret_line: int = 2417) -> tuple[Path, int]:
+    """About 50k tokens of prose (14 a line with SmolLM2's tokenizer), with `LINE_SECRET` on line
     `secret_line` (1-based). Returns the path and that line number."""
     text = filler_lines(lines, seed=17)
     text[secret_line - 1] = LINE_SECRET
