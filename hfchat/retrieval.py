@@ -13,7 +13,7 @@ The figures, and why:
   straddles a boundary whole in one of the two chunks.
 - At most 6 chunks a question (about 2,400 tokens): room for an answer that draws on a few
   places, and still small next to a 4k context with a 1k reply; fewer when the budget is smaller.
-- Only chunks that share a word with the question are sent (BM25 score above zero); when none
+- Only chunks that share a word with the question are sent; when none
   does ("summarize this"), the beginning of the documents is sent, and the notice says so.
 
 Everything here is deterministic: the same documents and question give the same plan (ties
@@ -218,21 +218,26 @@ class Scored:
 
 
 def best_chunks(question: str, chunks: Sequence[Chunk], k: int = DEFAULT_MAX_CHUNKS) -> list[Scored]:
-    """The `k` chunks BM25 (Okapi, rank-bm25's defaults) scores highest for `question`, best
-    first; only chunks that match at least one of its words. Ties go to the earlier chunk."""
+    """The `k` chunks BM25 scores highest for `question`, best first; only chunks that share at
+    least one of its words. Ties go to the earlier chunk.
+
+    BM25+ (rank-bm25's `BM25Plus`, its defaults): Okapi's idf turns negative for a word in more
+    than half the chunks, so a short document whose every chunk names the topic matched nothing."""
     return _ranked(question, chunks)[:k]
 
 
 def _ranked(question: str, chunks: Sequence[Chunk]) -> list[Scored]:
-    from rank_bm25 import BM25Okapi
+    from rank_bm25 import BM25Plus
 
     query = terms(question)
     corpus = [terms(chunk.text) for chunk in chunks]
     if not query or not any(corpus):
         return []
-    scores = BM25Okapi(corpus).get_scores(query)
-    ranked = sorted(range(len(chunks)), key=lambda n: (-scores[n], chunks[n].position))
-    return [Scored(chunks[n], float(scores[n])) for n in ranked if scores[n] > 0 and set(query) & set(corpus[n])]
+    scores = BM25Plus(corpus).get_scores(query)
+    wanted = set(query)
+    matching = [n for n in range(len(chunks)) if wanted.intersection(corpus[n])]
+    ranked = sorted(matching, key=lambda n: (-scores[n], chunks[n].position))
+    return [Scored(chunks[n], float(scores[n])) for n in ranked]
 
 
 Mode = Literal["none", "inline", "retrieved"]
