@@ -19,7 +19,6 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
 from typing import Final, Literal
 
@@ -209,18 +208,14 @@ def _binary(name: str) -> InputError:
     )
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
 def _check_json(text: str, name: str, limits: DocumentLimits) -> None:
-    """Refuse JSON nested deeper than the limit (measured without recursion, strings skipped),
-    then JSON that does not parse."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    depth = max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
-    if depth > limits.max_json_depth:
+    """Refuse JSON nested deeper than the limit (measured without recursion, strings skipped,
+    by the import's own `json_depth`), then JSON that does not parse."""
+    from hfchat.export import json_depth
+
+    if json_depth(text, limits.max_json_depth) > limits.max_json_depth:
         raise InputError(
-            f"{name!r} nests arrays and objects {depth:,} levels deep; the limit is {limits.max_json_depth}.",
+            f"{name!r} nests arrays and objects more than {limits.max_json_depth} levels deep, the limit.",
             "Flatten the JSON, or attach the part you need.",
         )
     try:

@@ -173,12 +173,12 @@ def test_deeply_nested_json_is_refused_without_recursing(tmp_path: Path) -> None
     started = time.perf_counter()
     error = refused(fixtures.nested_json(tmp_path / "deep.json", depth=200_000))
     assert time.perf_counter() - started < 2
-    assert "200,000 levels deep; the limit is 64" in error.message and "Flatten" in error.hint
+    assert "more than 64 levels deep, the limit" in error.message and "Flatten" in error.hint
     ok = tmp_path / "ok.json"
     ok.write_text("[" * 64 + "]" * 64)
     assert extract(ok).kind == "json"
     ok.write_text("[" * 65 + "]" * 65)
-    assert "65 levels deep" in refused(ok).message
+    assert "more than 64 levels deep" in refused(ok).message
 
 
 def test_invalid_json(tmp_path: Path) -> None:
