@@ -83,6 +83,7 @@ def test_uncompressed_pdf_and_a_page_without_text(tmp_path: Path) -> None:
         ("tool.py", "code", "def f(x: int) -> int:\n    return x + 1\n"),
         ("main.rs", "code", 'fn main() {\n    println!("héllo ✓");\n}\n'),
     ],
+    ids=["txt", "md", "csv", "json", "py", "rs"],
 )
 def test_each_text_kind_is_extracted_whole(tmp_path: Path, name: str, kind: str, content: str) -> None:
     path = tmp_path / name
@@ -232,6 +233,7 @@ def test_extraction_time_limit(tmp_path: Path) -> None:
         (lambda p: p.with_name("gone.txt"), "no longer available"),
         (lambda p: p.with_name("song.mp3"), "not a document type"),
     ],
+    ids=["missing", "unknown"],
 )
 def test_missing_or_unknown(tmp_path: Path, make: Callable[[Path], Path], why: str) -> None:
     path = make(tmp_path / "x")

@@ -67,7 +67,7 @@ def test_chunks_are_whole_lines_within_size_and_overlap(long: tuple[Document, in
     assert 150 < len(chunks) < 400
     covered: set[int] = set()
     for before, chunk in itertools.pairwise(chunks):
-        assert 0 <= before.source.last_line - chunk.source.first_line + 1 <= 10  # shared lines: the overlap
+        assert 1 <= before.source.last_line - chunk.source.first_line + 1 <= 10  # shared lines: the overlap
         assert chunk.source.first_line > before.source.first_line
     for chunk in chunks:
         source = chunk.source
@@ -116,6 +116,13 @@ def test_bm25_finds_the_secret_line(long: tuple[Document, int]) -> None:
         top = best[0].chunk.source
         assert top.first_line <= line <= top.last_line and LINE_SECRET in best[0].chunk.text
         assert all(LINE_SECRET in s.chunk.text for s in best)  # nothing else shares its words
+
+
+def test_a_rare_word_outranks_common_ones(long: tuple[Document, int]) -> None:
+    document, _ = long
+    best = best_chunks("Is the vault by the falcon, the otter or the heron?", chunk_document(document), k=6)
+    assert len(best) == 6 and best[0].score > best[1].score >= best[5].score
+    assert LINE_SECRET in best[0].chunk.text and all(LINE_SECRET not in s.chunk.text for s in best[2:])
 
 
 def test_bm25_finds_page_three(report: Document) -> None:
