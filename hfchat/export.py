@@ -33,6 +33,7 @@ from hfchat.messages import MessageKind, message_kind, upgrade_legacy
 from hfchat.presets import ControlValues
 from hfchat.safe_markdown import safe_images
 from hfchat.settings import TURN, applies
+from hfchat.updates import TOOL_DATA
 
 FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
 VERSION: Literal[2] = 2
@@ -73,12 +74,27 @@ class MessageMeta(BaseModel):
     status: Literal["pending", "done"] | None = None
 
 
+class ExportedToolCall(BaseModel):
+    """A tool call as data (`hfchat.updates.TOOL_DATA`), so an imported conversation sends its
+    calls back to the model as it did before export."""
+
+    model_config = _STRICT
+    id: str = Field(max_length=256)
+    name: str = Field(max_length=256)
+    server: str = Field("", max_length=2_000)
+    arguments: str = ""
+    result: str | None = None
+    error: bool = False
+    step: int = Field(0, ge=0)
+
+
 class ExportedMessage(BaseModel):
     model_config = _STRICT
     role: Literal["user", "assistant"]
     text: str = ""
     files: tuple[ExportedFile, ...] = ()
     metadata: MessageMeta | None = None
+    tool: ExportedToolCall | None = None
 
 
 class ConversationExport(BaseModel):
@@ -137,9 +153,14 @@ def exported_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[ExportedMe
         if role not in ("user", "assistant"):
             continue
         texts, files = _parts(message.get("content"))
+        call = message.get(TOOL_DATA)
         exported.append(
             ExportedMessage(
-                role=role, text="\n\n".join(texts), files=tuple(files), metadata=_meta(message.get("metadata"))
+                role=role,
+                text="\n\n".join(texts),
+                files=tuple(files),
+                metadata=_meta(message.get("metadata")),
+                tool=ExportedToolCall.model_validate(call) if isinstance(call, Mapping) else None,
             )
         )
     return tuple(exported)
@@ -318,6 +339,8 @@ def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"role": message.role, "content": text}
         if message.metadata is not None:
             item["metadata"] = message.metadata.model_dump(exclude_none=True)
+        if message.tool is not None:
+            item[TOOL_DATA] = message.tool.model_dump()
         messages.append(item)
     return upgrade_legacy(messages) if export.version == 1 else messages
 

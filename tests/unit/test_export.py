@@ -283,3 +283,25 @@ def test_an_import_already_in_the_list_is_found_not_copied() -> None:
     other = import_conversation(to_json(build_export("Other", HISTORY[:3], None, NOW)))
     assert already_saved(continued.conversations, other) is None
     assert already_saved([], imported) is None
+
+
+def test_tool_calls_survive_export_import_and_go_back_to_the_model_as_before() -> None:
+    """A tool call is kept as data beside its block (`TOOL_DATA`): an imported conversation
+    sends the call and its result back to the model as tool messages, as it did before."""
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    from hfchat.conversations import load
+    from hfchat.messages import history_to_messages
+    from hfchat.ui.render import to_messages
+    from hfchat.updates import Answer, ToolCall
+
+    call = ToolCall("call_7", "calculator", '{"expression": "6*7"}', "built-in", "42", True, key="k1")
+    history = [{"role": "user", "content": "6 times 7?"}, *to_messages((call, Answer("It is 42.")))]
+    back = to_chat_messages(parse_export(to_json(build_export("t", history, None)).encode()))
+    stored = load([{"id": "c1", "title": "t", "messages": back}])[0].messages
+    for messages in (back, list(stored)):
+        sent = history_to_messages(messages, tools=True)
+        assert [type(m).__name__ for m in sent] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+        assert isinstance(sent[1], AIMessage) and sent[1].tool_calls[0]["args"] == {"expression": "6*7"}
+        assert isinstance(sent[2], ToolMessage) and sent[2].content == "42" and sent[2].tool_call_id == "call_7"
+    assert "**Tool: calculator · built-in**" in to_markdown(build_export("t", history, None))
