@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -109,6 +110,7 @@ def _run(
     except ToolError as exc:
         text, error = exc.message, True
     except Exception as exc:  # noqa: BLE001 - a tool's bug is its result, not the app's crash
-        log.error("tool %s failed: %s", request.name, clean(repr(exc)), exc_info=False)
+        trace = "".join(traceback.format_exception(exc))
+        log.error("tool %s failed unexpectedly:\n%s", request.name, clean(trace))
         text, error = f"the tool failed unexpectedly ({type(exc).__name__})", True
     done.put(CallResult(request, tool.spec.server, capped(clean(str(text))), error, clock() - started))

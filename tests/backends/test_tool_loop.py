@@ -276,9 +276,26 @@ def test_a_tool_not_offered_here_is_refused_with_the_ones_that_are(adder: Adder)
     assert posts(rec) == []
 
 
-def test_the_token_never_reaches_what_is_shown_or_sent_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = server(lambda body: [("leak", "{}")])
-    view = last(chat_fn(rec, registry(Leaky()))("hi", [], tools=["leak"], hf_token=SENTINEL))
+@dataclass
+class Crashing:
+    """A tool with a bug whose exception holds the token."""
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec("crash", "Crashes.")
+
+    def run(self, arguments: Mapping[str, Any], cancel: threading.Event) -> str:
+        raise RuntimeError(f"boom with {SENTINEL}")
+
+
+def test_the_token_never_reaches_what_is_shown_or_sent_back_or_logged(caplog: pytest.LogCaptureFixture) -> None:
+    rec = server(lambda body: [("leak", "{}"), ("crash", "{}")])
+    with caplog.at_level("DEBUG"):
+        view = last(chat_fn(rec, registry(Leaky(), Crashing()))("hi", [], tools=["leak", "crash"], hf_token=SENTINEL))
+    crashed = next(u for u in view if isinstance(u, ToolCall) and u.name == "crash")
+    assert crashed.error and "failed unexpectedly (RuntimeError)" in (crashed.result or "")
+    assert "boom with" in caplog.text, "the bug's traceback is in the log"
+    assert SENTINEL not in caplog.text
     assert SENTINEL not in json.dumps(to_messages(view))
     assert all(SENTINEL not in r.body.decode() for r in rec.requests)
     assert all(SENTINEL not in json.dumps(dict(r.headers)) for r in rec.requests)
