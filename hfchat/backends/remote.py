@@ -10,6 +10,7 @@ DeepSeek-R1 hosts stream in `reasoning_content`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -32,6 +33,7 @@ from hfchat.backends.chat_model import FoldingChat
 from hfchat.backends.types import Delta, Usage, closing_stream
 from hfchat.config import ChatSettings, ModelSpec
 from hfchat.errors import MalformedChunk, ToolsRefusedError, retry_after_of, server_detail, status_of
+from hfchat.tools.parsing import ToolCallSplitter
 from hfchat.tools.types import ToolCallChunk, ToolSpec
 
 if TYPE_CHECKING:
@@ -287,6 +289,10 @@ class RemoteBackend:
             chat.fold_system = True
         if first is None:
             return
+        stream = self._rest(first, deltas, cancel)
+        yield from (text_tool_calls(stream) if tools else stream)
+
+    def _rest(self, first: Delta, deltas: Iterator[Delta], cancel: threading.Event) -> Iterator[Delta]:
         yield first
         with closing_stream(deltas):
             for delta in deltas:
@@ -332,6 +338,30 @@ class RemoteBackend:
                 log.info("HTTP %s before the first token; retry %d in %.2f s", status, attempt, wait)
                 if cancel.wait(wait):
                     raise  # Stop pressed while waiting: no point in retrying
+
+
+TEXT_CALL_INDEX = 1000
+"""Where calls found in the text are numbered from, apart from the server's own `tool_calls`."""
+
+
+def text_tool_calls(deltas: Iterator[Delta]) -> Iterator[Delta]:
+    """`deltas`, with tool calls written into the text taken out as calls. Servers that render
+    the tools into the prompt but do not parse the reply (`transformers serve` on most models,
+    llama.cpp without --jinja) stream a call as text: `<tool_call>{json}</tool_call>` (Hermes,
+    Qwen) or `[TOOL_CALLS]...` (Mistral), which `hfchat.tools.parsing` reads as the local
+    backend does. The formats with distinctive markers only: a reply that merely starts with
+    `{` stays text (a server's own `tool_calls` come apart, untouched)."""
+    splitter = ToolCallSplitter(("hermes", "mistral"))
+    with closing_stream(deltas):
+        for delta in deltas:
+            if delta.text:
+                delta = dataclasses.replace(delta, text=splitter.feed(delta.text))
+            if delta:
+                yield delta
+    text, calls = splitter.finish()
+    shifted = tuple(dataclasses.replace(c, index=c.index + TEXT_CALL_INDEX) for c in calls)
+    if text or shifted:
+        yield Delta(text=text, tool_calls=shifted)
 
 
 def _tools_refused(exc: HfHubHTTPError) -> ToolsRefusedError:

@@ -16,7 +16,7 @@ from hfchat.chat import make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.reply import answer_text
 from hfchat.testing.mcp_server import MCPServerProcess
-from hfchat.testing.servers import Recorder, json_response, tool_model_handler
+from hfchat.testing.servers import Recorder, RecordingProxy, TransformersServe, json_response, tool_model_handler
 from hfchat.ui.app import build_service
 from hfchat.updates import ToolCall
 from tests.fixtures import SENTINEL_TOKEN
@@ -118,3 +118,26 @@ def test_a_local_model_whose_template_has_no_tools_is_told_so_and_still_answers(
     assert "Tools are not offered" in text and "chat template has no tools support" in text
     assert not any(isinstance(u, ToolCall) for u in views[-1])
     assert text.split("\n\n", 1)[1].strip(), "the model still answers"
+
+
+@pytest.fixture(scope="module")
+def serve_tools(tiny_models: dict[str, Any]) -> Iterator[TransformersServe]:
+    with TransformersServe(tiny_models["tools"]) as server:
+        yield server
+
+
+def test_the_calculator_through_a_real_transformers_serve(serve_tools: TransformersServe) -> None:
+    """`transformers serve` renders the tools into the tiny tools model's prompt but streams its
+    call as text (`<tool_call>{json}</tool_call>` in `delta.content`): the endpoint backend reads
+    the call out of the text, runs it, and the server's template takes the tool message back."""
+    with RecordingProxy(serve_tools.url) as proxy:
+        argv = ["--backend", "endpoint", "--endpoint-url", proxy.url, "--tools", "calculator"]
+        options = parse_options([*argv, "--do-sample", "false", "--max-new-tokens", "64"], {})
+        views = list(make_chat_fn(build_service(options), options)("What is 6 times 7?", []))
+        posts = [r.json for r in proxy.requests if r.method == "POST"]
+    call = next(u for u in views[-1] if isinstance(u, ToolCall))
+    assert (call.name, call.result, call.error) == ("calculator", "42", False)
+    assert answer_text(views[-1]) == "It is 42."
+    assert not any("<tool_call>" in answer_text(v) for v in views), "the call's markup is never shown"
+    assert [t["function"]["name"] for t in posts[0]["tools"]] == ["calculator"]
+    assert [m["content"] for m in posts[1]["messages"] if m["role"] == "tool"] == ["42"]
