@@ -264,7 +264,7 @@ def test_a_visitors_loopback_server_is_allowed_on_a_private_deployment(http_mcp:
 def test_a_visitor_can_add_only_http_urls(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         check_visitor_server(url, DeploymentPolicy(public=False))
-    assert "http" in str(caught.value)
+    assert "https://" in caught.value.hint  # says what to give instead
 
 
 def test_a_guarded_servers_connections_are_checked_when_they_open(http_mcp: MCPServerProcess) -> None:
