@@ -82,7 +82,9 @@ PAGE_CSS = """
 #page-tabs { flex-grow: 1; display: flex; flex-direction: column; min-height: 0; }
 #page-tabs > .tabitem, #chat-tab { flex-grow: 1; display: flex; flex-direction: column; min-height: 0; }
 #chat-tab > .column, #chat-tab > div { flex-grow: 1; min-height: 0; }
-#chat-window { flex-grow: 1; min-height: 240px; }
+/* overflow: hidden: while a long reply streams in fast the messages' own scroller can outgrow
+   the window for a frame, over the box, where it took the click meant for Stop (seen in CI). */
+#chat-window { flex-grow: 1; min-height: 240px; overflow: hidden; }
 /* The chat's share/copy/trash toolbar sits in its own strip over the messages, not on them. */
 #chat-window .top-panel, #chat-window .icon-button-wrapper.top-panel {
   position: static; justify-content: flex-end; margin: 0; padding: 2px 4px;
