@@ -286,10 +286,13 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
             streaming = [t for t in ui.bots(ahead) if not t.startswith(LOADING_MARK)]
             if texts and f"waiting for {ahead}…" in texts[-1] and streaming:
                 prominent = "stop" in (stop.get_attribute("class") or "").split() and stop.is_enabled()
-                return behind, ahead, prominent
+                # Stop's own update can land a poll after the first "waiting" text (failed in CI
+                # once so): keep reading while the wait lasts, and fail if Stop never stands out.
+                return (behind, ahead, prominent) if prominent else None
         return None
 
-    behind, ahead, prominent = wait_until(waiting, 180, "one side to wait for the other while it answers")
+    found = wait_until(waiting, 180, "one side to wait for the other while it answers, with Stop prominent")
+    behind, ahead, prominent = found
     save_shot(page, "compare-waiting")
     browser_page.screenshot("compare-waiting")
     assert prominent, "Stop is prominent mid-run"
