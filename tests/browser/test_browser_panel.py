@@ -60,30 +60,45 @@ def seeded(ui: ConvoUI, url: str, conversations: list[convos.Conversation]) -> N
     ui.reopen()
 
 
-def conversation(title: str, age_s: float | None, question: str | None = None) -> convos.Conversation:
+def conversation(
+    title: str, age_s: float | None, question: str | None = None, at: float | None = None
+) -> convos.Conversation:
+    """A saved conversation updated `age_s` seconds ago, or `at` a given time (neither: unstamped)."""
     text = question or title
     return convos.Conversation(
         id=convos.new_id(),
         title=title,
         messages=({"role": "user", "content": text}, {"role": "assistant", "content": f"About {text}."}),
-        updated_at=None if age_s is None else time.time() - age_s,
+        updated_at=at if age_s is None else time.time() - age_s,
     )
 
 
-TWELVE = [
-    ("Plan a trip to Lisbon", 60.0),
-    ("Fix my Python import error", 2 * 3600.0),
-    ("Recipe with leftover rice", 5 * 3600.0),
-    ("Explain attention in transformers", DAY + 600),
-    ("Birthday message for Sam", DAY + 4000),
-    ("Budget spreadsheet formulas", 3 * DAY),
-    ("SQL join question", 4 * DAY),
-    ("Haiku about autumn", 6 * DAY),
-    ("Compare two laptops", 12 * DAY),
-    ("Cover letter draft", 20 * DAY),
-    ("Learning Rust: ownership", 45 * DAY),
-    (INJECTION, None),
+TWELVE = [  # (title, calendar days back, seconds before the end of that day)
+    ("Plan a trip to Lisbon", 0, None),
+    ("Fix my Python import error", 0, None),
+    ("Recipe with leftover rice", 0, None),
+    ("Explain attention in transformers", 1, 600.0),
+    ("Birthday message for Sam", 1, 4000.0),
+    ("Budget spreadsheet formulas", 3, 6 * 3600.0),
+    ("SQL join question", 4, 6 * 3600.0),
+    ("Haiku about autumn", 6, 6 * 3600.0),
+    ("Compare two laptops", 12, 6 * 3600.0),
+    ("Cover letter draft", 20, 6 * 3600.0),
+    ("Learning Rust: ownership", 45, 6 * 3600.0),
+    (INJECTION, None, None),
 ]
+
+
+def twelve_stamps(ui: ConvoUI) -> list[float | None]:
+    """TWELVE's `updated_at` by the browser's calendar, not by "hours ago": at 00:50 "2 hours
+    ago" is yesterday (CI failed so at 00:02). Today's three share the time since midnight."""
+    midnight = float(ui.page.evaluate("() => { const d = new Date(); d.setHours(0, 0, 0, 0); return d / 1000; }"))
+    since = time.time() - midnight
+    today = iter([midnight + since * f for f in (0.9, 0.6, 0.3)])
+    return [
+        None if days is None else next(today) if days == 0 else midnight - (days - 1) * DAY - (before or 0.0)
+        for _, days, before in TWELVE
+    ]
 
 
 def error_badges(ui: ConvoUI) -> int:
@@ -263,8 +278,10 @@ def test_day_groups_search_and_screenshots(
 ) -> None:
     ui = ConvoUI(browser_page.page)
     ui.page.set_viewport_size({"width": width, "height": height})
-    seeded(ui, local_app.url, [conversation(title, age) for title, age in TWELVE])
-    titles = [" ".join(title.split()) for title, _ in TWELVE]
+    stamps = twelve_stamps(ui)
+    saved = [conversation(title, None, at=at) for (title, _, _), at in zip(TWELVE, stamps, strict=True)]
+    seeded(ui, local_app.url, saved)
+    titles = [" ".join(title.split()) for title, _, _ in TWELVE]
     ui.wait_listing(titles)  # newest first
     assert ui.headings() == ["Today", "Yesterday", "Previous 7 days", "Older"]
     groups = ui.page.locator("#conversation-list section.day").evaluate_all(
