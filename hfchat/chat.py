@@ -16,7 +16,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,12 +38,14 @@ from hfchat.config import (
     build_settings,
 )
 from hfchat.deadline import DeadlineExceeded, io_budget, io_deadline
+from hfchat.documents import MAX_DOCUMENTS, Document, check_uploaded, describe, extract, remove_uploads, to_data
 from hfchat.errors import (
     RECOVERABLE,
     ConfigError,
     EmptyReplyError,
     GenerationError,
     HFChatError,
+    InputError,
     ReplyTooLargeError,
     internal_error,
     translate,
@@ -62,18 +66,22 @@ from hfchat.messages import (
     build_messages,
     check_attachments,
     content_text,
+    conversation_documents,
+    document_paths,
     fit_history,
     image_count,
     trim_notice,
+    with_documents,
 )
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
+from hfchat.retrieval import Plan, estimate_tokens, plan
 from hfchat.settings import API_ORDER, SETTINGS
 from hfchat.tokens import Fingerprinter, redact, resolve_token
 from hfchat.tools.loop import CallResult, run_calls
 from hfchat.tools.registry import Offered, ToolChoice, ToolRegistry
 from hfchat.tools.types import Tool, ToolCallRequest
-from hfchat.updates import Loading, Notice, ReplyView, Waiting
+from hfchat.updates import Attached, Loading, Notice, ReplyView, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +115,9 @@ class ChatService:
     """Rounds of tool calls in one turn (--max-tool-steps); the next model call offers none."""
     tool_timeout: float = 30.0
     """The longest one tool call may run (--tool-timeout)."""
+    upload_root: str | None = None
+    """The folder the web app receives uploads in: documents are read only from there, and
+    removed after their turn (None: a direct caller's own paths, read and left alone)."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -296,6 +307,79 @@ class ChatService:
         client: str | None = None,
         tools: ToolChoice | None = None,
     ) -> Iterator[ReplyView]:
+        """One turn (`_turn`): each view starts with the chips of the documents this message
+        attached, once they are read. The message's document files are removed when the turn
+        ends, however it ends: what is kept is the text, in the chips' data."""
+        chips: list[Attached] = []
+        try:
+            with closing(
+                self._turn(
+                    message, history, values, session_token, session, oauth_token,
+                    cancel, show_speed, endpoint_key, client, tools, chips,
+                )
+            ) as views:  # fmt: skip
+                for view in views:
+                    yield (*chips, *view)
+        finally:
+            remove_uploads(document_paths(message), self.upload_root)
+
+    def read_documents(self, message: Any, history: Sequence[Mapping[str, Any]]) -> tuple[list[Document], int]:
+        """The documents this turn answers from, oldest first: those attached earlier in the
+        conversation (their chips' data) and then the message's own, read here within the
+        limits (`hfchat.documents.extract` refuses a file with the reason). Returns them and
+        how many are the message's own (the last ones)."""
+        limits = self.limits.documents
+        earlier = conversation_documents(history, limits)
+        paths = document_paths(message)
+        for path in paths:
+            check_uploaded(path, self.upload_root)
+        if len(earlier) + len(paths) > MAX_DOCUMENTS:
+            raise InputError(
+                f"A conversation can hold {MAX_DOCUMENTS} documents; this message would make it"
+                f" {len(earlier) + len(paths)}.",
+                "Start a new conversation for these files, or attach fewer.",
+            )
+        new = [extract(path, Path(path).name, limits) for path in paths]
+        total = sum(d.chars for d in [*earlier, *new])
+        if total > limits.max_chars:
+            raise InputError(
+                f"The documents of this conversation would hold {total:,} characters of text;"
+                f" the limit is {limits.max_chars:,}.",
+                "Start a new conversation for this file, or attach a shorter one.",
+            )
+        return [*earlier, *new], len(new)
+
+    def plan_documents(
+        self,
+        documents: Sequence[Document],
+        question: str,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        chat: Any,
+    ) -> Plan:
+        """What of the documents goes with this question (`hfchat.retrieval.plan`): all of them
+        when they fit in the room the model's context leaves after the turn's messages and the
+        reply (max_new_tokens), else the passages BM25 ranks best for the question."""
+        window, count = document_room(settings, chat)
+        used = sum(count(content_text(m.content)) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+        room = window - used - settings.generation.max_new_tokens
+        return plan(documents, question, room, count)
+
+    def _turn(
+        self,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        values: Mapping[str, Any],
+        session_token: str | None,
+        session: str | None,
+        oauth_token: str | None,
+        cancel: threading.Event | None,
+        show_speed: bool,
+        endpoint_key: str | None,
+        client: str | None,
+        tools: ToolChoice | None,
+        chips: list[Attached],
+    ) -> Generator[ReplyView, None, None]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
         (see `Reply.view`), or a `Failed` after any partial reply, which is kept. A reply
         past a limit (`Bounded`) is cut: what arrived is kept, then `Failed(cut=True)`.
@@ -331,6 +415,8 @@ class ChatService:
                 local_dirs=self.limits.local_dirs,
             )
             check_attachments(message, settings.spec.task)
+            documents, added = self.read_documents(message, history)
+            chips += [Attached(describe(d), to_data(d)) for d in documents[len(documents) - added :]]
             history, dropped = fit_history(history, self.limits.max_history_chars)
             offered = self.offer_tools(tools or ToolChoice(), settings, session, hf_token)
             notice = "\n\n".join(filter(None, [trim_notice(dropped, self.limits.max_history_chars), *offered.notices]))
@@ -346,10 +432,16 @@ class ChatService:
             if with_tools and not _backend(settings).supports_tools(turn.chat):
                 notice = "\n\n".join(filter(None, [notice, _no_tools_notice(settings)]))
                 offered = Offered()
-            source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
-            reply = Reply(source, notice=notice)
-            secrets = (token, hf_token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
             messages = list(turn.messages)
+            sources: tuple[str, ...] = ()
+            if documents:
+                planned = self.plan_documents(documents, content_text(message), messages, settings, turn.chat)
+                messages = with_documents(messages, planned.context)
+                notice = "\n\n".join(filter(None, [notice, planned.notice]))
+                sources = tuple(planned.source_labels())
+            source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
+            reply = Reply(source, notice=notice, sources=sources)
+            secrets = (token, hf_token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
             for step in range(self.max_tool_steps + 1):
                 # the last round offers no tools: the model must answer with what it has
                 step_tools = offered.tools if step < self.max_tool_steps else {}
@@ -703,3 +795,21 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
     # Gradio reads the type hints (for gr.Request and gr.OAuthToken) from __annotations__.
     chat.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     return chat
+
+
+UNKNOWN_WINDOW_TOKENS = 4096
+"""The context length assumed when the model's is not known: small enough for most chat models."""
+
+MESSAGE_OVERHEAD_TOKENS = 8
+"""What a chat template adds around each message (role markers, separators), counted generously."""
+
+
+def document_room(settings: ChatSettings, chat: Any) -> tuple[int, Callable[[str], int]]:
+    """The model's context length and a token counter for its text: a local model's own
+    tokenizer and `max_position_embeddings`; otherwise an estimate in UNKNOWN_WINDOW_TOKENS."""
+    pipeline = getattr(getattr(chat, "llm", None), "pipeline", None)
+    tokenizer = getattr(pipeline, "tokenizer", None)
+    window = getattr(getattr(getattr(pipeline, "model", None), "config", None), "max_position_embeddings", None)
+    if tokenizer is None or not isinstance(window, int):
+        return UNKNOWN_WINDOW_TOKENS, estimate_tokens
+    return window, lambda text: len(tokenizer.encode(text, add_special_tokens=False))

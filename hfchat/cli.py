@@ -147,6 +147,13 @@ def _between(low: float, high: float, unit: str, cast: Callable[[str], float] = 
     return parse
 
 
+def _megabytes(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 1024:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1024 MB, got {value}")
+    return number
+
+
 def _seconds(value: str) -> float:
     number = float(value)
     if not 0 <= number <= 300:  # also refuses NaN
@@ -366,6 +373,18 @@ def _server_flags() -> tuple[ServerFlag, ...]:
             "longest history sent to the model, in characters; older turns are dropped with a notice",
         ),
         ServerFlag(
+            "max_attachment_mb",
+            _megabytes,
+            limits.max_attachment_mb,
+            "largest attached document, in MB (images have their own limit)",
+        ),
+        ServerFlag(
+            "max_pdf_pages",
+            _positive,
+            limits.max_pdf_pages,
+            "most pages an attached PDF may have",
+        ),
+        ServerFlag(
             "openai_api",
             _bool,
             "false",
@@ -532,6 +551,8 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
             max_message_chars=args.max_message_chars,
             max_history_chars=args.max_history_chars,
             local_dirs=args.local_dirs,
+            max_attachment_mb=args.max_attachment_mb,
+            max_pdf_pages=args.max_pdf_pages,
         ),
     )
     return AppOptions(**{**flagged, **derived})

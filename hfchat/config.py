@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hfchat.documents import DEFAULT_LIMITS, DocumentLimits
 from hfchat.errors import ConfigError
 from hfchat.settings import BACKEND_LABELS as BACKEND_LABELS  # re-exported: the schema declares them
 from hfchat.settings import COMPUTE_DTYPES as COMPUTE_DTYPES
@@ -134,6 +135,13 @@ class InputLimits(BaseModel):
     max_history_chars: int = Field(64_000, ge=0, strict=True)
     local_dirs: tuple[str, ...] = ()
     """Folders under which local models may be loaded (see `check_local_dir`); empty: any."""
+    max_attachment_mb: float = Field(DEFAULT_LIMITS.max_bytes / 2**20, gt=0)
+    max_pdf_pages: int = Field(DEFAULT_LIMITS.max_pdf_pages, ge=1, strict=True)
+
+    @property
+    def documents(self) -> DocumentLimits:
+        """What one attached document may cost (--max-attachment-mb, --max-pdf-pages)."""
+        return DocumentLimits.from_flags(self.max_attachment_mb, self.max_pdf_pages)
 
     def check_text(self, field: str, text: str) -> None:
         """Refuse a message or system prompt over `max_message_chars`, naming the field."""

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hfchat.documents import is_document
 from hfchat.errors import ConfigError, HFChatError
 from hfchat.images import file_paths
 from hfchat.messages import MessageKind, content_text, message_kind, upgrade_legacy
@@ -241,12 +242,26 @@ def answered_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     kept: list[dict[str, Any]] = []
     turn: list[dict[str, Any]] = []
     for message in [*messages, {"role": "user"}]:  # a last, empty question closes the last turn
-        if message.get("role") == "user":
-            if not turn or turn[0].get("role") != "user" or answered(turn[1:]):
+        if message.get("role") == "user" and not all(is_chip(m) for m in turn):  # chips open their turn
+            if not turn or turn[0].get("role") != "user" or answered(turn):
                 kept += turn
             turn = []
         turn.append(dict(message))
     return kept
+
+
+def turn_window(
+    history: Sequence[Mapping[str, Any]], question: Mapping[str, Any], reply: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The window during a turn: the history, the chips of the documents the turn attached
+    (the reply's user-side messages, `hfchat.updates.Attached`), the question, then the reply."""
+    chips = [dict(m) for m in reply if is_chip(m)]
+    return [*map(dict, history), *chips, dict(question), *(dict(m) for m in reply if not is_chip(m))]
+
+
+def is_chip(message: Mapping[str, Any]) -> bool:
+    """Whether a message is an attached document's chip, which belongs to the question after it."""
+    return message.get("role") == "user" and message_kind(message) is MessageKind.DOCUMENT
 
 
 INTERRUPTED_TEXT = f"{ERROR_MARK} *Interrupted: the app stopped before this reply was complete.*"
@@ -263,10 +278,13 @@ def interrupted_note() -> dict[str, Any]:
 
 
 def user_message(value: Any) -> dict[str, Any]:
-    """The chat box's value (text, or a multimodal `{"text", "files"}`) as a user message."""
+    """The chat box's value (text, or a multimodal `{"text", "files"}`) as a user message.
+    Attached documents are left out: the turn reads them and shows each as a chip of its own
+    (`hfchat.updates.Attached`), and their files are removed after it."""
     if not isinstance(value, Mapping):
         return {"role": "user", "content": str(value or "")}
     files = [f.get("path") if isinstance(f, Mapping) else f for f in value.get("files") or []]
+    files = [f for f in files if not (isinstance(f, str) and is_document(f))]
     text = str(value.get("text") or "")
     if not files:
         return {"role": "user", "content": text}

@@ -18,9 +18,10 @@ import io
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, cast, get_args
 
 from hfchat.errors import InputError
 
@@ -318,3 +319,84 @@ def _clean(text: str) -> str:
     """A page's text with Windows newlines and trailing spaces gone, NULs dropped."""
     lines = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "\n".join(line.rstrip() for line in lines).strip("\n")
+
+
+MAX_DOCUMENTS: Final = 10
+"""Documents one conversation may hold: every question retrieves from all of them again."""
+
+
+def describe(document: Document) -> str:
+    """The chip's text: the file name, its size on disk and, for a PDF, its pages."""
+    pages = f" · {document.pages} page{'s' if document.pages != 1 else ''}" if document.pages else ""
+    return f"{document.name} · {_size(document.size)}{pages}"
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KB" if size < 2**20 else _mib(size)
+
+
+def to_data(document: Document) -> dict[str, object]:
+    """A document as JSON data, kept with the conversation (the file itself is removed after its
+    turn): what later questions retrieve from, what a saved conversation and an export hold."""
+    return {
+        "name": document.name,
+        "kind": document.kind,
+        "size": document.size,
+        "pages": document.pages,
+        "parts": [{"text": p.text, "page": p.page, "first_line": p.first_line} for p in document.parts],
+    }
+
+
+def from_data(data: object, limits: DocumentLimits = DEFAULT_LIMITS) -> Document | None:
+    """The document `to_data` made, or None for data of any other shape. The data comes back from
+    the browser (a saved conversation) or an import, so it is checked, not trusted: a kind hfchat
+    reads, parts of text, and no more text than an attachment may extract (`limits.max_chars`)."""
+    if not isinstance(data, dict):
+        return None
+    name, kind, size, pages, parts = (data.get(k) for k in ("name", "kind", "size", "pages", "parts"))
+    if not isinstance(name, str) or kind not in _KIND_NAMES or not isinstance(size, int) or not isinstance(parts, list):
+        return None
+    if pages is not None and not isinstance(pages, int):
+        return None
+    read: list[Part] = []
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+            return None
+        page, first = part.get("page"), part.get("first_line", 1)
+        if (page is not None and not isinstance(page, int)) or not isinstance(first, int) or first < 1:
+            return None
+        read.append(Part(part["text"], page, first))
+    if sum(len(p.text) for p in read) > limits.max_chars:
+        return None
+    return Document(name[:255], cast(Kind, kind), size, tuple(read), pages=pages)
+
+
+_KIND_NAMES: Final = frozenset(get_args(Kind))
+
+
+def _inside(path: str | Path, root: str | Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
+def check_uploaded(path: str, upload_root: str | Path | None) -> None:
+    """Refuse a document path that is not an upload the app received: a `/chat` caller can put
+    any path in a message, and reading one would send a server file to the model. With no root
+    (a caller of `ChatService` itself, such as a test), any path is the caller's own."""
+    if upload_root is not None and not _inside(path, upload_root):
+        raise InputError(
+            f"The attached file {Path(path).name!r} was not uploaded to this app.",
+            "Attach files through the chat box, or with gradio_client.handle_file(path) through the API.",
+        )
+
+
+def remove_uploads(paths: Sequence[str], upload_root: str | Path | None) -> None:
+    """Remove a turn's uploaded document files once it has read them: their text lives on in
+    the chips' data, and a public deployment keeps no visitor's file longer than its turn.
+    Only files inside the app's upload folder are touched (never a path a caller named)."""
+    if upload_root is None:
+        return
+    for path in paths:
+        if _inside(path, upload_root):
+            Path(path).unlink(missing_ok=True)

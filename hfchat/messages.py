@@ -13,15 +13,19 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
+from hfchat.documents import DEFAULT_LIMITS, MAX_DOCUMENTS, Document, DocumentLimits, from_data, is_document
 from hfchat.errors import InputError
 from hfchat.images import IMAGE_TASK, MAX_IMAGES, check_count, file_paths, image_part, refuse_images, to_data_url
 from hfchat.updates import (
+    DOCUMENT_DATA,
+    DOCUMENT_ID,
     FAILED_ID,
     FOOTER_ID,
     INTERRUPTED_ID,
     LOADING_ID,
     NOTICE_ID,
     NOTICE_MARK,
+    SOURCES_ID,
     THINKING_ID,
     THINKING_TITLE,
     TOOL_DATA,
@@ -46,6 +50,9 @@ class MessageKind(Enum):
     TOOL = "tool"
     FOOTER = "footer"
     FAILED = "failed"
+    SOURCES = "sources"
+    DOCUMENT = "document"
+    """A user message that is an attached document's chip (its text is data, `DOCUMENT_DATA`)."""
 
 
 _KINDS = {
@@ -56,6 +63,8 @@ _KINDS = {
     FOOTER_ID: MessageKind.FOOTER,
     FAILED_ID: MessageKind.FAILED,
     INTERRUPTED_ID: MessageKind.ANSWER,
+    SOURCES_ID: MessageKind.SOURCES,
+    DOCUMENT_ID: MessageKind.DOCUMENT,
 }
 
 
@@ -93,7 +102,10 @@ def content_text(content: Any) -> str:
 
 def sent_text(message: Mapping[str, Any]) -> str:
     """The text of a message that goes to the model: a question or an answer; "" for the
-    app's own messages (notices, loading, thinking, tools, the footer, failures)."""
+    app's own messages (notices, loading, thinking, tools, the footer, failures) and for
+    documents' chips (their text goes with each question, `hfchat.retrieval.plan`)."""
+    if message_kind(message) is MessageKind.DOCUMENT:
+        return ""
     if message.get("role") == "assistant" and message_kind(message) is not MessageKind.ANSWER:
         call = tool_call_data(message)
         return f"{call['arguments']}\n{call['result']}" if call else ""
@@ -239,6 +251,8 @@ def history_to_messages(
         role = item.get("role")
         content = item.get("content")
         if role == "user":
+            if message_kind(item) is MessageKind.DOCUMENT:
+                continue  # a chip: the documents go with the newest question (`with_documents`)
             calls = []
             question = _user_content(content_text(content), _history_images(content) if images else [])
             if out and isinstance(out[-1], HumanMessage):
@@ -320,12 +334,42 @@ def build_messages(
 
 
 def check_attachments(message: Any, task: str) -> list[str]:
-    """The new message's file paths, if this task may send them (cheap: nothing is read)."""
-    paths = file_paths(message)
+    """The new message's image paths, if this task may send them (cheap: nothing is read).
+    Documents (`document_paths`) go with any task."""
+    paths = [path for path in file_paths(message) if not is_document(path)]
     if paths and task != IMAGE_TASK:
         raise refuse_images(task)
     check_count(len(paths))
     return paths
+
+
+def document_paths(message: Any) -> list[str]:
+    """The new message's attached documents (text, Markdown, CSV, JSON, code, PDF), by file name."""
+    return [path for path in file_paths(message) if is_document(path)]
+
+
+def conversation_documents(
+    history: Sequence[Mapping[str, Any]], limits: DocumentLimits = DEFAULT_LIMITS
+) -> list[Document]:
+    """The documents attached so far in a conversation, oldest first, from its chips' data:
+    each question is answered from all of them (a follow-up retrieves again). A chip whose data
+    does not read back (`hfchat.documents.from_data`) is left out, and so are repeats."""
+    found: list[Document] = []
+    for item in history:
+        if item.get("role") == "user" and message_kind(item) is MessageKind.DOCUMENT:
+            document = from_data(item.get(DOCUMENT_DATA), limits)
+            if document is not None and document not in found:
+                found.append(document)
+    return found[-MAX_DOCUMENTS:]
+
+
+def with_documents(messages: Sequence[BaseMessage], context: str) -> list[BaseMessage]:
+    """The turn's messages with the documents' `context` (`hfchat.retrieval.Plan.context`)
+    before the newest question, in its own message: the history before it stays as it was."""
+    if not context or not messages or not isinstance(messages[-1], HumanMessage):
+        return list(messages)
+    question = messages[-1].content
+    return [*messages[:-1], HumanMessage(content=_join(context, question))]
 
 
 def image_count(content: Any) -> int:

@@ -32,6 +32,7 @@ from hfchat.updates import (
     Footer,
     Notice,
     ReplyView,
+    Sources,
     Thinking,
     ToolCall,
     Update,
@@ -127,6 +128,9 @@ class Reply:
     finished: bool = False
     calls: list[ToolCall] = field(default_factory=list)
     """The tool calls so far, in the order the model made them (shown above the answer)."""
+    sources: tuple[str, ...] = ()
+    """The parts of the attached documents this reply was given (`hfchat.retrieval.Plan`),
+    shown under the answer once it began."""
     step: int = 0
     """The round of the tool loop this stream belongs to (0: the first model call)."""
     _tool_chunks: list[ToolCallChunk] = field(default_factory=list)
@@ -341,6 +345,8 @@ class Reply:
         out.extend(self.calls)
         if self.answer.strip():
             out.append(Answer(self.answer.lstrip("\n")))  # text as the model wrote it
+            if self.sources:
+                out.append(Sources(self.sources))
         if self.cut_reason:
             out.append(Failed(CUT_TITLE, self.cut_reason, CUT_HINT, cut=True))
         if self.failed is not None:

@@ -260,7 +260,8 @@ class Plan:
     """The chunks chosen (retrieved mode), best first, with their scores."""
 
     def source_labels(self) -> list[str]:
-        return [source.label() for source in self.sources]
+        """The "Sources" block's lines: each passage sent, or each document sent whole."""
+        return [source.label() + (" (sent whole)" if source.whole else "") for source in self.sources]
 
 
 def plan(

@@ -56,6 +56,13 @@ TOOL_ID = "hfchat-tool"
 TOOL_DATA = "tool"
 """The message key that holds a tool call as data (id, name, server, arguments, result, error,
 step): what history conversion sends back to the model; never drawn."""
+DOCUMENT_ID = "hfchat-document"
+"""A user message that is an attached document's chip (name, size, pages); its text is data."""
+DOCUMENT_DATA = "document"
+"""The message key that holds an attached document's extracted text as data
+(`hfchat.documents.to_data`): what each later question retrieves from; never drawn."""
+SOURCES_ID = "hfchat-sources"
+SOURCES_TITLE = "Sources"
 FOOTER_ID = "hfchat-footer"
 FAILED_ID = "hfchat-failed"
 INTERRUPTED_ID = "hfchat-interrupted"
@@ -170,6 +177,23 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """A document attached to this turn, read on the server: shown as a chip in the user's
+    message (`text`, e.g. "report.pdf · 120.4 KB · 3 pages"), kept with its text as `data`."""
+
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The parts of the attached documents this reply was given (file, page or line range),
+    when they were too long to send whole; shown as a folded block under the answer."""
+
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Waiting:
     """A local generation waits for its turn on the device (`hfchat.fairqueue`): another
     reply is being generated there. Its time to first token starts when the turn comes.
@@ -188,7 +212,7 @@ class Waiting:
         return f"{LOADING_MARK} waiting for the device: another reply is being generated…{elapsed}"
 
 
-Update = Loading | Notice | Thinking | Answer | ToolCall | Footer | Failed | Waiting
+Update = Attached | Loading | Notice | Thinking | Answer | ToolCall | Sources | Footer | Failed | Waiting
 """One part of a reply."""
 
 ReplyView = tuple[Update, ...]

@@ -65,6 +65,7 @@ def build_service(options: AppOptions) -> ChatService:
         tools=tools,
         max_tool_steps=options.max_tool_steps,
         tool_timeout=options.tool_timeout,
+        upload_root=str(gr.utils.get_upload_folder()),  # documents are read only from Gradio's uploads
     )
 
 

@@ -30,6 +30,7 @@ from gradio.components import Component
 
 from hfchat import conversations as convos
 from hfchat.api.inputs import box_message, plain_history
+from hfchat.documents import DOCUMENT_EXTENSIONS
 from hfchat.errors import HFChatError
 from hfchat.messages import Message
 from hfchat.presets import ControlValues, values_from_controls
@@ -97,7 +98,7 @@ def chat_panel() -> ChatPanel:
     with gr.Group(), gr.Row():
         textbox = gr.MultimodalTextbox(
             sources=["upload"],
-            file_types=["image"],  # a text-only task refuses images with a message
+            file_types=["image", *DOCUMENT_EXTENSIONS],  # a text-only task refuses images with a message
             file_count="multiple",
             placeholder=PLACEHOLDER,
             show_label=False,
@@ -230,11 +231,12 @@ def wire_chat(
                     if stop.is_set():
                         yield untouched  # Stop has saved the window and unlocked the box
                         return
-                    shown = [*history, question, *messages]
+                    shown = convos.turn_window(history, question, messages)
                     update: dict[Component, Any] = {chat.chatbot: shown, chat.history: shown}
                     if not started and convos.answered(messages):
                         started = True
-                        begun = convos.start_turn(conversations, conversation_id, history, message)
+                        chips = [m for m in messages if convos.is_chip(m)]
+                        begun = convos.start_turn(conversations, conversation_id, [*history, *chips], message)
                         if begun is not None:
                             conversations, conversation_id = begun.conversations, begun.current
                             update |= _stored(saved_outputs(saved, begun, offset))
@@ -385,7 +387,7 @@ def _api(
         question = convos.user_message(message)
         async with aclosing(reply(message, history, values, request, oauth_token)) as replies:
             async for messages in replies:
-                yield messages, [*history, question, *messages]
+                yield messages, convos.turn_window(history, question, messages)
 
     # Gradio lists a setting as optional when the function names its default (a control whose
     # value is empty, such as seed, says nothing): the settings as keyword-only parameters.

@@ -16,20 +16,26 @@ from typing import Any, ParamSpec
 from hfchat.messages import Message, MessageKind, message_kind
 from hfchat.safe_markdown import safe_images
 from hfchat.updates import (
+    DOCUMENT_DATA,
+    DOCUMENT_ID,
     FAILED_ID,
     FOOTER_ID,
     LOADING_ID,
     NOTICE_ID,
+    SOURCES_ID,
+    SOURCES_TITLE,
     THINKING_ID,
     THINKING_TITLE,
     TOOL_DATA,
     TOOL_ID,
     Answer,
+    Attached,
     Failed,
     Footer,
     Loading,
     Notice,
     ReplyView,
+    Sources,
     Thinking,
     ToolCall,
     Update,
@@ -123,6 +129,13 @@ def _message(update: Update) -> Message:
             return tool_messages(update)[0]
         case Answer(text=text):
             return {"role": "assistant", "content": safe_images(text)}
+        case Attached(text=text, data=data):
+            # the user's side: `hfchat.conversations.turn_window` puts chips before the question
+            return {"role": "user", "content": _plain(text), "metadata": {"id": DOCUMENT_ID}, DOCUMENT_DATA: dict(data)}
+        case Sources():
+            metadata = {"id": SOURCES_ID, "title": SOURCES_TITLE, "status": "done"}
+            listed = "\n".join(f"- {_plain(label)}" for label in update.labels)
+            return {"role": "assistant", "content": listed, "metadata": metadata}
         case Thinking(text=text, done=done, duration_s=duration):
             metadata = {"id": THINKING_ID, "title": THINKING_TITLE, "status": "done" if done else "pending"}
             if duration is not None:
@@ -130,6 +143,14 @@ def _message(update: Update) -> Message:
             return {"role": "assistant", "content": safe_images(text), "metadata": metadata}
         case Loading() | Notice() | Footer() | Failed() | Waiting():
             return {"role": "assistant", "content": safe_images(update.text), "metadata": {"id": _ID[type(update)]}}
+
+
+def _plain(text: str) -> str:
+    """A file name or a label as literal text: markdown and HTML in it are escaped."""
+    return "".join(f"\\{c}" if c in _MARKDOWN else {"<": "&lt;", ">": "&gt;", "&": "&amp;"}.get(c, c) for c in text)
+
+
+_MARKDOWN = frozenset("\\`*_{}[]()#+-.!|~")
 
 
 _ID: dict[type, str] = {

@@ -145,7 +145,7 @@ def test_a_short_document_goes_inline_labelled(report: Document) -> None:
     assert result.context.startswith('<document name="notes.txt">\nMeeting moved to Thursday.\nBring the slides.\n')
     assert '<document name="report.pdf">\n[page 1]\nPage 1 of 3' in result.context
     assert "[page 3]" in result.context and PAGE_SECRET in result.context
-    assert result.source_labels() == ["notes.txt", "report.pdf, pages 1–3"]
+    assert result.source_labels() == ["notes.txt (sent whole)", "report.pdf, pages 1–3 (sent whole)"]
 
 
 def test_a_long_document_sends_only_the_chunk_with_the_secret(long: tuple[Document, int]) -> None:
