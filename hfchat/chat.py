@@ -416,7 +416,7 @@ class ChatService:
             )
             check_attachments(message, settings.spec.task)
             documents, added = self.read_documents(message, history)
-            chips += [Attached(describe(d), to_data(d)) for d in documents[len(documents) - added :]]
+            chips += [Attached(d.name, describe(d), to_data(d)) for d in documents[len(documents) - added :]]
             history, dropped = fit_history(history, self.limits.max_history_chars)
             offered = self.offer_tools(tools or ToolChoice(), settings, session, hf_token)
             notice = "\n\n".join(filter(None, [trim_notice(dropped, self.limits.max_history_chars), *offered.notices]))

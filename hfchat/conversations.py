@@ -109,14 +109,17 @@ def _has_files(content: Any) -> bool:
 
 
 def default_title(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The start of the first question (📎 when it has files), or "New conversation"."""
+    """The start of the first question (📎 when it has files or documents), or "New conversation"."""
+    documents = False
     for message in messages:
-        if message.get("role") == "user":
+        if is_chip(message):
+            documents = True  # the chips go before their question
+        elif message.get("role") == "user":
             content = message.get("content")
             text = " ".join(content_text(content).split())
             if len(text) > AUTO_TITLE_CHARS:
                 text = text[:AUTO_TITLE_CHARS].rstrip() + "…"
-            title = f"📎 {text}" if _has_files(content) else text
+            title = f"📎 {text}" if documents or _has_files(content) else text
             return title.strip() or UNTITLED
     return UNTITLED
 

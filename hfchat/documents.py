@@ -326,9 +326,9 @@ MAX_DOCUMENTS: Final = 10
 
 
 def describe(document: Document) -> str:
-    """The chip's text: the file name, its size on disk and, for a PDF, its pages."""
+    """What the chip says beside the file name: its size on disk and, for a PDF, its pages."""
     pages = f" · {document.pages} page{'s' if document.pages != 1 else ''}" if document.pages else ""
-    return f"{document.name} · {_size(document.size)}{pages}"
+    return f"{_size(document.size)}{pages}"
 
 
 def _size(size: int) -> str:

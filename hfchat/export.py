@@ -28,12 +28,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hfchat.conversations import TITLE_MAX, Conversation, new_id
+from hfchat.documents import Kind, from_data, to_data
 from hfchat.errors import HFChatError
 from hfchat.messages import MessageKind, message_kind, upgrade_legacy
 from hfchat.presets import ControlValues
 from hfchat.safe_markdown import safe_images
 from hfchat.settings import TURN, applies
-from hfchat.updates import TOOL_DATA
+from hfchat.updates import DOCUMENT_DATA, TOOL_DATA
 
 FORMAT: Literal["hfchat.conversation"] = "hfchat.conversation"
 VERSION: Literal[2] = 2
@@ -88,6 +89,25 @@ class ExportedToolCall(BaseModel):
     step: int = Field(0, ge=0)
 
 
+class ExportedPart(BaseModel):
+    model_config = _STRICT
+    text: str
+    page: int | None = Field(None, ge=1)
+    first_line: int = Field(1, ge=1)
+
+
+class ExportedDocument(BaseModel):
+    """An attached document's extracted text (`hfchat.updates.DOCUMENT_DATA`), so an imported
+    conversation answers from its documents as before (the file itself was never kept)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=255)
+    kind: Kind
+    size: int = Field(ge=0)
+    pages: int | None = Field(None, ge=0)
+    parts: tuple[ExportedPart, ...]
+
+
 class ExportedMessage(BaseModel):
     model_config = _STRICT
     role: Literal["user", "assistant"]
@@ -95,6 +115,7 @@ class ExportedMessage(BaseModel):
     files: tuple[ExportedFile, ...] = ()
     metadata: MessageMeta | None = None
     tool: ExportedToolCall | None = None
+    document: ExportedDocument | None = None
 
 
 class ConversationExport(BaseModel):
@@ -154,6 +175,7 @@ def exported_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[ExportedMe
             continue
         texts, files = _parts(message.get("content"))
         call = message.get(TOOL_DATA)
+        document = from_data(message.get(DOCUMENT_DATA)) if role == "user" else None
         exported.append(
             ExportedMessage(
                 role=role,
@@ -161,6 +183,7 @@ def exported_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[ExportedMe
                 files=tuple(files),
                 metadata=_meta(message.get("metadata")),
                 tool=ExportedToolCall.model_validate(call) if isinstance(call, Mapping) else None,
+                document=ExportedDocument.model_validate(to_data(document)) if document else None,
             )
         )
     return tuple(exported)
@@ -341,6 +364,8 @@ def to_chat_messages(export: ConversationExport) -> list[dict[str, Any]]:
             item["metadata"] = message.metadata.model_dump(exclude_none=True)
         if message.tool is not None:
             item[TOOL_DATA] = message.tool.model_dump()
+        if message.document is not None and message.role == "user":
+            item[DOCUMENT_DATA] = message.document.model_dump(mode="json")
         messages.append(item)
     return upgrade_legacy(messages) if export.version == 1 else messages
 

@@ -179,10 +179,15 @@ class Failed:
 @dataclass(frozen=True)
 class Attached:
     """A document attached to this turn, read on the server: shown as a chip in the user's
-    message (`text`, e.g. "report.pdf · 120.4 KB · 3 pages"), kept with its text as `data`."""
+    message (its name, and `about` it: "120.4 KB · 3 pages"), kept with its text as `data`."""
 
-    text: str
+    name: str
+    about: str
     data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def text(self) -> str:
+        return f"{self.name} · {self.about}"
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,15 @@ PAGE_CSS = """
 #chat-window .top-panel, #chat-window .icon-button-wrapper.top-panel {
   position: static; justify-content: flex-end; margin: 0; padding: 2px 4px;
 }
+/* An attached document's chip (`hfchat.ui.render`): a file card in the user's message. */
+#chat-window .doc-chip {
+  display: inline-flex; align-items: baseline; gap: 8px; max-width: 100%; padding: 6px 12px 6px 10px;
+  border: 1px solid var(--border-color-primary); border-left: 4px solid var(--color-accent); border-radius: 10px;
+  background: var(--background-fill-primary);
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+}
+#chat-window .doc-chip b { overflow: hidden; text-overflow: ellipsis; }
+#chat-window .doc-chip small { color: var(--body-text-color-subdued); white-space: nowrap; }
 /* The one-line model header: a quiet button that opens the settings. */
 #model-header {
   align-self: flex-start; width: auto; max-width: 100%; min-width: 0; padding: 4px 10px;

@@ -129,9 +129,10 @@ def _message(update: Update) -> Message:
             return tool_messages(update)[0]
         case Answer(text=text):
             return {"role": "assistant", "content": safe_images(text)}
-        case Attached(text=text, data=data):
+        case Attached(name=name, about=about, data=data):
             # the user's side: `hfchat.conversations.turn_window` puts chips before the question
-            return {"role": "user", "content": _plain(text), "metadata": {"id": DOCUMENT_ID}, DOCUMENT_DATA: dict(data)}
+            chip = f'<span class="doc-chip"><b>{_plain(name)}</b> <small>{_plain(about)}</small></span>'
+            return {"role": "user", "content": chip, "metadata": {"id": DOCUMENT_ID}, DOCUMENT_DATA: dict(data)}
         case Sources():
             metadata = {"id": SOURCES_ID, "title": SOURCES_TITLE, "status": "done"}
             listed = "\n".join(f"- {_plain(label)}" for label in update.labels)

@@ -109,3 +109,25 @@ def test_readme_ask_snippet_runs(app: AppProcess) -> None:
     assert answer.strip() and SPEED_MARK not in answer
     tokens, reason = figures.split()
     assert int(tokens) > 0 and reason in ("stop", "length")
+
+
+def test_chat_reads_a_document_sent_through_handle_file(app: AppProcess, tmp_path: Path) -> None:
+    """A document through `/chat`: the reply's messages start with its chip (the API client's
+    history keeps it, with the text as data), the model answers from it, the Sources block
+    names it, and the upload is removed once the turn has read it."""
+    note = tmp_path / "note.md"
+    note.write_text("# Travel notes\n\nThe capital of France is Paris.\n")
+    uploads = Path("/tmp/gradio")
+    before = {p for p in uploads.rglob("note.md")} if uploads.exists() else set()
+    reply = client(app).predict(
+        message={"text": "According to the notes, what is the capital of France?", "files": [handle_file(str(note))]},
+        api_name="/chat",
+        **GREEDY,
+    )
+    chip, *rest = reply
+    assert chip["role"] == "user" and chip["metadata"]["id"] == "hfchat-document" and "note\\.md" in chip["content"]
+    assert "Paris" in answer_text(rest), reply
+    sources = [m for m in rest if (m.get("metadata") or {}).get("id") == "hfchat-sources"]
+    assert sources and "note\\.md \\(sent whole\\)" in sources[0]["content"]
+    after = {p for p in uploads.rglob("note.md")} if uploads.exists() else set()
+    assert after <= before, f"the upload is removed after its turn: {after - before}"

@@ -67,7 +67,7 @@ def test_a_short_pdf_goes_inline_labelled_and_its_chip_and_sources_show(
     pdf = docs.three_page_pdf(uploads / "report.pdf")
     last = run_turn(chat, "What is the launch code?", [pdf], [])[-1]
     chip = last[0]
-    assert isinstance(chip, Attached) and chip.text.startswith("report.pdf · ") and chip.text.endswith("· 3 pages")
+    assert isinstance(chip, Attached) and chip.name == "report.pdf" and chip.about.endswith(" KB · 3 pages"), chip
     assert any(isinstance(u, Answer) for u in last), last
     sent = sent_user_text(proxy)
     assert '<document name="report.pdf">' in sent and docs.PAGE_SECRET in sent and "[page 3]" in sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -305,3 +306,36 @@ def test_tool_calls_survive_export_import_and_go_back_to_the_model_as_before() -
         assert isinstance(sent[1], AIMessage) and sent[1].tool_calls[0]["args"] == {"expression": "6*7"}
         assert isinstance(sent[2], ToolMessage) and sent[2].content == "42" and sent[2].tool_call_id == "call_7"
     assert "**Tool: calculator · built-in**" in to_markdown(build_export("t", history, None))
+
+
+def test_a_document_chip_survives_export_import_and_is_answered_from_as_before(tmp_path: Path) -> None:
+    """The chip keeps the document's text as data (`DOCUMENT_DATA`): after export and import,
+    and after the browser's saved list reads it back, the conversation holds the same
+    document, the chip goes before its question, and no chip text reaches the model."""
+    from hfchat.documents import extract, to_data
+    from hfchat.messages import conversation_documents
+    from hfchat.testing.documents import PAGE_SECRET, three_page_pdf
+    from hfchat.ui.render import to_messages
+    from hfchat.updates import Answer, Attached
+
+    document = extract(three_page_pdf(tmp_path / "report.pdf"))
+    chip = Attached(document.name, "2.7 KB · 3 pages", to_data(document))
+    question = {"role": "user", "content": "What is the launch code?"}
+    history = convos.turn_window([], question, to_messages((chip, Answer("TANGERINE-4471."))))
+    assert [m["role"] for m in history] == ["user", "user", "assistant"] and history[1] == question
+    back = to_chat_messages(parse_export(to_json(build_export("t", history, None)).encode()))
+    stored = convos.load([{"id": "c1", "title": "t", "messages": back}])[0].messages
+    for messages in (history, back, list(stored)):
+        assert conversation_documents(messages) == [document]
+        assert PAGE_SECRET in conversation_documents(messages)[0].text
+        sent = history_to_messages(messages)
+        assert [m.content for m in sent] == ["What is the launch code?", "TANGERINE-4471."], "the chip is not sent"
+    assert convos.default_title(history) == "📎 What is the launch code?"
+    assert convos.answered_turns(history) == history, "the chip is saved with its turn"
+
+
+def test_a_damaged_document_in_an_import_is_refused_by_name() -> None:
+    raw = json.loads(to_json(build_export("t", [{"role": "user", "content": "hi"}], None)))
+    raw["messages"][0]["document"] = {"name": "x.txt", "kind": "exe", "size": 1, "parts": []}
+    with pytest.raises(ImportFileError, match="kind"):
+        import_conversation(json.dumps(raw))
