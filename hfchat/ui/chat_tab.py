@@ -50,7 +50,7 @@ LATEX_DELIMITERS: list[dict[str, str | bool]] = [
 delimiters come first, so "$$" is never read as two "$". Gradio matches delimiters literally
 (KaTeX auto-render), so two prices in one message ("$5 and $6") are read as math too: the
 cost of single-dollar math, which replies use far more often than two prices."""
-PLACEHOLDER = "Type a message, or attach documents (images with the task image-text-to-text)…"
+PLACEHOLDER = "Type a message or attach a document…"
 
 ChatFn = Callable[..., Iterator[list[Message]]]
 """`hfchat.chat.make_chat_fn`'s function as rendered (`hfchat.ui.render.rendered`): called with

@@ -147,11 +147,13 @@ def _message(update: Update) -> Message:
 
 
 def _plain(text: str) -> str:
-    """A file name or a label as literal text: markdown and HTML in it are escaped."""
-    return "".join(f"\\{c}" if c in _MARKDOWN else {"<": "&lt;", ">": "&gt;", "&": "&amp;"}.get(c, c) for c in text)
+    """A file name or a label as literal text: markdown and HTML in it become character
+    references (never backslashes, which would make "\\(" or "\\[" math delimiters)."""
+    return "".join(f"&#{ord(c)};" if c in _MARKUP else c for c in text)
 
 
-_MARKDOWN = frozenset("\\`*_{}[]()#+-.!|~")
+_MARKUP = frozenset("\\`*_[]<>&$~|")
+"""What markdown or HTML could read inside a line (a chip, or a list item after its "- ")."""
 
 
 _ID: dict[type, str] = {

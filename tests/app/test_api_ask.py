@@ -125,9 +125,9 @@ def test_chat_reads_a_document_sent_through_handle_file(app: AppProcess, tmp_pat
         **GREEDY,
     )
     chip, *rest = reply
-    assert chip["role"] == "user" and chip["metadata"]["id"] == "hfchat-document" and "note\\.md" in chip["content"]
+    assert chip["role"] == "user" and chip["metadata"]["id"] == "hfchat-document" and "note.md" in chip["content"]
     assert "Paris" in answer_text(rest), reply
     sources = [m for m in rest if (m.get("metadata") or {}).get("id") == "hfchat-sources"]
-    assert sources and "note\\.md \\(sent whole\\)" in sources[0]["content"]
+    assert sources and "note.md (sent whole)" in sources[0]["content"]
     after = {p for p in uploads.rglob("note.md")} if uploads.exists() else set()
     assert after <= before, f"the upload is removed after its turn: {after - before}"
