@@ -35,6 +35,7 @@ from hfchat.config import (
     RetryPolicy,
     build_settings,
 )
+from hfchat.context import ContextLookup, ContextUse, ContextWindow, EstimateCounter, TokenCounter
 from hfchat.deadline import DeadlineExceeded, io_budget, io_deadline
 from hfchat.errors import (
     RECOVERABLE,
@@ -107,6 +108,8 @@ class ChatService:
     """Rounds of tool calls in one turn (--max-tool-steps); the next model call offers none."""
     tool_timeout: float = 30.0
     """The longest one tool call may run (--tool-timeout)."""
+    context: ContextLookup = field(default_factory=ContextLookup, repr=False)
+    """Context windows and token counters per model (`hfchat.context`), for the meter and trimming."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -392,6 +395,60 @@ class ChatService:
         finally:
             cancel.set()
             self.active.release(held)
+
+    def context_of(
+        self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None
+    ) -> tuple[ContextWindow, TokenCounter]:
+        """The turn's context window and token counter (`hfchat.context.ContextLookup`).
+        `chat` is the built model if there is one (else None: nothing is built or loaded; a
+        local model's tokenizer and config are read alone), `hf_token` what Hub requests
+        carry, `credential` what an endpoint's requests carry (`credential`). A model this
+        deployment may not build is not looked up at all: unknown window, estimated counts."""
+        if chat is None:
+            try:
+                self.policy.check(settings.spec, credential)
+            except HFChatError:
+                return ContextWindow(), EstimateCounter()
+        window = self.context.window(settings, chat, hf_token, credential)
+        return window, self.context.counter(settings, chat, hf_token)
+
+    def measure(
+        self,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        values: Mapping[str, Any],
+        session_token: str | None,
+        oauth_token: str | None = None,
+        endpoint_key: str | None = None,
+    ) -> ContextUse | None:
+        """How much of the context the next turn would use, for the meter under the chat box:
+        the system prompt, the history and the message's text (`build_messages`, before any
+        trimming), plus max_new_tokens reserved for the reply. Cheap: a model is never loaded
+        for it (a cached one's tokenizer is used; else `context_of`'s lookups, cached), and
+        attached files are not read. None when the settings do not validate (the turn itself
+        names the bad field)."""
+        hf_token = resolve_token(session_token, oauth_token)
+        token = self.credential(values, hf_token, endpoint_key)
+        try:
+            settings = build_settings(
+                **values,
+                token_fingerprint=self.fingerprint(token),
+                timeout=self.timeout,
+                retry=self.retry,
+                local_dirs=self.limits.local_dirs,
+            )
+        except HFChatError:
+            return None
+        text = {"text": content_text(message), "files": []}
+        system = settings.system_prompt
+        messages = build_messages(text, history, system, "text-generation")  # images are not counted
+        window, counter = self.context_of(settings, self.cache.peek(settings.spec), hf_token, token)
+        reserved = settings.generation.max_new_tokens
+        minimal = build_messages(text, [], system, "text-generation")
+        use = ContextUse(counter.messages(messages), reserved, window, counter.exact)
+        if use.fits:
+            return use
+        return dataclasses.replace(use, minimal_fits=ContextUse(counter.messages(minimal), reserved, window, True).fits)
 
 
 class StepCancel(threading.Event):
