@@ -719,6 +719,50 @@ def chat_signature(defaults: Any) -> inspect.Signature:
     return inspect.Signature([*head, *settings, *tail], return_annotation=Iterator[ReplyView])
 
 
+@dataclass(frozen=True)
+class ChatCall:
+    """One call of the `/chat` function, sorted: the turn's message and history, its settings
+    (`values`), `ChatService.respond`'s own arguments, and who is asking."""
+
+    message: Any
+    history: Any
+    values: dict[str, Any]
+    own: dict[str, Any]
+    choice: ToolChoice
+    session: str | None
+    client: str | None
+    signed_in: str | None
+
+
+def bind_call(signature: inspect.Signature, defaults: Any, *args: Any, **kwargs: Any) -> ChatCall:
+    """Sort a call by `chat_signature`'s names (the defaults fill what a caller leaves out)."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    given = dict(bound.arguments)
+    message, history = given.pop("message"), given.pop("history")
+    request, oauth_token = given.pop("request"), given.pop("oauth_token")
+    own = {arg: given.pop(name) for name, arg in _RESPOND_ARGS.items()}
+    choice = ToolChoice.of(*(given.pop(name) for name in _TOOL_ARGS))
+    return ChatCall(
+        message,
+        history,
+        given,
+        own,
+        choice,
+        session=getattr(request, "session_hash", None),
+        client=client_address(request, getattr(defaults, "on_space", False)),
+        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; the UI sets the hint.
+        signed_in=getattr(oauth_token, "token", None),
+    )
+
+
+def _documented(fn: Callable[..., Any], signature: inspect.Signature, returns: Any) -> None:
+    """Give `fn` the API's signature; Gradio reads the type hints (for gr.Request and
+    gr.OAuthToken) from __annotations__."""
+    fn.__signature__ = signature.replace(return_annotation=returns)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+
+
 def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[ReplyView]]:
     """The function behind the chat box and the `/chat` API.
 
@@ -731,32 +775,38 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
     def chat(*args: Any, cancel: threading.Event | None = None, **kwargs: Any) -> Iterator[ReplyView]:
         # `cancel` is not an API parameter: the UI's pacing (`hfchat.streaming.paced`) passes
         # its event, so Stop reaches a backend call that is blocked waiting (see `respond`).
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        given = dict(bound.arguments)
-        message, history = given.pop("message"), given.pop("history")
-        request, oauth_token = given.pop("request"), given.pop("oauth_token")
-        own = {arg: given.pop(name) for name, arg in _RESPOND_ARGS.items()}
-        choice = ToolChoice.of(*(given.pop(name) for name in _TOOL_ARGS))
-        session = getattr(request, "session_hash", None)
-        client = client_address(request, getattr(defaults, "on_space", False))
-        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; the UI sets the hint.
-        signed_in = getattr(oauth_token, "token", None)
+        call = bind_call(signature, defaults, *args, **kwargs)
         yield from service.respond(
-            message,
-            history,
-            given,
-            own["session_token"],
-            session,
-            signed_in,
-            show_speed=own["show_speed"],
-            endpoint_key=own["endpoint_key"],
-            client=client,
+            call.message,
+            call.history,
+            call.values,
+            call.own["session_token"],
+            call.session,
+            call.signed_in,
+            show_speed=call.own["show_speed"],
+            endpoint_key=call.own["endpoint_key"],
+            client=call.client,
             cancel=cancel,
-            tools=choice,
+            tools=call.choice,
         )
 
-    chat.__signature__ = signature  # type: ignore[attr-defined]
-    # Gradio reads the type hints (for gr.Request and gr.OAuthToken) from __annotations__.
-    chat.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    _documented(chat, signature, Iterator[ReplyView])
     return chat
+
+
+def make_measure_fn(service: ChatService, defaults: Any) -> Callable[..., ContextUse | None]:
+    """The context meter's function: called as the chat function is (`chat_signature`: the
+    box's message, the history, every setting by name, the request and the signed-in
+    visitor's token), it returns `ChatService.measure`'s `ContextUse` (None: settings that
+    do not validate)."""
+    signature = chat_signature(defaults)
+
+    def measure(*args: Any, **kwargs: Any) -> ContextUse | None:
+        call = bind_call(signature, defaults, *args, **kwargs)
+        session_token, endpoint_key = call.own["session_token"], call.own["endpoint_key"]
+        return service.measure(
+            call.message, call.history or [], call.values, session_token, call.signed_in, endpoint_key
+        )
+
+    _documented(measure, signature, ContextUse | None)
+    return measure
