@@ -44,9 +44,9 @@ def meter_html(use: ContextUse | None) -> str:
         return ""
     warning = use.warning()
     state = "over" if warning else "ok"
-    text = html.escape(use.label()) + (
-        f' <span class="meter-warning">· {html.escape(warning)}</span>' if warning else ""
-    )
+    text = html.escape(use.label(), quote=False)
+    if warning:
+        text += f' <span class="meter-warning">· {html.escape(warning, quote=False)}</span>'
     title = html.escape(use.title(), quote=True)
     return f'<div class="context-meter meter-{state}" title="{title}" data-fits="{str(use.fits).lower()}">{text}</div>'
 
