@@ -47,17 +47,19 @@ def meter_html(use: ContextUse | None) -> str:
     text = html.escape(use.label(), quote=False)
     if warning:
         text += f' <span class="meter-warning">· {html.escape(warning, quote=False)}</span>'
-    title = html.escape(use.title(), quote=True)
+    title = html.escape(f"{use.label()}{f' — {warning}' if warning else ''}. {use.title()}", quote=True)
     return f'<div class="context-meter meter-{state}" title="{title}" data-fits="{str(use.fits).lower()}">{text}</div>'
 
 
 METER_CSS = """
 #context-meter { min-height: 1.2em; }
 #context-meter .context-meter { font-size: var(--text-sm); color: var(--body-text-color-subdued);
-  text-align: right; padding: 2px 8px 0; font-variant-numeric: tabular-nums; cursor: help; }
+  text-align: right; padding: 2px 8px 0; font-variant-numeric: tabular-nums; cursor: help;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 #context-meter .meter-over { color: var(--color-red-600, #dc2626); font-weight: 600; }
 """
-"""The meter's look (in the page's CSS): small and quiet under the box; red when it would not fit."""
+"""The meter's look (in the page's CSS): small and quiet under the box, one line (the tooltip
+has it all when a phone cuts it short); red when it would not fit."""
 
 
 def meter_component() -> gr.HTML:

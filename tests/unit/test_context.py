@@ -140,7 +140,10 @@ def test_window_of_config(config: dict[str, object], tokens: int | None) -> None
         ({"id": "m", "meta": {"n_ctx_train": 8192, "n_vocab": 49152}}, 8192),  # llama.cpp
         ({"id": "m", "meta": {"n_ctx": 2048, "n_ctx_train": 8192}}, 2048),
         ({"id": "m", "context_length": 131072}, 131072),  # OpenRouter, Together
-        ({"id": "m", "object": "model", "owned_by": "local", "status": {"value": "loaded"}}, None),  # transformers serve
+        (
+            {"id": "m", "object": "model", "owned_by": "local", "status": {"value": "loaded"}},
+            None,
+        ),  # transformers serve
     ],
 )
 def test_window_of_models_entry(entry: dict[str, object], tokens: int | None) -> None:
