@@ -574,12 +574,15 @@ class ContextLookup:
         return hub_window(repo, spec.provider, hf_token, chat) if repo else UNKNOWN
 
     def counter(self, settings: ChatSettings, chat: Any, hf_token: str | None) -> TokenCounter:
-        """The counter for this turn: a built local model's own tokenizer; else the tokenizer
-        alone (a local model's files, or the Hub repo behind a remote turn, where reachable);
-        else the estimate."""
+        """The counter for this turn: the model's tokenizer loaded on its own (a local model's
+        files, or the Hub repo behind a remote turn, where reachable), else a built local
+        model's own tokenizer, else the estimate.
+
+        A tokenizer of its own, not the pipeline's: counting runs beside generations on the
+        same model (the meter while a reply streams), and a Rust tokenizer that two threads
+        use while one changes its settings fails with "Already borrowed"."""
         spec = settings.spec
-        if spec.backend is Backend.LOCAL and getattr(chat, "tokenizer", None) is not None:
-            return TokenizerCounter(chat.tokenizer, bool(getattr(chat, "fold_system", False)))
+        own = getattr(chat, "tokenizer", None) if spec.backend is Backend.LOCAL else None
         repo = spec.model if spec.backend is Backend.LOCAL else remote_repo(settings, chat)
         if not repo:
             return EstimateCounter()
@@ -593,6 +596,8 @@ class ContextLookup:
                 return counter_of_tokenizer(hub_tokenizer(repo, hf_token))
             except (OSError, ValueError, KeyError, httpx.HTTPError, HFChatError, ImportError) as exc:
                 log.info("no tokenizer for %s, counts are estimated: %s", spec.where, type(exc).__name__)
+                if own is not None:
+                    return TokenizerCounter(own, bool(getattr(chat, "fold_system", False)))
                 return EstimateCounter()
 
         return self.counters.get(key, load)  # type: ignore[no-any-return]

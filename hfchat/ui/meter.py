@@ -15,22 +15,13 @@ import gradio as gr
 from gradio.components import Component
 
 from hfchat.context import ContextUse
+from hfchat.settings import SETTINGS, Role
 
 MeasureFn = Callable[..., ContextUse | None]
 """`hfchat.chat.make_measure_fn`'s function: (message, history, request=, oauth_token=, **settings)."""
 
-COUNTED = (
-    "backend",
-    "model",
-    "provider",
-    "endpoint_url",
-    "served_model",
-    "task",
-    "system_prompt",
-    "max_new_tokens",
-    "hf_token",
-    "endpoint_api_key",
-)
+MODEL = ("backend", "model", "provider", "endpoint_url", "served_model", "task")
+COUNTED = (*MODEL, "system_prompt", "max_new_tokens", *(n for n, s in SETTINGS.items() if s.role is Role.SECRET))
 """The settings whose change changes the meter: the model (its tokenizer and window), the
 system prompt, the reply's reserve, and the credentials that may reach a tokenizer."""
 
