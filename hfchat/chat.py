@@ -410,7 +410,7 @@ class ChatService:
             except HFChatError:
                 return ContextWindow(), EstimateCounter()
         window = self.context.window(settings, chat, hf_token, credential)
-        return window, self.context.counter(settings, chat, hf_token)
+        return window, self.context.counter(settings, chat, hf_token, credential)
 
     def measure(
         self,

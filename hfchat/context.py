@@ -32,6 +32,7 @@ from hfchat.deadline import io_budget, io_deadline
 from hfchat.errors import HFChatError, InputError
 from hfchat.messages import content_text, fold_system_prompt
 from hfchat.retrieval import estimate_tokens
+from hfchat.tokens import Fingerprinter
 from hfchat.updates import NOTICE_MARK
 
 log = logging.getLogger(__name__)
@@ -481,15 +482,23 @@ def hub_window(repo_id: str, provider: str | None, token: str | None, chat: Any 
     return ContextWindow(found, "LangChain's model profile") if found else UNKNOWN
 
 
-def endpoint_window(endpoint_url: str, key: str | None, served: str | None, timeout: float) -> ContextWindow:
-    """A custom endpoint's context length from its GET /v1/models (the guarded client and
-    rules of `hfchat.backends.endpoint.served_models`); unknown when the server does not say."""
+def endpoint_models(endpoint_url: str, key: str | None, timeout: float) -> list[Any] | None:
+    """A custom endpoint's GET /v1/models entries (`hfchat.backends.endpoint.served_models`:
+    the guarded client and its rules), within `timeout`; None when it has no list or can't say."""
     from hfchat.backends.endpoint import served_models
 
     net.register_endpoint(endpoint_url, key)  # as the endpoint's client does: its key may go there
-    models = _within(timeout, LOOKUP_BUDGET_BYTES, lambda: served_models(endpoint_url, key, timeout))
-    found = window_of_models(models or [], served)
-    return ContextWindow(found, "the server's /v1/models") if found else UNKNOWN
+    try:
+        return _within(timeout, LOOKUP_BUDGET_BYTES, lambda: served_models(endpoint_url, key, timeout))  # type: ignore[no-any-return]
+    except LOOKUP_ERRORS as exc:
+        log.info("GET /v1/models of %s said nothing of its context: %s", net.display(endpoint_url), type(exc).__name__)
+        return None
+
+
+def only_served(models: Sequence[Any] | None) -> str | None:
+    """The id of a server's only model, or None (none, or several)."""
+    ids = [m.get("id") for m in models or [] if isinstance(m, Mapping) and isinstance(m.get("id"), str)]
+    return ids[0] if len(ids) == 1 else None
 
 
 def hub_tokenizer(repo_id: str, token: str | None) -> Any:
@@ -517,14 +526,12 @@ def local_tokenizer(model: str, token: str | None) -> Any:
     return AutoTokenizer.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
 
 
-def remote_repo(settings: ChatSettings, chat: Any = None) -> str | None:
+def remote_repo(settings: ChatSettings, served: str | None = None) -> str | None:
     """The Hub repo behind a remote turn, whose files say its window and tokenizer: the model
-    for Inference Providers; for an endpoint, the name it serves when that is a repo ID
-    (vLLM and TGI serve by repo ID; `transformers serve` by a path, which is not read)."""
-    spec = settings.spec
-    if spec.backend is Backend.PROVIDERS:
-        return spec.model
-    served = settings.served_model or (getattr(chat, "model_id", None) if chat is not None else None)
+    for Inference Providers; for an endpoint, the name it serves (`served`) when that is a
+    repo ID (vLLM and TGI serve by repo ID; `transformers serve` by a path, which is not read)."""
+    if settings.spec.backend is Backend.PROVIDERS:
+        return settings.spec.model
     return served if is_repo_id(served) else None
 
 
@@ -535,6 +542,11 @@ class ContextLookup:
     logged and says less (unknown window, estimated counts); it never fails the turn."""
 
     windows: hub.TTLCache = field(default_factory=lambda: hub.TTLCache(WINDOW_TTL_S, 128))
+    listings: hub.TTLCache = field(default_factory=lambda: hub.TTLCache(WINDOW_TTL_S, 64))
+    """Custom endpoints' GET /v1/models entries (None: no list), by spec."""
+    fingerprint: Fingerprinter = field(default_factory=Fingerprinter, repr=False)
+    """Tells apart the Hugging Face tokens that Hub lookups ran with (an endpoint's spec holds
+    the fingerprint of its own key, not of the HF token), without holding them."""
     counters: hub.TTLCache = field(default_factory=lambda: hub.TTLCache(COUNTER_TTL_S, 16))
 
     def window(self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None) -> ContextWindow:
@@ -543,7 +555,7 @@ class ContextLookup:
         `credential` what the endpoint's own requests carry (`ChatService.credential`)."""
         net.install()
         spec = settings.spec
-        key = (hub._endpoint(), spec, settings.served_model, chat is not None)
+        key = (hub._endpoint(), spec, self.fingerprint(hf_token), settings.served_model, chat is not None)
 
         def find() -> ContextWindow:
             try:
@@ -564,16 +576,33 @@ class ContextLookup:
             if not found.known and (length := window_of_tokenizer(tokenizer)) is not None:
                 return ContextWindow(length, "tokenizer_config.json")
             return found
+        served = self.served(settings, chat, credential)
         if spec.backend is Backend.ENDPOINT:
-            served = settings.served_model or getattr(chat, "model_id", None)
-            timeout = min(float(spec.timeout or LOOKUP_DEADLINE_S), LOOKUP_DEADLINE_S)
-            found = endpoint_window(spec.endpoint_url or "", credential, served, timeout)
-            if found.known:
-                return found
-        repo = remote_repo(settings, chat)
+            listed = window_of_models(self.models(settings, credential) or [], served)
+            if listed is not None:
+                return ContextWindow(listed, "the server's /v1/models")
+        repo = remote_repo(settings, served)
         return hub_window(repo, spec.provider, hf_token, chat) if repo else UNKNOWN
 
-    def counter(self, settings: ChatSettings, chat: Any, hf_token: str | None) -> TokenCounter:
+    def models(self, settings: ChatSettings, credential: str | None) -> list[Any] | None:
+        """A custom endpoint's GET /v1/models entries, cached (`endpoint_models`)."""
+        spec = settings.spec
+        timeout = min(float(spec.timeout or LOOKUP_DEADLINE_S), LOOKUP_DEADLINE_S)
+        fetch = lambda: endpoint_models(spec.endpoint_url or "", credential, timeout)  # noqa: E731
+        return self.listings.get((hub._endpoint(), spec), fetch)  # type: ignore[no-any-return]
+
+    def served(self, settings: ChatSettings, chat: Any, credential: str | None) -> str | None:
+        """The name an endpoint serves the turn's model under: the setting, the built client's
+        (discovered when it was built), or the server's only model; None for other backends."""
+        if settings.spec.backend is not Backend.ENDPOINT:
+            return None
+        return (
+            settings.served_model or getattr(chat, "model_id", None) or only_served(self.models(settings, credential))
+        )
+
+    def counter(
+        self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None = None
+    ) -> TokenCounter:
         """The counter for this turn: the model's tokenizer loaded on its own (a local model's
         files, or the Hub repo behind a remote turn, where reachable), else a built local
         model's own tokenizer, else the estimate.
@@ -583,11 +612,15 @@ class ContextLookup:
         use while one changes its settings fails with "Already borrowed"."""
         spec = settings.spec
         own = getattr(chat, "tokenizer", None) if spec.backend is Backend.LOCAL else None
-        repo = spec.model if spec.backend is Backend.LOCAL else remote_repo(settings, chat)
+        repo = (
+            spec.model
+            if spec.backend is Backend.LOCAL
+            else remote_repo(settings, self.served(settings, chat, credential))
+        )
         if not repo:
             return EstimateCounter()
         net.install()
-        key = (hub._endpoint(), spec.backend, repo, spec.token_fingerprint)
+        key = (hub._endpoint(), spec.backend, repo, self.fingerprint(hf_token))
 
         def load() -> TokenCounter:
             try:

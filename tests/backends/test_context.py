@@ -228,3 +228,30 @@ def test_offline_a_hub_model_is_estimated_against_langchains_profile(monkeypatch
     assert window == ContextWindow(131072, "LangChain's model profile")
     assert isinstance(counter, EstimateCounter)
     net.forget_hub_probe()
+
+
+def test_an_endpoint_serving_a_repo_id_is_counted_with_that_repos_tokenizer(
+    hub_files: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vLLM and TGI serve a model by its repo ID: the endpoint's /v1/models names it but no
+    length, so the window and the tokenizer come from the Hub. The visitor's HF token goes to
+    the Hub only, the endpoint's key to the endpoint only."""
+    hf_token, endpoint_key = "hf_" + "v" * 34, "endpoint-key-456"
+    with Recorder() as endpoint:
+        endpoint.route("GET", "/v1/models", json_response({"object": "list", "data": [{"id": "acme/tiny-chat"}]}))
+        values = {"backend": "endpoint", "endpoint_url": endpoint.url + "/v1", "max_new_tokens": 64}
+        use = ChatService().measure(MESSAGE, HISTORY, values, hf_token, endpoint_key=endpoint_key)
+        assert use is not None and use.window == ContextWindow(8192, "config.json") and use.exact
+        to_endpoint = [r.headers.get("authorization", "") for r in endpoint.requests]
+    assert to_endpoint == [f"Bearer {endpoint_key}"]
+    to_hub = {r.headers.get("authorization", "") for r in hub_files.requests}
+    assert to_hub == {f"Bearer {hf_token}"}
+
+
+def test_a_public_deployment_reads_no_local_model_for_the_meter(tiny_models: dict[str, Path]) -> None:
+    from hfchat.policy import DeploymentPolicy
+
+    service = ChatService(policy=DeploymentPolicy(public=True))
+    use = service.measure(MESSAGE, HISTORY, local_values(tiny_models["chat"]), None)
+    assert use is not None and use.window == ContextWindow() and not use.exact
+    assert len(service.context.counters._items) == 0  # no tokenizer was loaded
