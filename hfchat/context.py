@@ -395,7 +395,7 @@ class ContextUse:
         if self.fits:
             return ""
         if not self.minimal_fits:
-            return "won't fit: shorten the message or lower max_new_tokens"
+            return "won't fit: shorten it or lower max_new_tokens"
         return "won't fit: the oldest messages will be left out"
 
     def title(self) -> str:

@@ -47,7 +47,7 @@ METER_CSS = """
 #context-meter .context-meter { font-size: var(--text-sm); color: var(--body-text-color-subdued);
   text-align: right; padding: 2px 8px 0; font-variant-numeric: tabular-nums; cursor: help;
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-#context-meter .meter-over { color: var(--color-red-600, #dc2626); font-weight: 600; }
+#context-meter .meter-over, #context-meter .meter-over * { color: var(--color-red-600, #dc2626); font-weight: 600; }
 """
 """The meter's look (in the page's CSS): small and quiet under the box, one line (the tooltip
 has it all when a phone cuts it short); red when it would not fit."""
