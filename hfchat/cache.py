@@ -91,6 +91,12 @@ class ModelCache(Generic[K, V]):
         with self._lock:
             return list(self._entries)
 
+    def peek(self, key: K) -> V | None:
+        """The cached value for `key`, or None: no build, no hit counted, its place in the
+        LRU order unchanged (the context meter reads a built model's tokenizer with it)."""
+        with self._lock:
+            return self._entries.get(key)
+
     def get(self, key: K, build: Callable[[], V]) -> tuple[V, bool]:
         """The cached value for `key`, building it if needed; the bool says whether it was a hit."""
         with self._lock:

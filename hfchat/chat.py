@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
 from hfchat import hub, net
 from hfchat.backends import backend_for, builder
@@ -36,6 +36,16 @@ from hfchat.config import (
     ModelSpec,
     RetryPolicy,
     build_settings,
+)
+from hfchat.context import (
+    ContextLookup,
+    ContextUse,
+    ContextWindow,
+    EstimateCounter,
+    Fitted,
+    TokenCounter,
+    fit_to_window,
+    token_trim_notice,
 )
 from hfchat.deadline import DeadlineExceeded, io_budget, io_deadline
 from hfchat.documents import MAX_DOCUMENTS, Document, check_uploaded, describe, extract, remove_uploads, to_data
@@ -75,7 +85,7 @@ from hfchat.messages import (
 )
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
-from hfchat.retrieval import Plan, estimate_tokens, plan
+from hfchat.retrieval import Plan, plan
 from hfchat.settings import API_ORDER, SETTINGS
 from hfchat.tokens import Fingerprinter, redact, resolve_token
 from hfchat.tools.loop import CallResult, run_calls
@@ -118,6 +128,8 @@ class ChatService:
     upload_root: str | None = None
     """The folder the web app receives uploads in: documents are read only from there, and
     removed after their turn (None: a direct caller's own paths, read and left alone)."""
+    context: ContextLookup = field(default_factory=ContextLookup, repr=False)
+    """Context windows and token counters per model (`hfchat.context`), for the meter and trimming."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -349,21 +361,24 @@ class ChatService:
             )
         return [*earlier, *new], len(new)
 
-    def plan_documents(
+    def fit_context(
         self,
+        messages: Sequence[BaseMessage],
         documents: Sequence[Document],
         question: str,
-        messages: Sequence[BaseMessage],
         settings: ChatSettings,
-        chat: Any,
-    ) -> Plan:
-        """What of the documents goes with this question (`hfchat.retrieval.plan`): all of them
-        when they fit in the room the model's context leaves after the turn's messages and the
-        reply (max_new_tokens), else the passages BM25 ranks best for the question."""
-        window, count = document_room(settings, chat)
-        used = sum(count(content_text(m.content)) + MESSAGE_OVERHEAD_TOKENS for m in messages)
-        room = window - used - settings.generation.max_new_tokens
-        return plan(documents, question, room, count)
+        window: ContextWindow,
+        counter: TokenCounter,
+    ) -> tuple[Fitted, Plan]:
+        """The turn's messages within the model's context, with the documents' part of it:
+        all of them when they fit in the room left after the messages and the reply
+        (max_new_tokens), else the passages BM25 ranks best for the question
+        (`hfchat.retrieval.plan`). The documents of the current turn come before the oldest
+        history: they may take half the room that the system prompt, the question and the
+        reply leave, and older turns are then left out (`hfchat.context.fit_to_window`)."""
+        planned = plan_documents(messages, documents, question, settings.generation.max_new_tokens, window, counter)
+        sent = with_documents(messages, planned.context)
+        return fit_to_window(sent, window, settings.generation.max_new_tokens, counter), planned
 
     def _turn(
         self,
@@ -432,15 +447,14 @@ class ChatService:
             if with_tools and not _backend(settings).supports_tools(turn.chat):
                 notice = "\n\n".join(filter(None, [notice, _no_tools_notice(settings)]))
                 offered = Offered()
-            messages = list(turn.messages)
-            sources: tuple[str, ...] = ()
-            if documents:
-                planned = self.plan_documents(documents, content_text(message), messages, settings, turn.chat)
-                messages = with_documents(messages, planned.context)
-                notice = "\n\n".join(filter(None, [notice, planned.notice]))
-                sources = tuple(planned.source_labels())
+            window, counter = self.context_of(settings, turn.chat, hf_token, token)
+            question = content_text(message)
+            fitted, planned = self.fit_context(turn.messages, documents, question, settings, window, counter)
+            messages = fitted.messages
+            trimmed = token_trim_notice(fitted.dropped, window)
+            notice = "\n\n".join(filter(None, [notice, trimmed, planned.notice]))
             source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
-            reply = Reply(source, notice=notice, sources=sources)
+            reply = Reply(source, notice=notice, sources=tuple(planned.source_labels()))
             secrets = (token, hf_token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
             for step in range(self.max_tool_steps + 1):
                 # the last round offers no tools: the model must answer with what it has
@@ -485,6 +499,66 @@ class ChatService:
             cancel.set()
             self.active.release(held)
 
+    def context_of(
+        self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None
+    ) -> tuple[ContextWindow, TokenCounter]:
+        """The turn's context window and token counter (`hfchat.context.ContextLookup`).
+        `chat` is the built model if there is one (else None: nothing is built or loaded; a
+        local model's tokenizer and config are read alone), `hf_token` what Hub requests
+        carry, `credential` what an endpoint's requests carry (`credential`). A model this
+        deployment may not build is not looked up at all: unknown window, estimated counts."""
+        if chat is None:
+            try:
+                self.policy.check(settings.spec, credential)
+            except HFChatError:
+                return ContextWindow(), EstimateCounter()
+        window = self.context.window(settings, chat, hf_token, credential)
+        return window, self.context.counter(settings, chat, hf_token, credential)
+
+    def measure(
+        self,
+        message: Any,
+        history: Sequence[Mapping[str, Any]],
+        values: Mapping[str, Any],
+        session_token: str | None,
+        oauth_token: str | None = None,
+        endpoint_key: str | None = None,
+    ) -> ContextUse | None:
+        """How much of the context the next turn would use, for the meter under the chat box:
+        the system prompt, the history and the message's text (`build_messages`, before any
+        trimming), plus max_new_tokens reserved for the reply. Cheap: a model is never loaded
+        for it (a cached one's tokenizer is used; else `context_of`'s lookups, cached), and
+        attached files are not read. None when the settings do not validate (the turn itself
+        names the bad field)."""
+        hf_token = resolve_token(session_token, oauth_token)
+        token = self.credential(values, hf_token, endpoint_key)
+        try:
+            settings = build_settings(
+                **values,
+                token_fingerprint=self.fingerprint(token),
+                timeout=self.timeout,
+                retry=self.retry,
+                local_dirs=self.limits.local_dirs,
+            )
+        except HFChatError:
+            return None
+        text = {"text": content_text(message), "files": []}
+        system = settings.system_prompt
+        messages = build_messages(text, history, system, "text-generation")  # images are not counted
+        window, counter = self.context_of(settings, self.cache.peek(settings.spec), hf_token, token)
+        reserved = settings.generation.max_new_tokens
+        documents = conversation_documents(history, self.limits.documents)  # what the box holds is not read yet
+        try:
+            planned = plan_documents(messages, documents, content_text(message), reserved, window, counter)
+        except InputError:
+            planned = Plan("none")  # the turn says why no part fits
+        messages = with_documents(messages, planned.context)
+        minimal = build_messages(text, [], system, "text-generation")
+        use = ContextUse(counter.messages(messages), reserved, window, counter.exact)
+        if use.fits:
+            return use
+        return dataclasses.replace(use, minimal_fits=ContextUse(counter.messages(minimal), reserved, window, True).fits)
+
 
 class StepCancel(threading.Event):
     """The cancel event of one model call within a turn: set by itself (the call's own end, a
@@ -516,6 +590,33 @@ class Turn:
     cached: bool
     load_s: float
 
+
+def plan_documents(
+    messages: Sequence[BaseMessage],
+    documents: Sequence[Document],
+    question: str,
+    reserved: int,
+    window: ContextWindow,
+    counter: TokenCounter,
+) -> Plan:
+    """What of `documents` goes with `question` (`hfchat.retrieval.plan`), in the room the
+    context leaves after `messages` and `reserved` (max_new_tokens) but at least half the room
+    that the system prompt and the question alone leave (see `ChatService.fit_context`)."""
+    if not documents:
+        return Plan("none")
+    known = window.tokens or UNKNOWN_WINDOW_TOKENS  # plan for a small model when nothing says
+    head = [m for m in messages[:1] if isinstance(m, SystemMessage)]
+    alone = known - counter.messages([*head, *messages[-1:]]) - reserved
+    room = max(known - counter.messages(messages) - reserved, alone // 2)
+    return plan(documents, question, room - DOCUMENT_MARGIN_TOKENS, counter.text)
+
+
+UNKNOWN_WINDOW_TOKENS = 4096
+"""The context length documents are planned for when the model's is not known (the meter says
+so): small enough for most chat models, so a document too long for it is retrieved from."""
+
+DOCUMENT_MARGIN_TOKENS = 32
+"""Left free beside the documents: the blank lines that join them to the question."""
 
 BUILD_BUDGET_BYTES = 4 * 2**20
 """What a remote client's build may read from the network (GET /v1/models and the like)."""
@@ -754,6 +855,50 @@ def chat_signature(defaults: Any) -> inspect.Signature:
     return inspect.Signature([*head, *settings, *tail], return_annotation=Iterator[ReplyView])
 
 
+@dataclass(frozen=True)
+class ChatCall:
+    """One call of the `/chat` function, sorted: the turn's message and history, its settings
+    (`values`), `ChatService.respond`'s own arguments, and who is asking."""
+
+    message: Any
+    history: Any
+    values: dict[str, Any]
+    own: dict[str, Any]
+    choice: ToolChoice
+    session: str | None
+    client: str | None
+    signed_in: str | None
+
+
+def bind_call(signature: inspect.Signature, defaults: Any, *args: Any, **kwargs: Any) -> ChatCall:
+    """Sort a call by `chat_signature`'s names (the defaults fill what a caller leaves out)."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    given = dict(bound.arguments)
+    message, history = given.pop("message"), given.pop("history")
+    request, oauth_token = given.pop("request"), given.pop("oauth_token")
+    own = {arg: given.pop(name) for name, arg in _RESPOND_ARGS.items()}
+    choice = ToolChoice.of(*(given.pop(name) for name in _TOOL_ARGS))
+    return ChatCall(
+        message,
+        history,
+        given,
+        own,
+        choice,
+        session=getattr(request, "session_hash", None),
+        client=client_address(request, getattr(defaults, "on_space", False)),
+        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; the UI sets the hint.
+        signed_in=getattr(oauth_token, "token", None),
+    )
+
+
+def _documented(fn: Callable[..., Any], signature: inspect.Signature, returns: Any) -> None:
+    """Give `fn` the API's signature; Gradio reads the type hints (for gr.Request and
+    gr.OAuthToken) from __annotations__."""
+    fn.__signature__ = signature.replace(return_annotation=returns)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+
+
 def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[ReplyView]]:
     """The function behind the chat box and the `/chat` API.
 
@@ -766,50 +911,38 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
     def chat(*args: Any, cancel: threading.Event | None = None, **kwargs: Any) -> Iterator[ReplyView]:
         # `cancel` is not an API parameter: the UI's pacing (`hfchat.streaming.paced`) passes
         # its event, so Stop reaches a backend call that is blocked waiting (see `respond`).
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        given = dict(bound.arguments)
-        message, history = given.pop("message"), given.pop("history")
-        request, oauth_token = given.pop("request"), given.pop("oauth_token")
-        own = {arg: given.pop(name) for name, arg in _RESPOND_ARGS.items()}
-        choice = ToolChoice.of(*(given.pop(name) for name in _TOOL_ARGS))
-        session = getattr(request, "session_hash", None)
-        client = client_address(request, getattr(defaults, "on_space", False))
-        # Gradio injects the signed-in visitor's gr.OAuthToken (or None) here; the UI sets the hint.
-        signed_in = getattr(oauth_token, "token", None)
+        call = bind_call(signature, defaults, *args, **kwargs)
         yield from service.respond(
-            message,
-            history,
-            given,
-            own["session_token"],
-            session,
-            signed_in,
-            show_speed=own["show_speed"],
-            endpoint_key=own["endpoint_key"],
-            client=client,
+            call.message,
+            call.history,
+            call.values,
+            call.own["session_token"],
+            call.session,
+            call.signed_in,
+            show_speed=call.own["show_speed"],
+            endpoint_key=call.own["endpoint_key"],
+            client=call.client,
             cancel=cancel,
-            tools=choice,
+            tools=call.choice,
         )
 
-    chat.__signature__ = signature  # type: ignore[attr-defined]
-    # Gradio reads the type hints (for gr.Request and gr.OAuthToken) from __annotations__.
-    chat.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    _documented(chat, signature, Iterator[ReplyView])
     return chat
 
 
-UNKNOWN_WINDOW_TOKENS = 4096
-"""The context length assumed when the model's is not known: small enough for most chat models."""
+def make_measure_fn(service: ChatService, defaults: Any) -> Callable[..., ContextUse | None]:
+    """The context meter's function: called as the chat function is (`chat_signature`: the
+    box's message, the history, every setting by name, the request and the signed-in
+    visitor's token), it returns `ChatService.measure`'s `ContextUse` (None: settings that
+    do not validate)."""
+    signature = chat_signature(defaults)
 
-MESSAGE_OVERHEAD_TOKENS = 8
-"""What a chat template adds around each message (role markers, separators), counted generously."""
+    def measure(*args: Any, **kwargs: Any) -> ContextUse | None:
+        call = bind_call(signature, defaults, *args, **kwargs)
+        session_token, endpoint_key = call.own["session_token"], call.own["endpoint_key"]
+        return service.measure(
+            call.message, call.history or [], call.values, session_token, call.signed_in, endpoint_key
+        )
 
-
-def document_room(settings: ChatSettings, chat: Any) -> tuple[int, Callable[[str], int]]:
-    """The model's context length and a token counter for its text: a local model's own
-    tokenizer and `max_position_embeddings`; otherwise an estimate in UNKNOWN_WINDOW_TOKENS."""
-    pipeline = getattr(getattr(chat, "llm", None), "pipeline", None)
-    tokenizer = getattr(pipeline, "tokenizer", None)
-    window = getattr(getattr(getattr(pipeline, "model", None), "config", None), "max_position_embeddings", None)
-    if tokenizer is None or not isinstance(window, int):
-        return UNKNOWN_WINDOW_TOKENS, estimate_tokens
-    return window, lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+    _documented(measure, signature, ContextUse | None)
+    return measure

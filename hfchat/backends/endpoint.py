@@ -66,26 +66,35 @@ def models_url(endpoint_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"{path}/v1/models", parts.query, ""))
 
 
-def discover_served_model(endpoint_url: str, key: str | None, timeout: float) -> str | None:
-    """The server's only model from GET /v1/models, or None when it lists none or several.
+def served_models(endpoint_url: str, key: str | None, timeout: float) -> list[Any] | None:
+    """The entries of the server's GET /v1/models (None when it has no model list: 404, 405).
 
     Through the guarded shared client (`hfchat.net`): the same pinning, redirect and
-    credential rules as the chat requests, and offline mode does not block it. It runs once
-    per built client (the name is cached with it), within the turn's own `timeout`. A list
-    that is slow or broken never fails the turn: the turn goes on without a name (a served
-    name set in the settings is sent anyway); a server that can't be reached at all still
-    fails, as its chat request would, with the message that says so.
+    credential rules as the chat requests, and offline mode does not block it. Raises what
+    httpx raises for a slow, refused or broken answer, ValueError for a body that is not JSON."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = net.session().get(models_url(endpoint_url), headers=headers, timeout=timeout)
+    if response.status_code in (404, 405):
+        return None  # the server has no model list
+    response.raise_for_status()
+    body = response.json()
+    models = body.get("data") if isinstance(body, dict) else None
+    return list(models) if isinstance(models, list) else []
+
+
+def discover_served_model(endpoint_url: str, key: str | None, timeout: float) -> str | None:
+    """The server's only model from GET /v1/models (`served_models`), or None when it lists
+    none or several.
+
+    It runs once per built client (the name is cached with it), within the turn's own
+    `timeout`. A list that is slow or broken never fails the turn: the turn goes on without a
+    name (a served name set in the settings is sent anyway); a server that can't be reached at
+    all still fails, as its chat request would, with the message that says so.
     """
     import httpx
 
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    url = models_url(endpoint_url)
     try:
-        response = net.session().get(url, headers=headers, timeout=timeout)
-        if response.status_code in (404, 405):
-            return None  # the server has no model list
-        response.raise_for_status()
-        models = response.json().get("data") or []
+        models = served_models(endpoint_url, key, timeout) or []
     except (httpx.TimeoutException, httpx.HTTPStatusError, ValueError, AttributeError) as exc:
         log.warning("GET /v1/models gave no served model name (%s); the turn goes on without one", type(exc).__name__)
         return None

@@ -65,6 +65,7 @@ def _split(text: str, pieces: int) -> list[str]:
 
 
 _RESPOND = inspect.signature(ChatService.respond)
+_MEASURE = inspect.signature(ChatService.measure)
 
 
 class FakeService:
@@ -80,6 +81,8 @@ class FakeService:
         self.stopped = 0
         self.limits = InputLimits()  # as ChatService's: what compare's checks read (local_dirs)
         self.tools = ToolRegistry()  # as ChatService's: what the settings panel's Tools section lists
+        self.measured: list[str] = []
+        """The text of each message the context meter measured (`measure`)."""
         self._lock = threading.Lock()
         self.script(*replies)
 
@@ -102,6 +105,13 @@ class FakeService:
                 return self.replies.popleft()
         reply = self.answer(call)
         return reply if isinstance(reply, Scripted) else Scripted(reply)
+
+    def measure(self, *args: Any, **kwargs: Any) -> None:
+        """The context meter's call, bound as `ChatService.measure` binds it; no model, so no
+        count (the meter stays empty)."""
+        bound = _MEASURE.bind(self, *args, **kwargs)
+        with self._lock:
+            self.measured.append(content_text(bound.arguments["message"]))
 
     def respond(self, *args: Any, **kwargs: Any) -> Iterator[ReplyView]:
         """The reply so far (a typed view), after each scripted delta. Called exactly as

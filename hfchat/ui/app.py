@@ -9,7 +9,7 @@ import gradio as gr
 
 from hfchat.api.openai import gateway_routes
 from hfchat.cache import ModelCache
-from hfchat.chat import ChatService, make_chat_fn
+from hfchat.chat import ChatService, make_chat_fn, make_measure_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.cpu import apply_torch_threads
 from hfchat.fairqueue import DeviceQueues
@@ -26,6 +26,7 @@ from hfchat.ui.chat_tab import chat_panel, wire_ask, wire_chat
 from hfchat.ui.compare_tab import compare_tab
 from hfchat.ui.controls import settings_controls
 from hfchat.ui.conversations import conversation_panel, wire_conversations
+from hfchat.ui.meter import wire_meter
 from hfchat.ui.notices import wire_notices
 from hfchat.ui.page import PAGE_LOOK, model_header_button, queued, wire_panels
 from hfchat.ui.picker import model_picker
@@ -112,9 +113,10 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
-        turns = wire_chat(chat, saved, chat_fn, controls, settable, options.stream_rate)
+        refresh = wire_meter(chat.meter, chat.textbox, chat.history, make_measure_fn(service, options), controls)
+        turns = wire_chat(chat, saved, chat_fn, controls, settable, options.stream_rate, refresh)
         wire_ask(views, controls)
-        wire_conversations(demo, saved, chat, settable, turns)
+        wire_conversations(demo, saved, chat, settable, turns, refresh)
         wire_presets(demo, presets, settable)
         wire_panels(demo, conversations, settings, header, chat_tab, compare)
     return demo

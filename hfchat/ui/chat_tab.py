@@ -37,6 +37,7 @@ from hfchat.presets import ControlValues, values_from_controls
 from hfchat.reply import answer_text, fresh_seed
 from hfchat.streaming import DEFAULT_RATE, paced
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
+from hfchat.ui.meter import meter_component
 from hfchat.ui.render import stopped_reply
 from hfchat.updates import Failed, Footer, ReplyView, Thinking
 
@@ -77,6 +78,8 @@ class ChatPanel:
     """The turn `begin` started: `{"message": <box value>, "history": <messages before it>}`."""
     turn: gr.State
     """The settings of the reply in progress (None between turns), saved with it if it is stopped."""
+    meter: gr.HTML
+    """The context meter under the box (`hfchat.ui.meter`)."""
 
     def idle(self) -> dict[str, Any]:
         """The update that unlocks the chat box (for events that leave a turn behind)."""
@@ -107,7 +110,10 @@ def chat_panel() -> ChatPanel:
             scale=7,
             elem_id="chat-box",
         )
-    return ChatPanel(chatbot=chatbot, textbox=textbox, history=gr.State([]), pending=gr.State(), turn=gr.State())
+    meter = meter_component()
+    return ChatPanel(
+        chatbot=chatbot, textbox=textbox, history=gr.State([]), pending=gr.State(), turn=gr.State(), meter=meter
+    )
 
 
 def turn_values(settings: Mapping[str, Any], saved: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -131,9 +137,12 @@ def wire_chat(
     controls: dict[str, Component],
     settable: dict[str, Component],
     rate: float = DEFAULT_RATE,
+    refresh: Callable[[Any], None] = lambda event: None,
 ) -> list[Any]:
     """The turn (submit, retry, edit), undo, clear and Stop, and the public `/chat` endpoint.
     `rate`: reply updates a second (`--stream-rate`), for the window and `/chat` alike.
+    `refresh` chains the context meter's redraw after the events that change the conversation
+    (`hfchat.ui.meter.wire_meter`).
 
     `controls` are every sidebar control, passed to `chat_fn` by name; `settable` those saved
     with a conversation. Returns the turn events, which leaving a conversation cancels."""
@@ -296,7 +305,7 @@ def wire_chat(
     ]
     turns = [start.then(**turn_kwargs) for start in starts]
     for turn in turns:
-        turn.success(**settle_kwargs)
+        refresh(turn.success(**settle_kwargs))
 
     def stopped(data: dict[Component, Any], request: gr.Request) -> dict[Component, Any]:
         """Stop: the reply keeps what it shows, with the footer "stopped by you" (in the window
@@ -313,13 +322,14 @@ def wire_chat(
         out = {chat.textbox: idle_box(), chat.turn: None, chat.chatbot: shown, chat.history: shown}
         return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
-    chat.textbox.stop(
+    stop = chat.textbox.stop(
         stopped,
         inputs={chat.history, chat.turn, store, current, tz},
         outputs=[chat.textbox, chat.turn, chat.chatbot, chat.history, *saving],
         cancels=turns,
         **quick,
     )
+    refresh(stop)
 
     def undo(data: dict[Component, Any]) -> dict[Component, Any]:
         """The last question leaves the window (back into the box) and the saved conversation."""
@@ -330,12 +340,13 @@ def wire_chat(
         done = convos.commit(convos.load(data[store]), data[current], before, None)
         return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
-    chat.chatbot.undo(
+    undone = chat.chatbot.undo(
         undo,
         inputs={chat.history, store, current, tz},
         outputs=[chat.chatbot, chat.history, chat.textbox, *saving],
         **quick,
     )
+    refresh(undone)
 
     def clear(data: dict[Component, Any]) -> dict[Component, Any]:
         """The chat's trash button: the conversation is deleted, as in Gradio's own list."""
@@ -344,13 +355,14 @@ def wire_chat(
         unchanged = convos.Saved(convos.load(data[store]), None)
         return out | saved_outputs(saved, done or unchanged, data[tz], changed=bool(done))
 
-    chat.chatbot.clear(
+    cleared = chat.chatbot.clear(
         clear,
         inputs={store, current, tz},
         outputs=[chat.history, chat.textbox, chat.turn, *saving],
         cancels=turns,
         **quick,
     )
+    refresh(cleared)
 
     _api(chat, by_name, reply, inspect.signature(chat_fn))
     return turns

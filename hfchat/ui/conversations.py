@@ -15,7 +15,7 @@ unqueued event cannot show one); a refused action returns `gr.skip()` and change
 
 import html
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -291,9 +291,11 @@ def wire_conversations(
     chat: "ChatPanel",
     controls: dict[str, Any],
     turns: list[Any],
+    refresh: Callable[[Any], None] = lambda event: None,
 ) -> None:
     """Reopen on load, new, open, rename, delete, export and import. Leaving a conversation
-    while a reply streams stops it (`turns`) and keeps what was shown, as Stop does."""
+    while a reply streams stops it (`turns`) and keeps what was shown, as Stop does. `refresh`
+    chains the context meter's redraw after each event that shows another conversation."""
     p = panel
     store, current, tz = p.store, p.current, p.tz
     upload_root = Path(gr.utils.get_upload_folder())
@@ -334,13 +336,13 @@ def wire_conversations(
     quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
     # Events that can refuse are queued: only a queued event's warning reaches the page as a toast.
     told: dict[str, Any] = dict(show_progress="hidden", api_visibility="private", concurrency_limit=None)
-    demo.load(reopen, inputs=[store, p.opened, p.listing], outputs=[*shown, tz], js=TZ_JS, **quick)
+    refresh(demo.load(reopen, inputs=[store, p.opened, p.listing], outputs=[*shown, tz], js=TZ_JS, **quick))
 
     def new(data: dict[Any, Any]) -> dict[Any, Any]:
         saved, changed = left(data)
         return show(convos.Saved(saved.conversations, None), data[tz], changed)
 
-    p.new.click(new, inputs=leaving, outputs=shown, cancels=turns, **quick)
+    refresh(p.new.click(new, inputs=leaving, outputs=shown, cancels=turns, **quick))
 
     # Every list action stops a reply streaming into the window (it would save over the list
     # from the copy it started with), keeping what it showed, as Stop does, even when refused.
@@ -357,7 +359,7 @@ def wire_conversations(
             return {**refused(_gone(), store), **rest}
         return show(convos.Saved(saved.conversations, chosen.id), data[tz], store in rest)
 
-    p.listing.select(switch, inputs=leaving, outputs=shown, cancels=turns, **told)
+    refresh(p.listing.select(switch, inputs=leaving, outputs=shown, cancels=turns, **told))
 
     def rename(data: dict[Any, Any], evt: gr.EventData) -> dict[Any, Any]:
         saved, rest = settle(data)
@@ -381,7 +383,7 @@ def wire_conversations(
             return {**rest, **saved_outputs(p, convos.Saved(remaining, saved.current), data[tz])}
         return show(convos.Saved(remaining, None), data[tz])
 
-    p.listing.delete(delete, inputs=leaving, outputs=shown, cancels=turns, **told)
+    refresh(p.listing.delete(delete, inputs=leaving, outputs=shown, cancels=turns, **told))
 
     def export(data: dict[Any, Any]) -> Iterator[dict[Any, Any]]:
         """The conversation as JSON and Markdown downloads named after its title; the files
@@ -437,13 +439,14 @@ def wire_conversations(
         settings = {controls[name]: value for name, value in applied.items() if name in controls}
         return {**show(added, data[tz]), **settings}
 
-    p.upload.upload(
+    imported = p.upload.upload(
         import_file,
         inputs={*leaving, p.upload},
         outputs=[*shown, *controls.values()],
         cancels=turns,
         api_visibility="private",
     )
+    refresh(imported)
 
 
 def _gone() -> ConfigError:

@@ -8,6 +8,7 @@ from gradio.components import Component
 
 from hfchat.cli import AppOptions
 from hfchat.header import HEADER_SETTINGS, model_header
+from hfchat.ui.meter import METER_CSS
 from hfchat.updates import ERROR_MARK, FOOTER_MARKS
 
 BROWSER_STORAGE_SECRET = "hfchat-browser-storage"
@@ -129,6 +130,8 @@ PAGE_CSS += f"""
 """
 """The page's CSS. A footer is told by its mark at the start of the message's aria-label
 (Gradio's own "bot's message: <text>"), as the page carries no metadata id."""
+
+PAGE_CSS += METER_CSS
 
 PAGE_LOOK: dict[str, Any] = {"theme": THEME, "css": PAGE_CSS, "head": PAGE_HEAD}
 """What `launch` takes for the page's look (Gradio 6 takes these at launch, not in Blocks)."""
