@@ -159,3 +159,31 @@ def test_a_server_that_takes_the_prefill_fields_continues_in_one_request(recorde
     assert answer_text(reply) == "Once upon a time, there was a robot."
     assert len(answers(reply)) == 1 and len(footers(reply)) == 1
     assert footers(reply)[0]["figures"]["total_s"] >= 0.5, "the first part's time is counted in"
+
+
+def test_continuing_a_reply_about_a_document_sends_the_document_again_and_adds_no_chip(
+    proxy: RecordingProxy, tmp_path: Path
+) -> None:
+    """The turn's chip stays in the window before its question, so the continuation's question
+    goes with the same document context as the first part's, and no second chip is shown."""
+    from hfchat.conversations import turn_window, user_message
+    from hfchat.testing import documents as docs
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    options = parse_options(["--backend", "endpoint", "--endpoint-url", proxy.url, "--max-new-tokens", "8"], {})
+    service = ChatService(cache=ModelCache(2), timeout=30, limits=options.limits, upload_root=str(uploads))
+    fn = make_chat_fn(service, options)
+    pdf = docs.three_page_pdf(uploads / "report.pdf")
+    question = "What is the launch code?"
+    first = to_messages(list(fn({"text": question, "files": [str(pdf)]}, []))[-1])
+    window = turn_window([], user_message({"text": question, "files": []}), first)
+    cut = cut_reply(window)
+    assert cut is not None and [m["metadata"]["id"] for m in cut.history] == ["hfchat-document"]
+    again = last_reply(fn, cut.question["content"], cut.history, continue_from=cut.continuation)
+    asked, *_, continued = chat_requests(proxy)
+    assert docs.PAGE_SECRET in asked["messages"][-1]["content"]
+    assert continued["messages"][-3] == asked["messages"][-1], "the question with its document, as first sent"
+    assert not any(m.get("role") == "user" for m in again), "no second chip"
+    assert len(answers(again)) == 1 and len(footers(again)) == 1
+    assert answer_text(again).startswith(cut.continuation.text)
