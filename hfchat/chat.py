@@ -47,6 +47,7 @@ from hfchat.context import (
     fit_to_window,
     token_trim_notice,
 )
+from hfchat.continuation import Continuation, continued_messages
 from hfchat.deadline import DeadlineExceeded, io_budget, io_deadline
 from hfchat.documents import MAX_DOCUMENTS, Document, check_uploaded, describe, extract, remove_uploads, to_data
 from hfchat.errors import (
@@ -318,6 +319,7 @@ class ChatService:
         endpoint_key: str | None = None,
         client: str | None = None,
         tools: ToolChoice | None = None,
+        continue_from: Continuation | None = None,
     ) -> Iterator[ReplyView]:
         """One turn (`_turn`): each view starts with the chips of the documents this message
         attached, once they are read. The message's document files are removed when the turn
@@ -327,7 +329,7 @@ class ChatService:
             with closing(
                 self._turn(
                     message, history, values, session_token, session, oauth_token,
-                    cancel, show_speed, endpoint_key, client, tools, chips,
+                    cancel, show_speed, endpoint_key, client, tools, chips, continue_from,
                 )
             ) as views:  # fmt: skip
                 for view in views:
@@ -394,6 +396,7 @@ class ChatService:
         client: str | None,
         tools: ToolChoice | None,
         chips: list[Attached],
+        continue_from: Continuation | None = None,
     ) -> Generator[ReplyView, None, None]:
         """The reply so far, for the chat window: a loading notice, then the streamed reply
         (see `Reply.view`), or a `Failed` after any partial reply, which is kept. A reply
@@ -404,7 +407,10 @@ class ChatService:
         Setting `cancel` from another thread stops the generation even while this generator
         is blocked waiting for the backend (compare mode's Stop); closing it does too.
         `endpoint_key` is the visitor's own key for their custom endpoint (this session only).
-        `tools` are the tools the model may call (`run_tools`: up to --max-tool-steps rounds)."""
+        `tools` are the tools the model may call (`run_tools`: up to --max-tool-steps rounds).
+        `continue_from`: this turn continues the reply to `message` that stopped for length
+        (`hfchat.continuation`): the model goes on from its answer so far, offered no tools,
+        and the view is the joined answer under one footer (`continued_reply`)."""
         hf_token = resolve_token(session_token, oauth_token)
         token = self.credential(values, hf_token, endpoint_key)
         reply: Reply | None = None
@@ -433,7 +439,8 @@ class ChatService:
             documents, added = self.read_documents(message, history)
             chips += [Attached(d.name, describe(d), to_data(d)) for d in documents[len(documents) - added :]]
             history, dropped = fit_history(history, self.limits.max_history_chars)
-            offered = self.offer_tools(tools or ToolChoice(), settings, session, hf_token)
+            choice = tools if tools is not None and continue_from is None else ToolChoice()
+            offered = self.offer_tools(choice, settings, session, hf_token)
             notice = "\n\n".join(filter(None, [trim_notice(dropped, self.limits.max_history_chars), *offered.notices]))
             with_tools = bool(offered.tools)
             if settings.spec.backend is Backend.LOCAL and settings.spec not in self.cache:
@@ -454,8 +461,9 @@ class ChatService:
             trimmed = token_trim_notice(fitted.dropped, window)
             notice = "\n\n".join(filter(None, [notice, trimmed, planned.notice]))
             source = ReplySource.of(settings, getattr(turn.chat, "model_id", None), turn.cached, turn.load_s)
-            reply = Reply(source, notice=notice, sources=tuple(planned.source_labels()))
+            reply = continued_reply(source, notice, continue_from, tuple(planned.source_labels()))
             secrets = (token, hf_token, session_token, oauth_token, endpoint_key, self.endpoint_api_key)
+            messages = continued_messages(messages, continue_from)  # after the documents: they go with the question
             for step in range(self.max_tool_steps + 1):
                 # the last round offers no tools: the model must answer with what it has
                 step_tools = offered.tools if step < self.max_tool_steps else {}
@@ -787,6 +795,16 @@ def tool_round(text: str, requests: Sequence[ToolCallRequest], results: Mapping[
     return out
 
 
+def continued_reply(
+    source: ReplySource, notice: str, continuation: Continuation | None, sources: tuple[str, ...] = ()
+) -> Reply:
+    """A turn's reply: a new one, or the answer so far of the reply it continues, whose
+    footer then counts both parts (`Reply.resumed`)."""
+    if continuation is None:
+        return Reply(source, notice=notice, sources=sources)
+    return Reply.resumed(source, continuation.text, continuation.figures, notice, sources)
+
+
 def _no_tools_notice(settings: ChatSettings) -> str:
     return (
         f"*Tools are not offered: {settings.spec.where} cannot call them (its chat template has no "
@@ -908,9 +926,12 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
     """
     signature = chat_signature(defaults)
 
-    def chat(*args: Any, cancel: threading.Event | None = None, **kwargs: Any) -> Iterator[ReplyView]:
+    def chat(
+        *args: Any, cancel: threading.Event | None = None, continue_from: Continuation | None = None, **kwargs: Any
+    ) -> Iterator[ReplyView]:
         # `cancel` is not an API parameter: the UI's pacing (`hfchat.streaming.paced`) passes
         # its event, so Stop reaches a backend call that is blocked waiting (see `respond`).
+        # Nor is `continue_from`: Continue (the button, `/continue`) passes the cut reply's start.
         call = bind_call(signature, defaults, *args, **kwargs)
         yield from service.respond(
             call.message,
@@ -924,6 +945,7 @@ def make_chat_fn(service: ChatService, defaults: Any) -> Callable[..., Iterator[
             client=call.client,
             cancel=cancel,
             tools=call.choice,
+            continue_from=continue_from,
         )
 
     _documented(chat, signature, Iterator[ReplyView])

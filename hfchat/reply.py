@@ -93,6 +93,11 @@ class ReplySource:
         return cls(spec.backend, model, spec.provider, cached, load_s, gen.seed if gen.do_sample else None)
 
 
+def _whole(value: Any) -> int:
+    """A token count from saved figures (JSON): a non-negative whole number, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def fresh_seed() -> int:
     """A new random seed: what Retry samples with while sampling is on, so it always draws a new
     reply, also when the settings name a seed (which would give the same reply again); the
@@ -138,9 +143,38 @@ class Reply:
     _earlier_output: int = 0
     _inside_think: bool = False
     _held: str = ""
+    _first_input: int | None = None
+    """The input tokens of a continued reply's first part (`resumed`), which its footer shows."""
 
     def __post_init__(self) -> None:
         self.meter = SpeedMeter(clock=self.clock)
+
+    @classmethod
+    def resumed(
+        cls,
+        source: ReplySource,
+        text: str,
+        figures: Mapping[str, Any],
+        notice: str = "",
+        sources: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> Reply:
+        """A reply that continues one that stopped for length (`hfchat.continuation`): its
+        answer starts as `text`, and its one footer counts both parts, from the first part's
+        `figures` (`figures()`): the tokens add up, the time runs on from the first part's
+        total (its time to first token stays the first part's), the finish reason is the
+        last part's."""
+        reply = cls(source, notice=notice, clock=clock, sources=sources)
+        reply.answer = text
+        earlier = _whole(figures.get("output_tokens"))
+        reply._earlier_output = reply.chunks = earlier
+        reply._first_input = _whole(figures.get("input_tokens")) or None
+        total, ttft = figures.get("total_s"), figures.get("ttft_s")
+        if isinstance(total, int | float) and total >= 0:
+            reply.meter.started -= total
+            if isinstance(ttft, int | float) and 0 <= ttft <= total:
+                reply.meter.first_token_at = reply.meter.started + ttft
+        return reply
 
     # -- taking deltas
     def add(self, delta: Delta) -> None:
@@ -156,7 +190,7 @@ class Reply:
         if delta.text:
             self._split(self._held + delta.text)
         if delta.usage is not None:
-            self.meter.input_tokens = delta.usage.input_tokens
+            self.meter.input_tokens = self._first_input or delta.usage.input_tokens
             out = delta.usage.output_tokens
             # a turn with tool calls is several model calls: their output adds up
             self.meter.output_tokens = None if out is None else self._earlier_output + out

@@ -64,6 +64,10 @@ DOCUMENT_DATA = "document"
 SOURCES_ID = "hfchat-sources"
 SOURCES_TITLE = "Sources"
 FOOTER_ID = "hfchat-footer"
+FIGURES_DATA = "figures"
+"""The message key that holds a footer's figures as data (`Footer.figures`: tokens, timings,
+finish_reason): what Continue reads to tell a reply cut by length and to count both parts in
+one footer; never drawn (Gradio draws only the keys it knows)."""
 FAILED_ID = "hfchat-failed"
 INTERRUPTED_ID = "hfchat-interrupted"
 """The saved stand-in for a reply still streaming (`hfchat.conversations.interrupted_note`):

@@ -30,6 +30,7 @@ from hfchat.backends.chat_model import FoldingChat, refuses_system
 from hfchat.backends.source import local_source
 from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
 from hfchat.config import ChatSettings, ModelSpec, Quantization
+from hfchat.continuation import continues_reply
 from hfchat.cpu import cpu_dtype_name
 from hfchat.deadline import DeadlineExceeded, io_timeout
 from hfchat.deadline import current as deadline_now
@@ -359,8 +360,10 @@ def _tool_turn(message: ToolMessage, *, native: bool, after: dict[str, Any] | No
 
 
 def render_prompt(chat: LocalChat, messages: Sequence[BaseMessage], tools: Sequence[ToolSpec] = ()) -> str:
-    """The prompt of a turn that offers tools or whose history holds tool turns, rendered
-    with `apply_chat_template(..., tools=...)` (LangChain's own rendering takes neither);
+    """The prompt of a turn that offers tools, whose history holds tool turns, or that
+    continues its final assistant message (`continuation.continues_reply`: the prompt ends in
+    that message's text, `continue_final_message=True`, so generation carries on from it),
+    rendered with `apply_chat_template` (LangChain's own rendering does none of these);
     the system prompt is folded as `FoldingChat` does."""
     if tools and not chat.tools_supported:
         raise ChatTemplateError(
@@ -371,7 +374,10 @@ def render_prompt(chat: LocalChat, messages: Sequence[BaseMessage], tools: Seque
     msgs = fold_system_prompt(messages) if chat.fold_system else list(messages)
     turns = chat_turns(msgs, native=chat.native_tool_turns)
     extra: dict[str, Any] = {"tools": [t.openai() for t in tools]} if tools else {}
-    prompt = chat.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, **extra)
+    go_on = continues_reply(msgs)
+    prompt = chat.tokenizer.apply_chat_template(
+        turns, add_generation_prompt=not go_on, continue_final_message=go_on, tokenize=False, **extra
+    )
     assert isinstance(prompt, str)
     return prompt
 
@@ -525,11 +531,12 @@ def _stream(
 
     When the template opened a think block in the prompt (DeepSeek-R1 style), the first
     text starts with that tag again, so the reply reads as the model meant it.
-    With `tools`, or a history that holds tool turns, the prompt is rendered here
-    (`render_prompt`) and, with tools, the text goes through the model's tool-call splitter:
-    calls come as one `Delta(tool_calls=...)` before the summary, their markup never as text.
+    With `tools`, a history that holds tool turns, or a final assistant message to continue,
+    the prompt is rendered here (`render_prompt`) and, with tools, the text goes through the
+    model's tool-call splitter: calls come as one `Delta(tool_calls=...)` before the summary,
+    their markup never as text.
     """
-    if tools or has_tool_turns(messages):
+    if tools or has_tool_turns(messages) or continues_reply(messages):
         yield from _stream_with_tools(chat, messages, settings, cancel, queues, tools)
         return
     prefix = THINK_OPEN if ends_inside_think(chat._to_chat_prompt(list(messages))) else ""

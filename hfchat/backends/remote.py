@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import (
@@ -32,6 +32,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from hfchat.backends.chat_model import FoldingChat
 from hfchat.backends.types import Delta, Usage, closing_stream
 from hfchat.config import ChatSettings, ModelSpec
+from hfchat.continuation import PREFILL_BODY, as_instruction, continues_reply
 from hfchat.errors import MalformedChunk, ToolsRefusedError, retry_after_of, server_detail, status_of
 from hfchat.tools.parsing import ToolCallSplitter
 from hfchat.tools.types import ToolCallChunk, ToolSpec
@@ -62,7 +63,12 @@ class RemoteChat(FoldingChat):
     ChatHuggingFace's chunk conversion keeps only `content` and tool calls; this reads the
     same raw chunks and also keeps `reasoning_content` (or vLLM's `reasoning`), the
     finish reason and the usage.
+
+    `prefills`: the server may be asked to continue a final assistant message
+    (`continuation.PREFILL_BODY`); cleared on the cached instance once it refuses them.
     """
+
+    prefills: bool = True
 
     def _stream(
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
@@ -272,9 +278,49 @@ class RemoteBackend:
         If the server fails before the first token and the turn has a system prompt, it is
         tried once more with the system prompt folded into the first user turn; if that works,
         the cached client keeps folding. Otherwise the original error is raised.
+
+        A turn that ends in an assistant message continues it (`_continued`).
         """
+        if continues_reply(messages):
+            yield from self._continued(chat, messages, settings, cancel)
+            return
+        yield from self._stream(chat, messages, settings, cancel, tools)
+
+    def _continued(
+        self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, cancel: threading.Event
+    ) -> Iterator[Delta]:
+        """Continue the final assistant message: as a prefix the server continues
+        (`PREFILL_BODY`, vLLM's fields), or, for a server that refuses those fields before
+        the first token (`transformers serve` answers 422 "Unexpected fields"), with
+        `as_instruction`; the cached client then asks that way from the start."""
+        if getattr(chat, "prefills", False):
+            stream = self._stream(chat, messages, settings, cancel, extra_body=PREFILL_BODY)
+            try:
+                first = next(stream, None)
+            except HfHubHTTPError as exc:
+                if status_of(exc) not in _TEMPLATE_FAILURE_STATUSES:
+                    raise
+                log.info("the server refused to continue a prefilled reply (HTTP %s); asking it to", status_of(exc))
+                chat.prefills = False  # type: ignore[attr-defined]
+            else:
+                with closing_stream(stream):
+                    if first is not None:
+                        yield first
+                    yield from stream
+                return
+        yield from self._stream(chat, as_instruction(messages), settings, cancel)
+
+    def _stream(
+        self,
+        chat: FoldingChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        cancel: threading.Event,
+        tools: Sequence[ToolSpec] = (),
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Iterator[Delta]:
         try:
-            first, deltas = self._first(chat, messages, settings, cancel, tools)
+            first, deltas = self._first(chat, messages, settings, cancel, tools, extra_body)
         except HfHubHTTPError as exc:
             if tools and status_of(exc) in _TEMPLATE_FAILURE_STATUSES:
                 raise _tools_refused(exc) from exc
@@ -282,7 +328,7 @@ class RemoteBackend:
                 raise
             retry = chat.model_copy(update={"fold_system": True})
             try:
-                first, deltas = self._first(retry, messages, settings, cancel, tools)
+                first, deltas = self._first(retry, messages, settings, cancel, tools, extra_body)
             except HfHubHTTPError:
                 raise exc from None
             log.info("the server refused the system role; folding it into the first user turn from now on")
@@ -301,9 +347,16 @@ class RemoteBackend:
                 yield delta
 
     def _deltas(
-        self, chat: FoldingChat, messages: Sequence[BaseMessage], settings: ChatSettings, tools: Sequence[ToolSpec]
+        self,
+        chat: FoldingChat,
+        messages: Sequence[BaseMessage],
+        settings: ChatSettings,
+        tools: Sequence[ToolSpec],
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Iterator[Delta]:
         offered: dict[str, Any] = {"tools": [t.openai() for t in tools], "tool_choice": "auto"} if tools else {}
+        if extra_body:
+            offered["extra_body"] = dict(extra_body)
         stream = chat.stream(list(messages), stream_options=STREAM_OPTIONS, **self.call_kwargs(settings), **offered)
         with closing_stream(stream) as chunks:
             for chunk in chunks:
@@ -318,6 +371,7 @@ class RemoteBackend:
         settings: ChatSettings,
         cancel: threading.Event,
         tools: Sequence[ToolSpec] = (),
+        extra_body: Mapping[str, Any] | None = None,
     ) -> tuple[Delta | None, Iterator[Delta]]:
         """Open the stream and read its first delta, retrying 429 and 503 as `settings.retry` says.
 
@@ -326,7 +380,7 @@ class RemoteBackend:
         """
         attempt = 0
         while True:
-            deltas = self._deltas(chat, messages, settings, tools)
+            deltas = self._deltas(chat, messages, settings, tools, extra_body)
             try:
                 return next(deltas, None), deltas
             except HfHubHTTPError as exc:

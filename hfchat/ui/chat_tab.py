@@ -30,6 +30,7 @@ from gradio.components import Component
 
 from hfchat import conversations as convos
 from hfchat.api.inputs import box_message, plain_history
+from hfchat.continuation import Continuation, CutReply, can_continue, cut_reply
 from hfchat.documents import DOCUMENT_EXTENSIONS
 from hfchat.errors import HFChatError
 from hfchat.messages import Message
@@ -80,10 +81,21 @@ class ChatPanel:
     """The settings of the reply in progress (None between turns), saved with it if it is stopped."""
     meter: gr.HTML
     """The context meter under the box (`hfchat.ui.meter`)."""
+    go_on: gr.Button
+    """Continue: shown under a last reply that stopped for length (`continue_button`)."""
 
     def idle(self) -> dict[str, Any]:
         """The update that unlocks the chat box (for events that leave a turn behind)."""
         return idle_box()
+
+    def continuable(self, messages: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """The Continue button for a window that shows `messages` (for events that set them)."""
+        return continue_button(messages)
+
+
+def continue_button(messages: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Continue shows when the window's last reply stopped for length (`hfchat.continuation`)."""
+    return gr.update(visible=can_continue(messages or []))
 
 
 def chat_panel() -> ChatPanel:
@@ -98,6 +110,8 @@ def chat_panel() -> ChatPanel:
         elem_id="chat-window",
         latex_delimiters=LATEX_DELIMITERS,
     )
+    # Between the window and the box, centred (a thumb's reach on a phone), only when it applies.
+    go_on = gr.Button("Continue", visible=False, size="sm", variant="secondary", elem_id="chat-continue")
     with gr.Group(), gr.Row():
         textbox = gr.MultimodalTextbox(
             sources=["upload"],
@@ -112,7 +126,13 @@ def chat_panel() -> ChatPanel:
         )
     meter = meter_component()
     return ChatPanel(
-        chatbot=chatbot, textbox=textbox, history=gr.State([]), pending=gr.State(), turn=gr.State(), meter=meter
+        chatbot=chatbot,
+        textbox=textbox,
+        history=gr.State([]),
+        pending=gr.State(),
+        turn=gr.State(),
+        meter=meter,
+        go_on=go_on,
     )
 
 
@@ -158,14 +178,23 @@ def wire_chat(
     stops_lock = threading.Lock()
 
     def reply(
-        message: Any, history: list[dict[str, Any]], settings: dict[str, Any], request: Any, oauth_token: Any
+        message: Any,
+        history: list[dict[str, Any]],
+        settings: dict[str, Any],
+        request: Any,
+        oauth_token: Any,
+        continue_from: Continuation | None = None,
     ) -> AsyncGenerator[list[Message], None]:
         """The reply so far, as messages, paced for the page (`hfchat.streaming.paced`: at most
         `rate` updates a second, the first text and the end at once). Closing this (Gradio
         does, on Stop) or cancelling its task sets the turn's cancel event, which ends the
-        generation even while the backend call is blocked."""
+        generation even while the backend call is blocked. `continue_from`: Continue's turn
+        (the reply to `message` that stopped for length goes on)."""
         cancel = threading.Event()
-        messages = chat_fn(message, list(history), request=request, oauth_token=oauth_token, cancel=cancel, **settings)
+        going_on = {"continue_from": continue_from} if continue_from is not None else {}
+        messages = chat_fn(
+            message, list(history), request=request, oauth_token=oauth_token, cancel=cancel, **going_on, **settings
+        )
         return paced(messages, rate, urgent=convos.answered, cancel=cancel)
 
     def begin(data: dict[Component, Any]) -> dict[Component, Any]:
@@ -178,6 +207,7 @@ def wire_chat(
             chat.history: shown,
             chat.pending: {"message": message, "history": history},
             chat.turn: None,
+            chat.go_on: gr.update(visible=False),
         }
 
     def ask_again(history: list[dict[str, Any]], message: dict[str, Any], retry: bool = False) -> dict[Component, Any]:
@@ -189,6 +219,7 @@ def wire_chat(
             chat.history: shown,
             chat.pending: {"message": message, "history": history, "retry": retry},
             chat.turn: None,
+            chat.go_on: gr.update(visible=False),
         }
 
     def retry(history: list[dict[str, Any]]) -> dict[Component, Any]:
@@ -196,6 +227,20 @@ def wire_chat(
         if question is None:
             return {chat.pending: None}
         return ask_again(before, convos.question_box(question), retry=True)
+
+    def go_on(history: list[dict[str, Any]]) -> dict[Component, Any]:
+        """Continue: the last reply, cut by length, goes on in the same message; the window
+        keeps showing it until the continuation's first update."""
+        cut = cut_reply(history or [])
+        if cut is None:  # the window changed since the button showed: nothing to continue
+            return {chat.pending: None, chat.go_on: gr.update(visible=False)}
+        message = convos.question_box(cut.question)
+        return {
+            chat.textbox: busy_box(),
+            chat.pending: {"message": message, "history": cut.history, "cut": cut},
+            chat.turn: None,
+            chat.go_on: gr.update(visible=False),
+        }
 
     def edit(history: list[dict[str, Any]], edited: gr.EditData) -> dict[Component, Any]:
         """An edited question is asked again, with the files it had; later turns are dropped."""
@@ -222,25 +267,29 @@ def wire_chat(
             yield {chat.pending: None}
             return
         message, history = pending["message"], pending["history"]
-        question = convos.user_message(message)
+        cut: CutReply | None = pending.get("cut")
+        # Continue's turn shows its question as it was, and its reply joined (`CutReply.shown`);
+        # the conversation is saved already, with the cut reply.
+        question = cut.question if cut else convos.user_message(message)
         values = turn_values(settings, settable)  # saved with the conversation as the user set them
         if pending.get("retry") and settings.get("do_sample") is True:
             settings = {**settings, "seed": fresh_seed()}  # a new sample, whatever the seed (the footer names it)
         # The box shows Stop already: the event that started the turn (send, retry, edit) set it.
         yield {chat.turn: values, chat.pending: None}
-        shown = [*history, question]
-        conversations, started = convos.load(stored), False
+        shown = [*history, question, *(cut.reply if cut else [])]
+        conversations, started = convos.load(stored), cut is not None
         stop = threading.Event()
         session = str(getattr(request, "session_hash", None))
         with stops_lock:
             stops[session] = stop
         try:
-            async with aclosing(reply(message, history, settings, request, oauth_token)) as replies:
+            going_on = cut.continuation if cut else None
+            async with aclosing(reply(message, history, settings, request, oauth_token, going_on)) as replies:
                 async for messages in replies:
                     if stop.is_set():
                         yield untouched  # Stop has saved the window and unlocked the box
                         return
-                    shown = convos.turn_window(history, question, messages)
+                    shown = convos.turn_window(history, question, cut.shown(messages) if cut else messages)
                     update: dict[Component, Any] = {chat.chatbot: shown, chat.history: shown}
                     if not started and convos.answered(messages):
                         started = True
@@ -269,11 +318,13 @@ def wire_chat(
         return {c: v for c, v in update.items() if c in saved.stored}
 
     def settle(data: dict[Component, Any]) -> dict[Component, Any]:
-        """After a reply: the box unlocked, the list and Export drawn from what it saved."""
+        """After a reply: the box unlocked, the list and Export drawn from what it saved, and
+        Continue shown if the reply stopped for length."""
         shown = saved_outputs(saved, convos.Saved(convos.load(data[store]), data[current]), data[tz], changed=False)
-        return {chat.textbox: idle_box(), **{c: v for c, v in shown.items() if c in saved.shown}}
+        listed = {c: v for c, v in shown.items() if c in saved.shown}
+        return {chat.textbox: idle_box(), chat.go_on: continue_button(data[chat.history]), **listed}
 
-    busy_outputs = [chat.textbox, chat.chatbot, chat.history, chat.pending, chat.turn]
+    busy_outputs = [chat.textbox, chat.chatbot, chat.history, chat.pending, chat.turn, chat.go_on]
     saving = saved.saving
     # Streamed: only the window and data. Gradio rebuilds every output an update leaves out
     # (a new component and its config, 1–5 ms each for the box, the list and the download
@@ -296,12 +347,13 @@ def wire_chat(
     )
     begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
     settle_kwargs: dict[str, Any] = dict(
-        fn=settle, inputs={store, current, tz}, outputs=[chat.textbox, *saved.shown], **quick
+        fn=settle, inputs={store, current, tz, chat.history}, outputs=[chat.textbox, chat.go_on, *saved.shown], **quick
     )
     starts = [
         begun,
         chat.chatbot.retry(retry, inputs=[chat.history], outputs=busy_outputs, **quick),
         chat.chatbot.edit(edit, inputs=[chat.history], outputs=busy_outputs, **quick),
+        chat.go_on.click(go_on, inputs=[chat.history], outputs=busy_outputs, **quick),
     ]
     turns = [start.then(**turn_kwargs) for start in starts]
     for turn in turns:
@@ -320,12 +372,13 @@ def wire_chat(
         settings = _settings(data[chat.turn])
         done = convos.commit(convos.load(data[store]), data[current], convos.answered_turns(shown), settings)
         out = {chat.textbox: idle_box(), chat.turn: None, chat.chatbot: shown, chat.history: shown}
+        out[chat.go_on] = continue_button(shown)
         return out | (saved_outputs(saved, done, data[tz]) if done else {})
 
     stop = chat.textbox.stop(
         stopped,
         inputs={chat.history, chat.turn, store, current, tz},
-        outputs=[chat.textbox, chat.turn, chat.chatbot, chat.history, *saving],
+        outputs=[chat.textbox, chat.turn, chat.chatbot, chat.history, chat.go_on, *saving],
         cancels=turns,
         **quick,
     )
@@ -334,7 +387,7 @@ def wire_chat(
     def undo(data: dict[Component, Any]) -> dict[Component, Any]:
         """The last question leaves the window (back into the box) and the saved conversation."""
         before, question = convos.last_question(data[chat.history] or [])
-        out: dict[Component, Any] = {chat.chatbot: before, chat.history: before}
+        out: dict[Component, Any] = {chat.chatbot: before, chat.history: before, chat.go_on: continue_button(before)}
         if question is not None:
             out[chat.textbox] = convos.question_box(question)
         done = convos.commit(convos.load(data[store]), data[current], before, None)
@@ -343,7 +396,7 @@ def wire_chat(
     undone = chat.chatbot.undo(
         undo,
         inputs={chat.history, store, current, tz},
-        outputs=[chat.chatbot, chat.history, chat.textbox, *saving],
+        outputs=[chat.chatbot, chat.history, chat.textbox, chat.go_on, *saving],
         **quick,
     )
     refresh(undone)
@@ -352,13 +405,14 @@ def wire_chat(
         """The chat's trash button: the conversation is deleted, as in Gradio's own list."""
         done = convos.commit(convos.load(data[store]), data[current], [], None)
         out: dict[Component, Any] = {chat.history: [], chat.textbox: idle_box(), chat.turn: None}
+        out[chat.go_on] = gr.update(visible=False)
         unchanged = convos.Saved(convos.load(data[store]), None)
         return out | saved_outputs(saved, done or unchanged, data[tz], changed=bool(done))
 
     cleared = chat.chatbot.clear(
         clear,
         inputs={store, current, tz},
-        outputs=[chat.history, chat.textbox, chat.turn, *saving],
+        outputs=[chat.history, chat.textbox, chat.turn, chat.go_on, *saving],
         cancels=turns,
         **quick,
     )
@@ -376,8 +430,9 @@ def _api(
 ) -> None:
     """`/chat`: the message (a plain string, or the chat box's `{"text", "files"}`) and every
     setting by name; it streams the reply's messages, and each API session keeps its history,
-    as a browser tab does. `documented` (the chat function's signature) gives each setting's
-    default to API clients.
+    as a browser tab does. `/continue` (the settings only) continues that session's last reply
+    when it stopped for length, as the Continue button does, and streams the joined reply.
+    `documented` (the chat function's signature) gives each setting's default to API clients.
 
     The message goes in through a hidden `gr.JSON`, not the chat box: Gradio validates an input
     against its component's data model before any function runs, and the multimodal box's
@@ -407,6 +462,29 @@ def _api(
     named = [documented.parameters[name].replace(kind=inspect.Parameter.KEYWORD_ONLY) for name in settings]
     chat_api.__signature__ = inspect.Signature([*own, *named])  # type: ignore[attr-defined]
 
+    async def continue_api(
+        history: list[dict[str, Any]] | None,
+        request: gr.Request,
+        oauth_token: gr.OAuthToken | None,
+        **values: Any,
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        cut = cut_reply(history or [])
+        if cut is None:
+            raise gr.Error(
+                "There is no reply to continue: the last reply of this session did not stop for length "
+                '(its finish_reason is not "length"). Call /chat first; raise max_new_tokens to get longer replies.',
+                title="Nothing to continue",
+                print_exception=False,
+            )
+        message = convos.question_box(cut.question)
+        async with aclosing(reply(message, cut.history, values, request, oauth_token, cut.continuation)) as replies:
+            async for messages in replies:
+                joined = cut.shown(messages)
+                yield joined, [*cut.history, cut.question, *joined]
+
+    own = [p for p in inspect.signature(continue_api).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    continue_api.__signature__ = inspect.Signature([*own, *named])  # type: ignore[attr-defined]
+
     api_history = gr.State([])
     answer = gr.JSON(label="Response", visible=False)
     gr.Button(visible=False, elem_id="chat-api").click(
@@ -417,6 +495,20 @@ def _api(
         api_name="chat",
         api_description="One chat turn: the reply's messages (thinking, answer, speed line), streamed.",
         preprocess=False,  # hfchat's validation names a bad setting; Gradio's would not
+        postprocess=False,
+        concurrency_id="chat",
+    )
+    gr.Button(visible=False, elem_id="continue-api").click(
+        continue_api,
+        inputs=[api_history],
+        inputs_kwargs=settings,
+        outputs=[answer, api_history],
+        api_name="continue",
+        api_description=(
+            'Continue this session\'s last /chat reply, which stopped for length (finish_reason "length"): '
+            "the whole reply, joined, under one speed line, streamed. Takes the same settings as /chat."
+        ),
+        preprocess=False,
         postprocess=False,
         concurrency_id="chat",
     )

@@ -310,9 +310,10 @@ def wire_conversations(
             chat.history: messages,
             chat.turn: None,
             chat.textbox: chat.idle(),
+            chat.go_on: chat.continuable(messages),
         }
 
-    shown = [*p.saving, chat.chatbot, chat.history, chat.turn, chat.textbox]
+    shown = [*p.saving, chat.chatbot, chat.history, chat.turn, chat.textbox, chat.go_on]
 
     def left(data: dict[Any, Any]) -> tuple[convos.Saved, bool]:
         """The list after leaving the window's conversation (a reply cut short is kept as

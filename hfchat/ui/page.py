@@ -99,6 +99,8 @@ PAGE_CSS = """
 }
 #chat-window .doc-chip b { overflow: hidden; text-overflow: ellipsis; }
 #chat-window .doc-chip small { color: var(--body-text-color-subdued); white-space: nowrap; }
+/* Continue, over the message box under a reply cut by length: small, centred, never full width. */
+#chat-continue { align-self: center; width: auto; min-width: 0; flex-grow: 0; margin: 4px auto; }
 /* The one-line model header: a quiet button that opens the settings. */
 #model-header {
   align-self: flex-start; width: auto; max-width: 100%; min-width: 0; padding: 4px 10px;

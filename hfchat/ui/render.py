@@ -19,6 +19,7 @@ from hfchat.updates import (
     DOCUMENT_DATA,
     DOCUMENT_ID,
     FAILED_ID,
+    FIGURES_DATA,
     FOOTER_ID,
     LOADING_ID,
     NOTICE_ID,
@@ -142,7 +143,10 @@ def _message(update: Update) -> Message:
             if duration is not None:
                 metadata["duration"] = round(duration, 2)
             return {"role": "assistant", "content": safe_images(text), "metadata": metadata}
-        case Loading() | Notice() | Footer() | Failed() | Waiting():
+        case Footer(text=text, figures=figures):
+            footer: Message = {"role": "assistant", "content": safe_images(text), "metadata": {"id": FOOTER_ID}}
+            return footer | ({FIGURES_DATA: dict(figures)} if figures else {})
+        case Loading() | Notice() | Failed() | Waiting():
             return {"role": "assistant", "content": safe_images(update.text), "metadata": {"id": _ID[type(update)]}}
 
 
@@ -160,7 +164,6 @@ _ID: dict[type, str] = {
     Loading: LOADING_ID,
     Waiting: LOADING_ID,  # a reply not begun yet, like a load: never part of the history
     Notice: NOTICE_ID,
-    Footer: FOOTER_ID,
     Failed: FAILED_ID,
 }
 

@@ -375,12 +375,14 @@ def test_export_offers_files_named_after_the_title_and_leaves_no_temp_files(
 def test_chat_and_ask_are_the_public_endpoints_with_every_setting_by_name_and_default(app: RunningApp) -> None:
     info = httpx.get(app.url + "gradio_api/info").json()
     public = list(info["named_endpoints"])
-    expected = {"/chat", "/ask", "/search_models"}  # the picker's search (issue 16)
+    expected = {"/chat", "/ask", "/search_models", "/continue"}  # the picker's search (issue 16), Continue (17)
     assert set(public) == expected and not info["unnamed_endpoints"], f"the page's events are private: {public}"
     documented = chat_signature(app.options).parameters
     params = info["named_endpoints"]["/chat"]["parameters"]
     settings = [name for name in documented if name not in ("message", "history", "request", "oauth_token")]
     assert [p["parameter_name"] for p in params] == ["message", *settings]
+    continued = info["named_endpoints"]["/continue"]["parameters"]
+    assert [p["parameter_name"] for p in continued] == settings, "/continue takes /chat's settings, no message"
     for p in params[1:]:
         assert p["parameter_has_default"], p["parameter_name"]
         default = documented[p["parameter_name"]].default

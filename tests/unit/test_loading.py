@@ -162,7 +162,13 @@ def test_a_stopped_reply_keeps_its_text_under_a_stopped_footer() -> None:
     partial = {"role": "assistant", "content": "Once upon a"}
     stopped = stopped_reply([question, partial])
     assert stopped[:2] == [question, partial]
-    assert stopped[2] == {"role": "assistant", "content": "■ stopped by you", "metadata": {"id": FOOTER_ID}}
+    figures = {"finish_reason": "stopped by user"}
+    assert stopped[2] == {
+        "role": "assistant",
+        "content": "■ stopped by you",
+        "metadata": {"id": FOOTER_ID},
+        "figures": figures,
+    }
     assert message_kind(stopped[2]) is MessageKind.FOOTER
     assert stopped_footer() == Footer("■ stopped by you", {"finish_reason": "stopped by user"}, stopped=True)
     # stopped while loading: the loading notice goes, the footer says it was stopped

@@ -98,7 +98,13 @@ def test_reasoning_deltas_are_thinking_and_the_block_closes_when_the_answer_begi
     shown_thinking, shown_answer, shown_footer = to_messages(reply.view())
     assert shown_thinking["metadata"] == {"id": THINKING_ID, "title": THINKING_TITLE, "status": "done", "duration": 2.0}
     assert shown_answer == {"role": "assistant", "content": "Four."}
-    assert shown_footer == {"role": "assistant", "content": reply.footer(), "metadata": {"id": FOOTER_ID}}
+    figures = reply.figures()  # as data beside the text: what Continue reads
+    assert shown_footer == {
+        "role": "assistant",
+        "content": reply.footer(),
+        "metadata": {"id": FOOTER_ID},
+        "figures": figures,
+    }
     assert reply.meter.ttft_s == 0.0 and reply.meter.tokens_per_s == pytest.approx(4 / 5.0)
 
 
