@@ -432,12 +432,15 @@ def local_window(model: str, token: str | None) -> ContextWindow:
     """A local model's context length from its config (a folder's config.json, a GGUF file's
     metadata, a Hub model's cached or downloaded config.json), through transformers' AutoConfig
     with `hfchat.backends.source.local_source`'s rules (no remote code)."""
-    import transformers
+    # The module itself, not transformers' lazy attribute: the meter's first lookup runs while the
+    # turn's thread imports transformers for the model, and the lazy `transformers.AutoConfig`
+    # then raised AttributeError (seen in a browser test: the meter's event answered 500).
+    from transformers.models.auto.configuration_auto import AutoConfig
 
     from hfchat.backends.source import local_source
 
     source = local_source(model)
-    config = transformers.AutoConfig.from_pretrained(
+    config = AutoConfig.from_pretrained(
         source.path, token=token, trust_remote_code=False, **source.options
     )
     found = window_of_config(config.to_dict())
@@ -506,7 +509,7 @@ def hub_tokenizer(repo_id: str, token: str | None) -> Any:
     """A Hub model's tokenizer (tokenizer files only, never remote code), from the Hub cache
     when offline; raises where it can't be had."""
     from huggingface_hub import constants
-    from transformers import AutoTokenizer
+    from transformers.models.auto.tokenization_auto import AutoTokenizer  # see `local_window`
 
     offline = constants.is_offline_mode() or not net.hub_reachable()
 
@@ -519,7 +522,7 @@ def hub_tokenizer(repo_id: str, token: str | None) -> Any:
 def local_tokenizer(model: str, token: str | None) -> Any:
     """A local model's tokenizer alone, from where the model loads (`local_source`): what the
     meter counts with before the model itself is loaded."""
-    from transformers import AutoTokenizer
+    from transformers.models.auto.tokenization_auto import AutoTokenizer  # see `local_window`
 
     from hfchat.backends.source import local_source
 
