@@ -428,13 +428,7 @@ class ChatService:
             held = self.active.acquire(client if self.policy.public else None)
             self.limits.check_text("message", content_text(message))
             self.limits.check_text("system_prompt", str(values.get("system_prompt") or ""))
-            settings = build_settings(
-                **values,
-                token_fingerprint=self.fingerprint(token),
-                timeout=self.timeout,
-                retry=self.retry,
-                local_dirs=self.limits.local_dirs,
-            )
+            settings = self.settings_for(values, token)
             check_attachments(message, settings.spec.task)
             documents, added = self.read_documents(message, history)
             chips += [Attached(d.name, describe(d), to_data(d)) for d in documents[len(documents) - added :]]
@@ -523,6 +517,17 @@ class ChatService:
         window = self.context.window(settings, chat, hf_token, credential)
         return window, self.context.counter(settings, chat, hf_token, credential)
 
+    def settings_for(self, values: Mapping[str, Any], token: str | None) -> ChatSettings:
+        """The turn's validated settings, with this deployment's timeout, retries and local
+        folders, keyed by the token's fingerprint (never the token)."""
+        return build_settings(
+            **values,
+            token_fingerprint=self.fingerprint(token),
+            timeout=self.timeout,
+            retry=self.retry,
+            local_dirs=self.limits.local_dirs,
+        )
+
     def measure(
         self,
         message: Any,
@@ -541,13 +546,7 @@ class ChatService:
         hf_token = resolve_token(session_token, oauth_token)
         token = self.credential(values, hf_token, endpoint_key)
         try:
-            settings = build_settings(
-                **values,
-                token_fingerprint=self.fingerprint(token),
-                timeout=self.timeout,
-                retry=self.retry,
-                local_dirs=self.limits.local_dirs,
-            )
+            settings = self.settings_for(values, token)
         except HFChatError:
             return None
         text = {"text": content_text(message), "files": []}

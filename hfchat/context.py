@@ -440,9 +440,7 @@ def local_window(model: str, token: str | None) -> ContextWindow:
     from hfchat.backends.source import local_source
 
     source = local_source(model)
-    config = AutoConfig.from_pretrained(
-        source.path, token=token, trust_remote_code=False, **source.options
-    )
+    config = AutoConfig.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
     found = window_of_config(config.to_dict())
     where = "the GGUF file's metadata" if "gguf_file" in source.options else "config.json"
     return ContextWindow(found, where) if found else UNKNOWN

@@ -104,6 +104,23 @@ def test_a_long_file_sends_only_the_passage_the_question_needs_and_a_follow_up_r
     assert earlier[0] == question and not any("<document" in str(c) for c in earlier), "past turns carry no copy"
 
 
+def test_a_long_pdf_sends_the_page_the_question_is_about_and_sources_name_it(
+    chat: Any, proxy: RecordingProxy, uploads: Path
+) -> None:
+    """30 pages of about 250 tokens (past the 4,096 tokens planned for when the server states no
+    context length, as `transformers serve` doesn't): only page 3, where the secret is, goes."""
+    pages = [[f"Page {n} of 30", *docs.filler_lines(20, seed=n)] for n in range(1, 31)]
+    pages[2].insert(9, docs.PAGE_SECRET)
+    pdf = uploads / "handbook.pdf"
+    pdf.write_bytes(docs.pdf_bytes(pages, compress=True))
+    last = run_turn(chat, "What is the launch code for Operation Bluebird?", [pdf], [])[-1]
+    sent = sent_user_text(proxy)
+    assert docs.PAGE_SECRET in sent and '<document name="handbook.pdf" part="page 3">' in sent
+    assert "Page 20 of 30" not in sent, "pages the question is not about stay behind"
+    labels = next(u for u in last if isinstance(u, Sources)).labels
+    assert "handbook.pdf, page 3" in labels, labels
+
+
 def test_a_csv_goes_inline_with_its_header(chat: Any, proxy: RecordingProxy, uploads: Path) -> None:
     run_turn(chat, "Which sku is the cheapest?", [docs.csv_file(uploads / "prices.csv")], [])
     assert '<document name="prices.csv">\nsku,name,price_eur,stock\nA001,' in sent_user_text(proxy)

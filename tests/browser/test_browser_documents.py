@@ -12,6 +12,7 @@ import pytest
 
 from hfchat.testing import documents as docs
 from hfchat.updates import ERROR_MARK
+from tests.browser.test_browser_meter import meter_count
 from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, wait_until
 
 pytestmark = pytest.mark.timeout(600)
@@ -33,6 +34,8 @@ def test_a_pdf_shows_its_chip_and_sources_and_a_follow_up_after_reload_still_rea
     local_app: AppProcess, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
     ui = ChatUI(browser_page.page).open(local_app.url)
+    wait_until(lambda: meter_count(ui) is not None, 60, "the meter to show on load")
+    empty = meter_count(ui) or 0
     attach(ui, docs.three_page_pdf(tmp_path / "report.pdf"))
     ui.send("What is the launch code?")
     reply = ui.wait_reply(count=1)
@@ -42,6 +45,8 @@ def test_a_pdf_shows_its_chip_and_sources_and_a_follow_up_after_reload_still_rea
     block.get_by_text("Sources").first.click()  # the folded block opens
     listed = ui.page.locator("#chat-window li", has_text="report.pdf, pages 1–3 (sent whole)")
     wait_until(lambda: listed.count() == 1, 30, "the Sources block's line")
+    # the next question is counted with the document, which goes with it again (about 1,650 tokens)
+    wait_until(lambda: (meter_count(ui) or 0) > empty + 1000, 30, "the meter to count the document")
     browser_page.screenshot("documents-pdf")
 
     ui.page.reload()
