@@ -4,9 +4,6 @@ the joined reply is what the saved conversation holds after a reload. On a phone
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from hfchat.updates import STOPPED_MARK, STOPPED_TEXT
@@ -14,16 +11,10 @@ from tests.fixtures.browser import AppProcess, BrowserPage, ChatUI, keep_shot, w
 
 pytestmark = pytest.mark.timeout(600)
 
-SHOTS = Path("/work/shots")
-"""Where the lead looks at this helper's screenshots (made if missing)."""
-
 
 def shot(tab: BrowserPage, name: str) -> None:
-    """A screenshot as evidence: test-output/screenshots/, $HFCHAT_SHOTS, and /work/shots when it exists."""
-    path = tab.screenshot(name)
-    keep_shot(path)
-    if SHOTS.is_dir():
-        shutil.copyfile(path, SHOTS / path.name)
+    """A screenshot as evidence: test-output/screenshots/, and $HFCHAT_SHOTS when set."""
+    keep_shot(tab.screenshot(name))
 
 
 def test_continue_joins_a_cut_reply_in_one_message_and_stop_keeps_the_text(
