@@ -45,6 +45,8 @@ from hfchat.context import (
     Fitted,
     TokenCounter,
     fit_to_window,
+    lowered_notice,
+    reply_room,
     token_trim_notice,
 )
 from hfchat.continuation import Continuation, continued_messages
@@ -449,6 +451,12 @@ class ChatService:
                 notice = "\n\n".join(filter(None, [notice, _no_tools_notice(settings)]))
                 offered = Offered()
             window, counter = self.context_of(settings, turn.chat, hf_token, token)
+            asked = settings.generation.max_new_tokens
+            reserved = reply_room(turn.messages, window, asked, counter)
+            if reserved < asked:
+                generation = settings.generation.model_copy(update={"max_new_tokens": reserved})
+                settings = settings.model_copy(update={"generation": generation})
+                notice = "\n\n".join(filter(None, [notice, lowered_notice(reserved, asked, window)]))
             question = content_text(message)
             fitted, planned = self.fit_context(turn.messages, documents, question, settings, window, counter)
             messages = fitted.messages

@@ -337,6 +337,33 @@ def fit_to_window(
     return Fitted(kept(high), dropped, count(high), max_new_tokens, window, counter.exact)
 
 
+def reply_room(
+    messages: Sequence[BaseMessage], window: ContextWindow, max_new_tokens: int, counter: TokenCounter
+) -> int:
+    """`max_new_tokens`, or less when the system prompt and the current message leave less room
+    than that in the context: the reply then gets what is left (a notice says so, and Continue
+    goes on where it stops) rather than the turn being refused. Raises InputError (`too_long`)
+    only when those two alone fill the context."""
+    if window.tokens is None:
+        return max_new_tokens
+    head = messages[:1] if messages and isinstance(messages[0], SystemMessage) else []
+    minimal = counter.messages([*head, *messages[-1:]])
+    if minimal >= window.tokens:
+        raise too_long(minimal, max_new_tokens, window, counter.exact)
+    return min(max_new_tokens, window.tokens - minimal)
+
+
+def lowered_notice(reserved: int, asked: int, window: ContextWindow) -> str:
+    """The notice above a reply whose max_new_tokens was lowered to fit the context ("" when it was not)."""
+    if reserved >= asked:
+        return ""
+    return (
+        f"{NOTICE_MARK} *This reply may use {reserved:,} token{'s' if reserved != 1 else ''}, not {asked:,}"
+        " (max_new_tokens): the message "
+        f"leaves no more room in the model's context of {window.tokens:,} tokens.*"
+    )
+
+
 def too_long(prompt_tokens: int, max_new_tokens: int, window: ContextWindow, exact: bool) -> InputError:
     """The message (with the system prompt) and the room for the reply exceed the context."""
     about = "" if exact else "about "
@@ -395,7 +422,7 @@ class ContextUse:
         if self.fits:
             return ""
         if not self.minimal_fits:
-            return "won't fit: shorten it or lower max_new_tokens"
+            return "won't fit: the reply gets less than max_new_tokens"
         return "won't fit: the oldest messages will be left out"
 
     def title(self) -> str:

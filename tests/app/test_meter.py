@@ -62,7 +62,7 @@ def test_the_meter_counts_the_text_and_the_reserve(
     history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}]
     assert count(drawn("hi", history)) > count(drawn("hi", []))
     over = drawn("hi", [], max_new_tokens=8192)
-    assert "meter-over" in over and "won't fit: shorten it or lower max_new_tokens" in over
+    assert "meter-over" in over and "won't fit: the reply gets less than max_new_tokens" in over
     assert "System prompt, history and your message" in typed.split('title="', 1)[1]
     assert len(service.cache) == 0  # no model was loaded to count
 

@@ -15,6 +15,8 @@ from hfchat.context import (
     EstimateCounter,
     fit_to_window,
     history_turns,
+    lowered_notice,
+    reply_room,
     token_trim_notice,
     window_of_config,
     window_of_models,
@@ -179,7 +181,7 @@ def test_the_meter_reads_as_asked() -> None:
     assert full.fits and not over.fits
     assert over.warning() == "won't fit: the oldest messages will be left out"
     hopeless = ContextUse(9000, 134, ContextWindow(8192), exact=True, minimal_fits=False)
-    assert "lower max_new_tokens" in hopeless.warning()
+    assert hopeless.warning() == "won't fit: the reply gets less than max_new_tokens"
 
 
 def test_the_estimate_counts_markup_per_message() -> None:
@@ -187,3 +189,18 @@ def test_the_estimate_counts_markup_per_message() -> None:
     assert not counter.exact
     one = counter.messages([HumanMessage("hello")])
     assert counter.messages([HumanMessage("hello"), AIMessage("hello")]) > one > counter.text("hello")
+
+
+def test_the_reply_gets_the_room_the_message_leaves_and_only_a_full_prompt_is_refused() -> None:
+    """System prompt + current message = 6 tokens: a reply asking for more than the rest of the
+    window gets the rest (at the edge exactly), and only a window they fill alone refuses."""
+    counter = WordCounter()
+    assert reply_room(TURN, ContextWindow(100), 50, counter) == 50, "room enough: as asked"
+    assert reply_room(TURN, ContextWindow(56), 50, counter) == 50, "exactly the room left"
+    assert reply_room(TURN, ContextWindow(55), 50, counter) == 49, "one token short: one less"
+    assert reply_room(TURN, ContextWindow(), 50, counter) == 50, "unknown window: as asked"
+    with pytest.raises(InputError, match="over the model's context of 6 tokens"):
+        reply_room(TURN, ContextWindow(6), 50, counter)
+    assert reply_room(TURN, ContextWindow(7), 50, counter) == 1
+    assert "may use 1 token, not 50 (max_new_tokens)" in lowered_notice(1, 50, ContextWindow(7))
+    assert lowered_notice(50, 50, ContextWindow(7)) == ""
