@@ -113,10 +113,10 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 compare_tab(options, service, controls, tabs)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
-        refresh = wire_meter(chat.meter, chat.textbox, chat.history, make_measure_fn(service, options), controls)
-        turns = wire_chat(chat, saved, chat_fn, controls, settable, options.stream_rate, refresh)
+        meter = wire_meter(chat.meter, chat.textbox, chat.history, make_measure_fn(service, options), controls)
+        turns = wire_chat(chat, saved, chat_fn, controls, settable, options.stream_rate, meter)
         wire_ask(views, controls)
-        wire_conversations(demo, saved, chat, settable, turns, refresh)
+        wire_conversations(demo, saved, chat, settable, turns, meter.refresh)
         wire_presets(demo, presets, settable)
         wire_panels(demo, conversations, settings, header, chat_tab, compare)
     return demo

@@ -38,7 +38,7 @@ from hfchat.presets import ControlValues, values_from_controls
 from hfchat.reply import answer_text, fresh_seed
 from hfchat.streaming import DEFAULT_RATE, paced
 from hfchat.ui.conversations import ConversationPanel, saved_outputs
-from hfchat.ui.meter import meter_component
+from hfchat.ui.meter import Meter, meter_component
 from hfchat.ui.render import stopped_reply
 from hfchat.updates import Failed, Footer, ReplyView, Thinking
 
@@ -157,12 +157,12 @@ def wire_chat(
     controls: dict[str, Component],
     settable: dict[str, Component],
     rate: float = DEFAULT_RATE,
-    refresh: Callable[[Any], None] = lambda event: None,
+    meter: Meter | None = None,
 ) -> list[Any]:
     """The turn (submit, retry, edit), undo, clear and Stop, and the public `/chat` endpoint.
     `rate`: reply updates a second (`--stream-rate`), for the window and `/chat` alike.
-    `refresh` chains the context meter's redraw after the events that change the conversation
-    (`hfchat.ui.meter.wire_meter`).
+    `meter` (`hfchat.ui.meter.wire_meter`) is redrawn by a turn's last update and after the
+    other events that change the conversation (Stop, undo, clear).
 
     `controls` are every sidebar control, passed to `chat_fn` by name; `settable` those saved
     with a conversation. Returns the turn events, which leaving a conversation cancels."""
@@ -317,12 +317,19 @@ def wire_chat(
     def _stored(update: dict[Component, Any]) -> dict[Component, Any]:
         return {c: v for c, v in update.items() if c in saved.stored}
 
-    def settle(data: dict[Component, Any]) -> dict[Component, Any]:
-        """After a reply: the box unlocked, the list and Export drawn from what it saved, and
-        Continue shown if the reply stopped for length."""
+    def settle(
+        data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
+    ) -> dict[Component, Any]:
+        """After a reply: the box unlocked, the list and Export drawn from what it saved,
+        Continue shown if the reply stopped for length, and the meter counting the new history
+        (here, not in an event of its own: a turn stays four requests)."""
         shown = saved_outputs(saved, convos.Saved(convos.load(data[store]), data[current]), data[tz], changed=False)
         listed = {c: v for c, v in shown.items() if c in saved.shown}
-        return {chat.textbox: idle_box(), chat.go_on: continue_button(data[chat.history]), **listed}
+        out = {chat.textbox: idle_box(), chat.go_on: continue_button(data[chat.history]), **listed}
+        if meter is not None:
+            values = {name: data[control] for name, control in by_name.items()}
+            out[chat.meter] = meter.draw(None, data[chat.history], request, oauth_token, **values)
+        return out
 
     busy_outputs = [chat.textbox, chat.chatbot, chat.history, chat.pending, chat.turn, chat.go_on]
     saving = saved.saving
@@ -347,7 +354,11 @@ def wire_chat(
     )
     begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
     settle_kwargs: dict[str, Any] = dict(
-        fn=settle, inputs={store, current, tz, chat.history}, outputs=[chat.textbox, chat.go_on, *saved.shown], **quick
+        fn=settle,
+        inputs={store, current, tz, chat.history, *by_name.values()},
+        outputs=[chat.textbox, chat.go_on, chat.meter, *saved.shown],
+        preprocess=False,  # the settings reach the meter as sent, as the turn's do
+        **quick,
     )
     starts = [
         begun,
@@ -357,7 +368,7 @@ def wire_chat(
     ]
     turns = [start.then(**turn_kwargs) for start in starts]
     for turn in turns:
-        refresh(turn.success(**settle_kwargs))
+        turn.success(**settle_kwargs)
 
     def stopped(data: dict[Component, Any], request: gr.Request) -> dict[Component, Any]:
         """Stop: the reply keeps what it shows, with the footer "stopped by you" (in the window
@@ -382,7 +393,8 @@ def wire_chat(
         cancels=turns,
         **quick,
     )
-    refresh(stop)
+    if meter is not None:
+        meter.refresh(stop)
 
     def undo(data: dict[Component, Any]) -> dict[Component, Any]:
         """The last question leaves the window (back into the box) and the saved conversation."""
@@ -399,7 +411,8 @@ def wire_chat(
         outputs=[chat.chatbot, chat.history, chat.textbox, chat.go_on, *saving],
         **quick,
     )
-    refresh(undone)
+    if meter is not None:
+        meter.refresh(undone)
 
     def clear(data: dict[Component, Any]) -> dict[Component, Any]:
         """The chat's trash button: the conversation is deleted, as in Gradio's own list."""
@@ -416,7 +429,8 @@ def wire_chat(
         cancels=turns,
         **quick,
     )
-    refresh(cleared)
+    if meter is not None:
+        meter.refresh(cleared)
 
     _api(chat, by_name, reply, inspect.signature(chat_fn))
     return turns

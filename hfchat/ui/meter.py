@@ -9,6 +9,7 @@ count changes, and after each event that changes the conversation (`refresh`).""
 
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -58,14 +59,24 @@ def meter_component() -> gr.HTML:
     return gr.HTML("", elem_id=METER_ID, padding=False, container=False)
 
 
+@dataclass(frozen=True)
+class Meter:
+    """The wired meter: `refresh` chains a redraw after an event (one more request), `draw`
+    gives the meter's HTML for an event that outputs it itself (a turn's last update, so a
+    turn stays four requests: see `hfchat.ui.chat_tab.wire_chat`)."""
+
+    refresh: Callable[[Any], None]
+    draw: Callable[..., str]
+
+
 def wire_meter(
     meter: gr.HTML,
     textbox: gr.MultimodalTextbox,
     history: gr.State,
     measure: MeasureFn,
     controls: dict[str, Component],
-) -> Callable[[Any], None]:
-    """Redraw `meter` when the box or a counted setting changes; returns `refresh`, which
+) -> Meter:
+    """Redraw `meter` when the box or a counted setting changes; returns its `Meter`, whose `refresh`
     chains a redraw after an event that changes the conversation (a reply, undo, clear,
     opening another conversation). Unqueued and coalesced (`always_last`): counting is a
     tokenizer call (milliseconds; no model is loaded for it), so it never waits behind a reply."""
@@ -97,7 +108,7 @@ def wire_meter(
     def refresh(dependency: Any) -> None:
         dependency.then(**event)
 
-    return refresh
+    return Meter(refresh, update)
 
 
 def _parameters(fn: Callable[..., Any]) -> list[str]:
