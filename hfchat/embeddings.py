@@ -186,14 +186,14 @@ class EmbeddingRanker:
         except RedirectRefusedError as exc:
             raise _unavailable("the server answered with a redirect", exc) from exc
         except (ValueError, TypeError) as exc:  # not JSON, ragged, or a model the provider doesn't serve
-            raise _unavailable("the server's answer is not one embedding per text", exc) from exc
+            raise _unavailable("the model doesn't embed text, or its answer is not a list of embeddings", exc) from exc
         try:
             matrix = np.asarray(answer, dtype=np.float32)
         except (ValueError, TypeError) as exc:
-            raise _unavailable("the server's answer is not one embedding per text", exc) from exc
+            raise _unavailable("the server's answer is not a list of embeddings", exc) from exc
         if matrix.ndim != 2 or matrix.shape[0] != len(texts) or matrix.shape[1] == 0 or not np.isfinite(matrix).all():
             raise _unavailable(f"the server's answer has shape {matrix.shape}, not one embedding per text")
-        return list(matrix)
+        return [row.copy() for row in matrix]  # not views: an evicted row frees its memory
 
 
 def _unavailable(reason: str, exc: BaseException | None = None) -> RankingUnavailable:

@@ -22,10 +22,12 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn
 from hfchat.cli import parse_options
 from hfchat.conversations import turn_window, user_message
+from hfchat.documents import Document, Part
 from hfchat.embeddings import EmbeddingRanker, embeddings_client
+from hfchat.retrieval import chunk_documents
 from hfchat.testing import documents as docs
-from hfchat.testing.embeddings import fake_tei
-from hfchat.testing.servers import Recorder, RecordingProxy, free_port, json_response
+from hfchat.testing.embeddings import fake_tei, tei_answer
+from hfchat.testing.servers import Recorder, RecordingProxy, free_port, json_response, provider_mapping_response
 from hfchat.ui.render import to_messages
 from hfchat.updates import Notice, ReplyView, Sources
 
@@ -138,7 +140,7 @@ def test_a_follow_up_embeds_only_its_question(
     [
         ("down", "the server can't be reached"),
         ("503", "the server answered 503"),
-        ("shape", "not one embedding per text"),
+        ("shape", "not a list of embeddings"),
         ("slow", "no answer within 1 s"),
     ],
 )
@@ -161,3 +163,29 @@ def test_an_embeddings_server_that_fails_leaves_bm25_to_rank_with_a_notice(
     assert notice.endswith("): ranked by keywords instead.") and "Embeddings unavailable (" in notice, notice
     assert reason in notice.split("Embeddings unavailable (")[1], notice
     assert "\n" not in notice.split("too long to send whole")[-1], "one line"
+
+
+def test_a_repo_id_is_embedded_by_inference_providers_with_the_visitors_token(
+    hub_recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repo ID goes to Hugging Face's router (here the recorder stands in for it and the Hub),
+    with the token paying for the visitor: the only place a token goes."""
+    from huggingface_hub.inference._providers import PROVIDERS
+
+    # HF Inference's helper keeps the router's address from import time (`redirect_hub` can't move it)
+    monkeypatch.setattr(PROVIDERS["hf-inference"]["feature-extraction"], "base_url", hub_recorder.url + "/hf-inference")
+    repo = "org/embedder"
+    mapping = provider_mapping_response(repo, "hf-inference", repo, task="feature-extraction")
+    mapping["pipeline_tag"] = "feature-extraction"  # what HF Inference checks before calling
+    hub_recorder.route("GET", f"/api/models/{repo}", json_response(mapping))
+    hub_recorder.route("POST", "/hf-inference/", tei_answer)
+    net.forget_hub_probe()
+    chunks = chunk_documents([Document("notes.txt", "text", 0, (Part(docs.LINE_SECRET),)), *filler_documents()])
+    ranked = EmbeddingRanker(repo).for_token("hf_visitor")(MEANING, chunks)
+    assert docs.LINE_SECRET in ranked[0].chunk.text
+    posted = [r for r in hub_recorder.requests if r.method == "POST"]
+    assert posted and {r.headers.get("authorization") for r in posted} == {"Bearer hf_visitor"}, posted
+
+
+def filler_documents() -> list[Document]:
+    return [Document(f"f{n}.txt", "text", 0, (Part("\n".join(docs.filler_lines(5, seed=n))),)) for n in range(3)]
