@@ -455,7 +455,7 @@ class ChatService:
                 offered = Offered()
             window, counter = self.context_of(settings, turn.chat, hf_token, token)
             question = content_text(message)
-            ranker = self.embeddings.for_token(hf_token) if self.embeddings is not None else None
+            ranker = self.embeddings.for_token(hf_token, cancel) if self.embeddings is not None else None
             fitted, planned = self.fit_context(turn.messages, documents, question, settings, window, counter, ranker)
             messages = fitted.messages
             trimmed = token_trim_notice(fitted.dropped, window)

@@ -130,13 +130,21 @@ class EmbeddingRanker:
     connect: Callable[[str, str | None, float], Embeddings] = field(default=embeddings_client, repr=False)
     """Builds the LangChain embeddings of a turn: (target, token, timeout) -> `Embeddings`."""
 
-    def for_token(self, hf_token: str | None) -> Ranker:
-        """The ranker of one turn; `hf_token` pays for a repo ID's calls (a URL never gets it)."""
-        return functools.partial(self.rank, hf_token=hf_token)
+    def for_token(self, hf_token: str | None, cancel: threading.Event | None = None) -> Ranker:
+        """The ranker of one turn; `hf_token` pays for a repo ID's calls (a URL never gets it);
+        `cancel` (the turn's Stop) ends the embedding between batches."""
+        return functools.partial(self.rank, hf_token=hf_token, cancel=cancel)
 
-    def rank(self, question: str, chunks: Sequence[Chunk], hf_token: str | None = None) -> list[Scored]:
+    def rank(
+        self,
+        question: str,
+        chunks: Sequence[Chunk],
+        hf_token: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Scored]:
         """Every chunk, by cosine similarity to `question`, best first, ties by position.
-        Raises RankingUnavailable (BM25 then ranks) when the embeddings can't be had."""
+        Raises RankingUnavailable (BM25 then ranks) when the embeddings can't be had, or
+        when `cancel` is set before they all are (the batches done stay cached)."""
         if not chunks:
             return []
         keys = [self._key(chunk.text) for chunk in chunks]
@@ -154,6 +162,8 @@ class EmbeddingRanker:
         with io_deadline(time.monotonic() + self.timeout_s):
             query = self._embed(client, [question])[0]
             for start in range(0, len(missing), self.batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise RankingUnavailable("Embeddings stopped: ranked by keywords instead.")
                 batch = missing[start : start + self.batch_size]
                 for key, vector in zip(batch, self._embed(client, [texts[k] for k in batch]), strict=True):
                     self.cache.put(key, vector)

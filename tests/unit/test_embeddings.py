@@ -4,6 +4,7 @@ similarity, caches chunk embeddings, and turns every failure into a fallback not
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -118,3 +119,20 @@ def test_an_answer_of_the_wrong_shape_is_unavailable_not_an_error(vectors: list[
     ranker = EmbeddingRanker("http://embeddings.invalid", connect=lambda *_: Odd(vectors))
     with pytest.raises(RankingUnavailable, match=r"^Embeddings unavailable \(.+\): ranked by keywords instead\.$"):
         ranker.rank("question", chunks)
+
+
+def test_stop_ends_the_embedding_between_batches_and_keeps_what_was_done(long: tuple[Document, int]) -> None:
+    document, _ = long
+    stop = threading.Event()
+
+    class StopsAfterOneBatch(BagOfWords):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            if len(self.texts) > 1:
+                stop.set()  # Stop pressed while the first batch of chunks was embedded
+            return super().embed_documents(texts)
+
+    model = StopsAfterOneBatch()
+    ranker = EmbeddingRanker("http://embeddings.invalid", batch_size=10, connect=lambda *_: model)
+    with pytest.raises(RankingUnavailable, match=r"^Embeddings stopped: ranked by keywords instead\.$"):
+        ranker.for_token(None, stop)("question", chunk_documents([document]))
+    assert len(model.texts) == 1 + 10 + 10 and ranker.cache.embedded == 20
