@@ -52,6 +52,7 @@ from hfchat.context import (
 from hfchat.continuation import Continuation, continued_messages
 from hfchat.deadline import DeadlineExceeded, io_budget, io_deadline
 from hfchat.documents import MAX_DOCUMENTS, Document, check_uploaded, describe, extract, remove_uploads, to_data
+from hfchat.embeddings import EmbeddingRanker
 from hfchat.errors import (
     RECOVERABLE,
     ConfigError,
@@ -88,7 +89,7 @@ from hfchat.messages import (
 )
 from hfchat.policy import DeploymentPolicy
 from hfchat.reply import Reply, ReplySource
-from hfchat.retrieval import Plan, plan
+from hfchat.retrieval import Plan, Ranker, plan
 from hfchat.settings import API_ORDER, SETTINGS
 from hfchat.tokens import Fingerprinter, redact, resolve_token
 from hfchat.tools.loop import CallResult, run_calls
@@ -133,6 +134,8 @@ class ChatService:
     removed after their turn (None: a direct caller's own paths, read and left alone)."""
     context: ContextLookup = field(default_factory=ContextLookup, repr=False)
     """Context windows and token counters per model (`hfchat.context`), for the meter and trimming."""
+    embeddings: EmbeddingRanker | None = None
+    """Ranks a long document's chunks by embeddings (--embeddings); None: BM25 (`hfchat.retrieval`)."""
 
     def credential(self, values: Mapping[str, Any], hf_token: str | None, visitor_key: str | None) -> str | None:
         """The secret this turn's backend is built with, and whose fingerprint is in the cache
@@ -373,14 +376,16 @@ class ChatService:
         settings: ChatSettings,
         window: ContextWindow,
         counter: TokenCounter,
+        ranker: Ranker | None = None,
     ) -> tuple[Fitted, Plan]:
         """The turn's messages within the model's context, with the documents' part of it:
         all of them when they fit in the room left after the messages and the reply
-        (max_new_tokens), else the passages BM25 ranks best for the question
+        (max_new_tokens), else the passages `ranker` (None: BM25) ranks best for the question
         (`hfchat.retrieval.plan`). The documents of the current turn come before the oldest
         history: they may take half the room that the system prompt, the question and the
         reply leave, and older turns are then left out (`hfchat.context.fit_to_window`)."""
-        planned = plan_documents(messages, documents, question, settings.generation.max_new_tokens, window, counter)
+        reserved = settings.generation.max_new_tokens
+        planned = plan_documents(messages, documents, question, reserved, window, counter, ranker)
         sent = with_documents(messages, planned.context)
         return fit_to_window(sent, window, settings.generation.max_new_tokens, counter), planned
 
@@ -458,7 +463,8 @@ class ChatService:
                 settings = settings.model_copy(update={"generation": generation})
                 notice = "\n\n".join(filter(None, [notice, lowered_notice(reserved, asked, window)]))
             question = content_text(message)
-            fitted, planned = self.fit_context(turn.messages, documents, question, settings, window, counter)
+            ranker = self.embeddings.for_token(hf_token, cancel) if self.embeddings is not None else None
+            fitted, planned = self.fit_context(turn.messages, documents, question, settings, window, counter, ranker)
             messages = fitted.messages
             trimmed = token_trim_notice(fitted.dropped, window)
             notice = "\n\n".join(filter(None, [notice, trimmed, planned.notice]))
@@ -613,17 +619,19 @@ def plan_documents(
     reserved: int,
     window: ContextWindow,
     counter: TokenCounter,
+    ranker: Ranker | None = None,
 ) -> Plan:
-    """What of `documents` goes with `question` (`hfchat.retrieval.plan`), in the room the
-    context leaves after `messages` and `reserved` (max_new_tokens) but at least half the room
-    that the system prompt and the question alone leave (see `ChatService.fit_context`)."""
+    """What of `documents` goes with `question` (`hfchat.retrieval.plan`, its chunks ranked by
+    `ranker`, None: BM25), in the room the context leaves after `messages` and `reserved`
+    (max_new_tokens) but at least half the room that the system prompt and the question alone
+    leave (see `ChatService.fit_context`). The meter passes no ranker: it never calls a server."""
     if not documents:
         return Plan("none")
     known = window.tokens or UNKNOWN_WINDOW_TOKENS  # plan for a small model when nothing says
     head = [m for m in messages[:1] if isinstance(m, SystemMessage)]
     alone = known - counter.messages([*head, *messages[-1:]]) - reserved
     room = max(known - counter.messages(messages) - reserved, alone // 2)
-    return plan(documents, question, room - DOCUMENT_MARGIN_TOKENS, counter.text)
+    return plan(documents, question, room - DOCUMENT_MARGIN_TOKENS, counter.text, ranker=ranker)
 
 
 UNKNOWN_WINDOW_TOKENS = 4096

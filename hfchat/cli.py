@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from hfchat.config import DEFAULT_TIMEOUT_S, Backend, InputLimits, RetryPolicy, config_error
+from hfchat.context import is_repo_id
 from hfchat.fairqueue import DEFAULT_LOCAL_SLOTS
 from hfchat.limits import DEFAULT_STALL_TIMEOUT_S, DEFAULT_TURN_TIMEOUT_S, DEFAULT_TURNS_PER_CLIENT, Rate, parse_rate
 from hfchat.policy import DeploymentPolicy, is_public, parse_param_count
@@ -70,6 +71,9 @@ class AppOptions:
     """Rounds of tool calls in one turn before the model must answer (--max-tool-steps)."""
     tool_timeout: float = 30.0
     """The longest one tool call may run, in seconds (--tool-timeout)."""
+    embeddings: str = ""
+    """Where long documents' chunks get their embeddings (--embeddings): a TEI URL or a Hub repo
+    ID; "" ranks them by BM25 (`hfchat.embeddings`)."""
 
     @property
     def deployment_policy(self) -> DeploymentPolicy:
@@ -428,6 +432,15 @@ def _server_flags() -> tuple[ServerFlag, ...]:
         ),
         ServerFlag("tool_timeout", _seconds, 30.0, "the longest one tool call may run, in seconds"),
         ServerFlag(
+            "embeddings",
+            _embeddings,
+            "",
+            "rank a long document's parts by embeddings instead of keywords (BM25): an http(s) URL of a Text "
+            "Embeddings Inference server (sent no token), or a Hub repo ID served for feature-extraction by "
+            "Inference Providers (sent the HF token); when it fails, keywords rank and the reply says so",
+            metavar="URL|REPO_ID",
+        ),
+        ServerFlag(
             "local_dirs",
             _models,
             "",
@@ -445,6 +458,16 @@ def _mcp_url(value: str) -> str:
             "run a local server over stdio with --mcp-stdio instead"
         )
     return url
+
+
+def _embeddings(value: str) -> str:
+    target = value.strip()
+    if target and not target.lower().startswith(("http://", "https://")) and not is_repo_id(target):
+        raise argparse.ArgumentTypeError(
+            f"expected an http(s) URL of an embeddings server or a Hub repo ID (owner/name, such as "
+            f"BAAI/bge-small-en-v1.5), got {value!r}; leave it empty to rank by keywords"
+        )
+    return target
 
 
 def _command(value: str) -> str:

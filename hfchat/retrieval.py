@@ -5,6 +5,8 @@ labelled with its file name. One that doesn't is split into chunks of about
 `DEFAULT_CHUNK_TOKENS` tokens along line boundaries, and the chunks that BM25 ranks best for the
 question are sent instead, at most `DEFAULT_MAX_CHUNKS` of them and only as many as fit, each
 with its source (file, page or line range) so the reply can show where its facts came from.
+A deployment with --embeddings ranks the chunks by embeddings instead (`hfchat.embeddings`, a
+`Ranker`); when that ranker cannot (`RankingUnavailable`), BM25 does, and the notice says so.
 
 The figures, and why:
 - Chunks of 400 tokens with 60 tokens (whole lines) of overlap: long enough to hold a paragraph
@@ -217,6 +219,16 @@ class Scored:
     score: float
 
 
+Ranker = Callable[[str, Sequence[Chunk]], list[Scored]]
+"""Ranks chunks for a question, best first (ties by position); the chunks it leaves out are not
+candidates. BM25 (`_ranked`) is the default; `hfchat.embeddings.EmbeddingRanker` ranks them all."""
+
+
+class RankingUnavailable(Exception):
+    """A ranker could not rank this time (its server failed, too many chunks to embed): `plan`
+    ranks by keywords instead, and its notice ends with this message, which says why."""
+
+
 def best_chunks(question: str, chunks: Sequence[Chunk], k: int = DEFAULT_MAX_CHUNKS) -> list[Scored]:
     """The `k` chunks BM25 scores highest for `question`, best first; only chunks that share at
     least one of its words. Ties go to the earlier chunk.
@@ -273,12 +285,15 @@ def plan(
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
     max_chunks: int = DEFAULT_MAX_CHUNKS,
+    ranker: Ranker | None = None,
 ) -> Plan:
     """Put `documents` inline when all of them fit in `budget_tokens`, otherwise the best chunks for `question`.
 
     `budget_tokens` is the room the caller leaves for documents: the context length minus the
     system prompt, the history, the question and max_new_tokens (and a margin when
-    `count_tokens` is an estimate). Raises InputError when not even one chunk fits."""
+    `count_tokens` is an estimate). `ranker` ranks the chunks (None: BM25); it is called only
+    when the documents don't fit, and when it raises RankingUnavailable BM25 ranks them and the
+    notice says why. Raises InputError when not even one chunk fits."""
     if not documents:
         return Plan("none")
     whole = "\n\n".join(_block(document.name, _whole_text(document)) for document in documents)
@@ -287,7 +302,7 @@ def plan(
         sources = tuple(Source(d.name, whole=True, pages=d.pages) for d in documents)
         return Plan("inline", whole, tokens, sources)
     chunks = chunk_documents(documents, chunk_tokens, overlap_tokens, count_tokens)
-    ranked = _ranked(question, chunks)
+    ranked, fallback = _rank(question, chunks, ranker)
     matched = bool(ranked)
     candidates = ranked or [Scored(chunk, 0.0) for chunk in chunks]  # no match: from the beginning
     chosen: list[Scored] = []
@@ -313,9 +328,20 @@ def plan(
         context,
         count_tokens(context),
         tuple(source for source, _ in passages),
-        _notice(documents, tokens, budget_tokens, len(passages), matched),
+        " ".join(filter(None, [_notice(documents, tokens, budget_tokens, len(passages), matched), fallback])),
         tuple(chosen),
     )
+
+
+def _rank(question: str, chunks: Sequence[Chunk], ranker: Ranker | None) -> tuple[list[Scored], str]:
+    """The chunks ranked by `ranker`, or by BM25 when there is none or it is unavailable this
+    time; with why it was unavailable ("" when it wasn't)."""
+    if ranker is None:
+        return _ranked(question, chunks), ""
+    try:
+        return ranker(question, chunks), ""
+    except RankingUnavailable as exc:
+        return _ranked(question, chunks), str(exc)
 
 
 _BLOCK_TOKENS: Final = 24

@@ -12,6 +12,7 @@ from hfchat.cache import ModelCache
 from hfchat.chat import ChatService, make_chat_fn, make_measure_fn
 from hfchat.cli import AppOptions, parse_options
 from hfchat.cpu import apply_torch_threads
+from hfchat.embeddings import EmbeddingRanker
 from hfchat.fairqueue import DeviceQueues
 from hfchat.limits import ActiveTurns, RateLimiter
 from hfchat.logs import serving_line, setup_logging
@@ -67,6 +68,7 @@ def build_service(options: AppOptions) -> ChatService:
         max_tool_steps=options.max_tool_steps,
         tool_timeout=options.tool_timeout,
         upload_root=str(gr.utils.get_upload_folder()),  # documents are read only from Gradio's uploads
+        embeddings=EmbeddingRanker(options.embeddings) if options.embeddings else None,
     )
 
 

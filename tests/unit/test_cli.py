@@ -87,3 +87,12 @@ def test_bad_retry_and_limit_flags_are_refused(argv: list[str], capsys: pytest.C
     with pytest.raises(SystemExit):
         parse_options(argv, {})
     assert argv[0] in capsys.readouterr().err
+
+
+def test_embeddings_take_a_url_or_a_repo_id_and_default_to_bm25(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_options([], {}).embeddings == ""
+    assert parse_options(["--embeddings", " http://127.0.0.1:8080 "], {}).embeddings == "http://127.0.0.1:8080"
+    assert parse_options([], {"HFCHAT_EMBEDDINGS": "BAAI/bge-small-en-v1.5"}).embeddings == "BAAI/bge-small-en-v1.5"
+    with pytest.raises(SystemExit):
+        parse_options(["--embeddings", "not a model"], {})
+    assert "expected an http(s) URL of an embeddings server or a Hub repo ID" in capsys.readouterr().err
