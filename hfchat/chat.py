@@ -455,7 +455,7 @@ class ChatService:
             if with_tools and not _backend(settings).supports_tools(turn.chat):
                 notice = "\n\n".join(filter(None, [notice, _no_tools_notice(settings)]))
                 offered = Offered()
-            window, counter = self.context_of(settings, turn.chat, hf_token, token)
+            window, counter = self.context_of(settings, turn.chat, hf_token, token, download=False)
             asked = settings.generation.max_new_tokens
             reserved = reply_room(turn.messages, window, asked, counter)
             if reserved < asked:
@@ -516,12 +516,13 @@ class ChatService:
             self.active.release(held)
 
     def context_of(
-        self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None
+        self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None, download: bool = True
     ) -> tuple[ContextWindow, TokenCounter]:
         """The turn's context window and token counter (`hfchat.context.ContextLookup`).
         `chat` is the built model if there is one (else None: nothing is built or loaded; a
         local model's tokenizer and config are read alone), `hf_token` what Hub requests
-        carry, `credential` what an endpoint's requests carry (`credential`). A model this
+        carry, `credential` what an endpoint's requests carry (`credential`); without `download`
+        a remote model's tokenizer is only used if it was fetched before. A model this
         deployment may not build is not looked up at all: unknown window, estimated counts."""
         if chat is None:
             try:
@@ -529,7 +530,7 @@ class ChatService:
             except HFChatError:
                 return ContextWindow(), EstimateCounter()
         window = self.context.window(settings, chat, hf_token, credential)
-        return window, self.context.counter(settings, chat, hf_token, credential)
+        return window, self.context.counter(settings, chat, hf_token, credential, download)
 
     def settings_for(self, values: Mapping[str, Any], token: str | None) -> ChatSettings:
         """The turn's validated settings, with this deployment's timeout, retries and local

@@ -630,11 +630,17 @@ class ContextLookup:
         )
 
     def counter(
-        self, settings: ChatSettings, chat: Any, hf_token: str | None, credential: str | None = None
+        self,
+        settings: ChatSettings,
+        chat: Any,
+        hf_token: str | None,
+        credential: str | None = None,
+        download: bool = True,
     ) -> TokenCounter:
         """The counter for this turn: the model's tokenizer loaded on its own (a local model's
         files, or the Hub repo behind a remote turn, where reachable), else a built local
-        model's own tokenizer, else the estimate.
+        model's own tokenizer, else the estimate. Without `download`, a remote model's counter
+        is the one already fetched (by the meter), else the estimate.
 
         A tokenizer of its own, not the pipeline's: counting runs beside generations on the
         same model (the meter while a reply streams), and a Rust tokenizer that two threads
@@ -662,6 +668,9 @@ class ContextLookup:
                     return TokenizerCounter(own, bool(getattr(chat, "fold_system", False)))
                 return EstimateCounter()
 
+        if not download and spec.backend is not Backend.LOCAL:
+            # a turn never waits for a Hub tokenizer's download (up to 30 s): the meter fetches it
+            return self.counters.peek(key) or EstimateCounter()  # type: ignore[no-any-return]
         return self.counters.get(key, load)  # type: ignore[no-any-return]
 
     def clear(self) -> None:

@@ -350,6 +350,12 @@ class TTLCache:
             self._items[key] = (time.monotonic(), value)
         return value
 
+    def peek(self, key: Any) -> Any:
+        """The answer kept for `key` while it is fresh, else None; never makes one."""
+        with self._lock:
+            hit = self._items.get(key)
+            return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -388,8 +388,13 @@ def test_one_turn_costs_at_most_four_server_requests(browser_page: BrowserPage, 
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
     ui.reply("Warm up")  # the page's own start-up calls (config, heartbeat) are behind us
     ui.wait_listing(["Warm up"])
+    ui.textbox.fill("Count my requests")  # the context meter counts what is typed: its requests go first
+    time.sleep(1.0)
     before = len(browser_page.requests)
-    ui.reply("Count my requests")
+    saved = ui.stored()
+    ui.textbox.press("Enter")
+    assert not ui.wait_reply(count=2).startswith(ERROR_MARK)
+    ui.saved_after(saved, "the conversation to be saved")
     ui.wait_listing(["Warm up"])
     time.sleep(1.0)  # a late follow-up request would show here
     calls = gradio_calls(browser_page.requests[before:])

@@ -55,8 +55,7 @@ def test_a_pdf_shows_its_chip_and_sources_and_a_follow_up_after_reload_still_rea
     ui.send("And on which page is it?")
     follow = ui.wait_reply(count=2)
     assert follow and not follow.startswith(ERROR_MARK), follow
-    turns = [line for line in local_app.log_text().splitlines() if "turn done" in line]
-    assert len(turns) >= 2
+    wait_until(lambda: local_app.log_text().count("turn done") >= 2, 30, "the follow-up's turn in the log")
     assert browser_page.console_errors == [] and browser_page.foreign_requests == []
 
 
