@@ -102,9 +102,10 @@ def wire_meter(
         show_progress="hidden",
         api_visibility="private",
     )
-    # The box's `input` (what the visitor types), not its `change`: a turn clears the box, and that
-    # redraw would be one more request per turn; the turn's `settle` draws the meter itself.
-    triggers = [textbox.input, *(by_name[name].change for name in COUNTED if name in by_name)]  # type: ignore[attr-defined]
+    # The box's `change`: Gradio 6.31's multimodal box fires no `input` while one types (tried: the
+    # meter stood still). A turn clearing the box redraws it too (one unqueued request); the
+    # reply's own `settle` then draws it with the reply counted.
+    triggers = [textbox.change, *(by_name[name].change for name in COUNTED if name in by_name)]  # type: ignore[attr-defined]
     gr.on(triggers, **event)
 
     def refresh(dependency: Any) -> None:

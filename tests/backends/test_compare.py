@@ -208,7 +208,9 @@ def test_a_side_waiting_for_the_other_says_so_and_its_time_to_first_token_leaves
     generation began, the wait shown apart ("waited 4.2 s")."""
     service = ChatService(cache=ModelCache(2))
     model = str(tiny_models["chat"])
-    long = values(model=model, do_sample=False, max_new_tokens=400)  # both: either may get the device first
+    long = values(
+        model=model, do_sample=False, max_new_tokens=1200
+    )  # both: either may get the device first (400 ran 0.6 s in CI)
     list(service.respond("Hi", [], values(model=model, max_new_tokens=2), None))  # loaded: no side's time is a load
     first_text: dict[int, float] = {}
     waits: dict[int, list[str]] = {0: [], 1: []}
