@@ -30,14 +30,13 @@ from hfchat.testing.embeddings import fake_tei, tei_answer
 from hfchat.testing.servers import Recorder, RecordingProxy, free_port, json_response, provider_mapping_response
 from hfchat.ui.render import to_messages
 from hfchat.updates import Notice, ReplyView, Sources
+from tests.fixtures import SENTINEL_TOKEN
 
 MEANING = "Which person guards the safe code?"
 """Means `docs.LINE_SECRET` ("...combination... keeps it"), sharing none of its words."""
 
 KEYWORDS = "Who keeps the vault combination?"
 """Shares the secret line's words: what BM25 finds."""
-
-SENTINEL_TOKEN = "hf_embeddingsSentinelToken0123456789"
 
 
 @pytest.fixture
