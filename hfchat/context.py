@@ -464,10 +464,12 @@ def local_window(model: str, token: str | None) -> ContextWindow:
     # then raised AttributeError (seen in a browser test: the meter's event answered 500).
     from transformers.models.auto.configuration_auto import AutoConfig
 
+    from hfchat.backends.local import LOAD_LOCK
     from hfchat.backends.source import local_source
 
     source = local_source(model)
-    config = AutoConfig.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
+    with LOAD_LOCK:  # never beside a model's load: the meter runs while a turn loads one
+        config = AutoConfig.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
     found = window_of_config(config.to_dict())
     where = "the GGUF file's metadata" if "gguf_file" in source.options else "config.json"
     return ContextWindow(found, where) if found else UNKNOWN
@@ -549,10 +551,12 @@ def local_tokenizer(model: str, token: str | None) -> Any:
     meter counts with before the model itself is loaded."""
     from transformers.models.auto.tokenization_auto import AutoTokenizer  # see `local_window`
 
+    from hfchat.backends.local import LOAD_LOCK
     from hfchat.backends.source import local_source
 
     source = local_source(model)
-    return AutoTokenizer.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
+    with LOAD_LOCK:  # never beside a model's load (see `local_window`)
+        return AutoTokenizer.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
 
 
 def remote_repo(settings: ChatSettings, served: str | None = None) -> str | None:

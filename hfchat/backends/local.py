@@ -26,6 +26,12 @@ from langchain_core.outputs import GenerationChunk
 from langchain_huggingface import HuggingFacePipeline
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+# The auto classes from their modules, never transformers' lazy attributes: those raised
+# AttributeError while another thread imported transformers (the context meter beside a load).
+from transformers.models.auto.configuration_auto import AutoConfig
+from transformers.trainer_utils import set_seed
+from transformers.utils.quantization_config import BitsAndBytesConfig
+
 from hfchat.backends.chat_model import FoldingChat, refuses_system
 from hfchat.backends.source import local_source
 from hfchat.backends.types import THINK_OPEN, Delta, Usage, closing_stream, ends_inside_think
@@ -169,7 +175,7 @@ def stream_generation(
             if not ticket.wait() or cancel.is_set():
                 return
             if seed is not None:
-                transformers.set_seed(seed)
+                set_seed(seed)
             generate(streamer, criteria)
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, which re-raises it
             streamer.fail(exc)
@@ -415,7 +421,7 @@ def quantization_config(quantization: Quantization) -> Any:
             "Reinstall it (`pip install -U bitsandbytes`; on a CPU it needs bitsandbytes>=0.49, on a GPU a "
             "build matching your CUDA), or turn 4-bit loading off.",
         ) from exc
-    return transformers.BitsAndBytesConfig(
+    return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=quantization.quant_type,
         bnb_4bit_compute_dtype=getattr(torch, quantization.compute_dtype),
@@ -448,9 +454,7 @@ def _prepare_template(tokenizer: Any) -> bool:
 def check_architecture(spec: ModelSpec, token: str | None) -> Any:
     """Refuse an encoder-decoder model for chat before loading its weights; return its config."""
     source = local_source(spec.model)
-    config = transformers.AutoConfig.from_pretrained(
-        source.path, token=token, trust_remote_code=False, **source.options
-    )
+    config = AutoConfig.from_pretrained(source.path, token=token, trust_remote_code=False, **source.options)
     if spec.task == "text-generation" and getattr(config, "is_encoder_decoder", False):
         raise UnsupportedTaskError(
             f"{spec.model} is an encoder-decoder ({config.model_type}) model, which the text-generation "

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import transformers
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from hfchat.backends.chat_model import refuses_system
@@ -75,8 +74,12 @@ def build(spec: ModelSpec, token: str | None) -> VisionChat:
     model_kwargs: dict[str, Any] = dict(source.options)
     if spec.quantization is not None:
         model_kwargs["quantization_config"] = quantization_config(spec.quantization)
+    # The module, not transformers' lazy `transformers.pipeline`, which raised AttributeError while
+    # the context meter's thread imported transformers (CI: test_browser_images, an internal error).
+    from transformers.pipelines import pipeline
+
     with LOAD_LOCK:  # overlapping from_pretrained calls break weight tying (see LOAD_LOCK)
-        pipe = transformers.pipeline(
+        pipe = pipeline(
             IMAGE_TASK,
             model=source.path,
             token=token,
