@@ -310,6 +310,7 @@ class PageSession:
         outputs = self.app.deps[index]["outputs"]
         chatbots = [k for k, c in enumerate(outputs) if c in self.app.chatbots]
         current: list[Any] | None = None
+        changed: list[int] = []  # states a streamed update changed: the page dispatches their .change too
         for msg, size in self._messages():
             turn.sse_bytes += size
             kind = msg.get("msg")
@@ -319,6 +320,7 @@ class PageSession:
                 continue
             if kind in STREAMING_MSGS:
                 data = msg["output"]["data"]
+                changed += [i for i in msg["output"].get("changed_state_ids") or [] if i not in changed]
                 if current is None:
                     current = list(data)
                 else:  # later updates are diffs of the first, output by output
@@ -341,6 +343,6 @@ class PageSession:
                     turn.text = text or turn.text
                     if text and started is not None and turn.ttft_s != turn.ttft_s:
                         turn.ttft_s = time.perf_counter() - started
-                return True, list(out.get("changed_state_ids") or [])
+                return True, [*changed, *(i for i in out.get("changed_state_ids") or [] if i not in changed)]
         turn.errors.append(f"{index}: the event stream closed before the event completed")
         return False, []

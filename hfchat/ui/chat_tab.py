@@ -83,6 +83,13 @@ class ChatPanel:
     """The context meter under the box (`hfchat.ui.meter`)."""
     go_on: gr.Button
     """Continue: shown under a last reply that stopped for length (`continue_button`)."""
+    to_save: gr.State
+    """What the running turn saved last (a `hfchat.conversations.Saved`, or None): the question
+    as its reply began, then the finished turn. The browser's store is written from it by
+    `write_begun` and `settle`, never by the streamed reply itself (see `wire_chat`)."""
+    save_mark: gr.State
+    """A fresh mark each time the reply's beginning is saved: its `.change` is what makes the
+    page call `write_begun` once, mid-reply."""
 
     def idle(self) -> dict[str, Any]:
         """The update that unlocks the chat box (for events that leave a turn behind)."""
@@ -133,6 +140,8 @@ def chat_panel() -> ChatPanel:
         turn=gr.State(),
         meter=meter,
         go_on=go_on,
+        to_save=gr.State(),
+        save_mark=gr.State(),
     )
 
 
@@ -264,7 +273,7 @@ def wire_chat(
         question (marked interrupted), the last saves the turn; nothing is saved for a turn
         that ends before its reply began."""
         if pending is None:  # nothing to ask (a retry with no question); `settle` unlocks the box
-            yield {chat.pending: None}
+            yield {chat.pending: None, chat.to_save: None}
             return
         message, history = pending["message"], pending["history"]
         cut: CutReply | None = pending.get("cut")
@@ -275,7 +284,7 @@ def wire_chat(
         if pending.get("retry") and settings.get("do_sample") is True:
             settings = {**settings, "seed": fresh_seed()}  # a new sample, whatever the seed (the footer names it)
         # The box shows Stop already: the event that started the turn (send, retry, edit) set it.
-        yield {chat.turn: values, chat.pending: None}
+        yield {chat.turn: values, chat.pending: None, chat.to_save: None}  # no earlier turn's save
         shown = [*history, question, *(cut.reply if cut else [])]
         conversations, started = convos.load(stored), cut is not None
         stop = threading.Event()
@@ -295,9 +304,9 @@ def wire_chat(
                         started = True
                         chips = [m for m in messages if convos.is_chip(m)]
                         begun = convos.start_turn(conversations, conversation_id, [*history, *chips], message)
-                        if begun is not None:
+                        if begun is not None:  # written to the browser by `write_begun`
                             conversations, conversation_id = begun.conversations, begun.current
-                            update |= _stored(saved_outputs(saved, begun, offset))
+                            update |= {current: begun.current, chat.to_save: begun, chat.save_mark: convos.new_id()}
                     yield update
         finally:
             with stops_lock:
@@ -307,15 +316,24 @@ def wire_chat(
             yield untouched
             return
         done = convos.commit(conversations, conversation_id, convos.answered_turns(shown), _settings(values))
-        yield {chat.turn: None, **(_stored(saved_outputs(saved, done, offset)) if done else {})}
+        yield {chat.turn: None, chat.to_save: done, **({current: done.current} if done else {})}  # `settle` writes it
 
     # The last update of a reply that Stop ended. Gradio ends a stream by sending each output's
     # last value again: that must not be the window as it was before Stop's own update (seen in
     # CI: the stopped footer was drawn, then overwritten by the reply's last streamed window).
     untouched: dict[Component, Any] = {chat.chatbot: gr.skip()}
 
-    def _stored(update: dict[Component, Any]) -> dict[Component, Any]:
-        return {c: v for c, v in update.items() if c in saved.stored}
+    written = [saved.store, saved.opened]  # the browser's copies: BrowserStates, never streamed
+
+    def write_begun(data: dict[Component, Any]) -> dict[Component, Any]:
+        """Mid-reply, once: the question saved as its reply began, into the browser's storage
+        (so a reload or an app restart keeps it). Nothing once the turn is over: its end (or
+        Stop) has written the newer save, which this must not overwrite."""
+        begun: convos.Saved | None = data[chat.to_save]
+        if data[chat.turn] is None or begun is None:
+            return {c: gr.skip() for c in written}
+        update = saved_outputs(saved, begun, data[tz])
+        return {c: update[c] for c in written}
 
     def settle(
         data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
@@ -323,9 +341,13 @@ def wire_chat(
         """After a reply: the box unlocked, the list and Export drawn from what it saved,
         Continue shown if the reply stopped for length, and the meter counting the new history
         (here, not in an event of its own: a turn stays four requests)."""
-        shown = saved_outputs(saved, convos.Saved(convos.load(data[store]), data[current]), data[tz], changed=False)
-        listed = {c: v for c, v in shown.items() if c in saved.shown}
-        out = {chat.textbox: idle_box(), chat.go_on: continue_button(data[chat.history]), **listed}
+        done: convos.Saved | None = data[chat.to_save]
+        if done is None:  # the turn saved nothing new: the list as the browser has it
+            shown = saved_outputs(saved, convos.Saved(convos.load(data[store]), data[current]), data[tz], False)
+            shown = {c: v for c, v in shown.items() if c in saved.shown}
+        else:
+            shown = {c: v for c, v in saved_outputs(saved, done, data[tz]).items() if c in (*written, *saved.shown)}
+        out = {chat.textbox: idle_box(), chat.go_on: continue_button(data[chat.history]), **shown}
         if meter is not None:
             values = {name: data[control] for name, control in by_name.items()}
             out[chat.meter] = meter.draw(None, data[chat.history], request, oauth_token, **values)
@@ -340,7 +362,7 @@ def wire_chat(
         fn=respond,
         inputs=[chat.pending, store, current, tz],
         inputs_kwargs=by_name,
-        outputs=[chat.chatbot, chat.history, chat.pending, chat.turn, *saved.stored],
+        outputs=[chat.chatbot, chat.history, chat.pending, chat.turn, chat.to_save, chat.save_mark, current],
         preprocess=False,  # the settings reach hfchat's validation as sent, which names a bad field
         concurrency_id="chat",
         show_progress="hidden",  # Stop and the reply itself show it runs; no counter on the box
@@ -352,11 +374,12 @@ def wire_chat(
     quick: dict[str, Any] = dict(
         queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
     )
+    chat.save_mark.change(write_begun, inputs={chat.to_save, chat.turn, tz}, outputs=written, **quick)
     begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
     settle_kwargs: dict[str, Any] = dict(
         fn=settle,
-        inputs={store, current, tz, chat.history, *by_name.values()},
-        outputs=[chat.textbox, chat.go_on, chat.meter, *saved.shown],
+        inputs={store, current, tz, chat.history, chat.to_save, *by_name.values()},
+        outputs=[chat.textbox, chat.go_on, chat.meter, *written, *saved.shown],
         preprocess=False,  # the settings reach the meter as sent, as the turn's do
         **quick,
     )

@@ -35,7 +35,8 @@ class Page:
     """One browser tab, as far as the server can tell: the page's values (from /config, then
     as events set them), and events sent as the page sends them: a quick one to
     `run/predict`, a queued one through `queue/join` and its stream, then whatever follows it
-    (`.then`). `requests` counts what went to the server."""
+    (`.then`). A state an update changed has its `.change` events run at once, mid-stream, as
+    the page dispatches them. `requests` counts what went to the server."""
 
     def __init__(self, url: str, stored: dict[int, Any] | None = None) -> None:
         self.url = url
@@ -114,6 +115,7 @@ class Page:
             answer = self.http.post("gradio_api/run/predict", json=body)
             answer.raise_for_status()
             self.apply(dep, answer.json()["data"])
+            self.dispatch(answer.json().get("changed_state_ids"))
             return
         self.requests.append("queue/join")
         event_id = self.http.post("gradio_api/queue/join", json=body).raise_for_status().json()["event_id"]
@@ -132,11 +134,21 @@ class Page:
                     data = message["output"]["data"]
                     raw = data if raw is None else [apply_diff(old, diff) for old, diff in zip(raw, data, strict=True)]
                     self.apply(dep, raw)
+                    self.dispatch(message["output"].get("changed_state_ids"))
                 if message.get("msg") == "process_completed":
                     assert message.get("success"), message
                     if raw is None:
                         self.apply(dep, message["output"]["data"])
+                    self.dispatch(message["output"].get("changed_state_ids"))
                     return
+
+    def dispatch(self, changed: list[int] | None) -> None:
+        """The `.change` events of the states an update changed (the page's
+        `dispatch_state_change_events`), each with what follows it."""
+        for state in changed or []:
+            for dep in self.triggered(state, "change"):
+                for step in self.chain(dep):
+                    self.run(step)
 
     def apply(self, dep: dict[str, Any], outputs: list[Any]) -> None:
         """The page's values after an event's update: a value, or an update of props."""
@@ -212,9 +224,11 @@ def test_the_list_is_stored_under_a_fixed_key_and_secret(app: RunningApp) -> Non
 
 
 def test_a_turn_is_one_quick_event_and_one_streamed_one_and_nothing_follows_a_save(app: RunningApp) -> None:
-    """Four requests per turn in the browser: run/predict (the question shows), queue/join and
-    queue/data (the reply streams, and saves itself), run/predict (the box and the list drawn
-    once: a streamed update that leaves a component out makes Gradio rebuild it, issue 14)."""
+    """Five requests per turn in the browser: run/predict (the question shows), queue/join and
+    queue/data (the reply streams), run/predict once as its reply begins (`write_begun`: the
+    question saved into the browser's storage), run/predict (the box and the list drawn, and
+    the finished turn stored). The stream carries no BrowserState: Gradio rebuilds each output
+    a streamed update leaves out, and a BrowserState was 16% of the app's CPU per update (issue 14)."""
     page = Page(app.url)
     window = page.window
     for target, event in ((page.box, "submit"), (window, "retry"), (window, "edit")):
@@ -222,11 +236,17 @@ def test_a_turn_is_one_quick_event_and_one_streamed_one_and_nothing_follows_a_sa
         steps = page.chain(dep)
         assert [s["queue"] for s in steps] == [False, True, False], (event, [s["api_name"] for s in steps])
         assert steps[1]["types"]["generator"], "the reply streams"
-        assert page._store in steps[1]["outputs"], "the turn's own update saves it"
+        stored = {i for i, c in page.components.items() if c["type"] == "browserstate"}
+        assert not stored & set(steps[1]["outputs"]), "the stream writes no BrowserState"
         assert not steps[2]["types"]["generator"] and page.box in steps[2]["outputs"], "then the box unlocks"
+        assert page._store in steps[2]["outputs"], "and the finished turn is stored"
     chat = {page._store, page.window, *(i for i, c in page.components.items() if c["type"] == "state")}
-    watching = [d["api_name"] for d in page.deps if any(t[0] in chat and t[1] == "change" for t in d["targets"])]
-    assert watching == [], "nothing runs when the saved list, a state or the window changes"
+    watching = [d for d in page.deps if any(t[0] in chat and t[1] == "change" for t in d["targets"])]
+    assert [d["api_name"] for d in watching] == ["write_begun"], "only the mark of a begun reply is watched"
+    (mark,) = {t[0] for t in watching[0]["targets"]}
+    writers = [d["api_name"] for d in page.deps if mark in d["outputs"]]
+    assert [w.rstrip("_0123456789") for w in writers] == ["respond"] * 4, "the turns' streams alone set it"
+    assert not watching[0]["queue"] and page._store in watching[0]["outputs"]
     loops = [d["api_name"] for d in page.deps if any(t[1] == "change" and t[0] in d["outputs"] for t in d["targets"])]
     assert loops == [], "no event writes back what triggers it"
 
@@ -234,7 +254,8 @@ def test_a_turn_is_one_quick_event_and_one_streamed_one_and_nothing_follows_a_sa
 def test_a_question_is_saved_once_its_reply_begins_and_the_reply_with_its_settings(
     app: RunningApp, fake: FakeService
 ) -> None:
-    fake.script(Scripted("Hello, visitor.", thinking="A greeting."))
+    # Slow enough that the page's write of the begun reply (`write_begun`) lands mid-reply.
+    fake.script(Scripted("Hello, visitor.", thinking="A greeting.", delay_s=0.2))
     page = Page(app.url)
     page.set("System prompt", "Be brief.")
     page.values[page.box] = {"text": "Hi", "files": []}
@@ -264,7 +285,7 @@ def test_a_question_is_saved_once_its_reply_begins_and_the_reply_with_its_settin
     assert done.settings is not None and done.settings.system_prompt == "Be brief."
     assert page.shown() == ["Hi", "Hello, visitor."] and page.titles() == ["Hi"]
     assert page.props[page.box]["interactive"] and not page.props[page.box]["stop_btn"]
-    assert page.requests == ["run/predict", "queue/join", "queue/data", "run/predict"]
+    assert page.requests == ["run/predict", "queue/join", "queue/data", "run/predict", "run/predict"]
     assert fake.calls[0].session == page.session, "Gradio's request (the rate limit's session) reached the service"
     assert fake.calls[0].values["system_prompt"] == "Be brief."
 
