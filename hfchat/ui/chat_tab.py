@@ -1,17 +1,21 @@
 """The chat: a `gr.Chatbot` and a `gr.MultimodalTextbox` on Gradio's public API, and `/chat`.
 
-A turn is three events. `begin` (not queued, so the question shows at once) puts the question
-in the window and shows Stop; `respond` (queued, an async generator paced by
-`hfchat.streaming.paced`) streams the reply, saves the question with the interrupted note as
-soon as the reply begins (so an app restart mid-reply keeps it), and in its last update saves
-the finished turn with the settings it was made with; `settle` (not queued) then unlocks the box
-and draws the list. `respond` outputs only the window and states: Gradio rebuilds each output a
-streamed update leaves out (1–5 ms for the box, the list and the download buttons, on every
-update). A turn that ends before any reply began (a refused setting or image, a model or
-endpoint that fails) saves nothing: it creates no conversation, and a saved one stays as it
-was. In the browser that is four requests (the begin call, the queue join, the reply's stream,
-the settle call), with nothing that runs when the saved list changes. Retry and edit start a
-turn the same way; undo and clear are one event each; Stop saves what was shown.
+A turn is three events and one write. `begin` (not queued, so the question shows at once)
+puts the question in the window and shows Stop; `respond` (queued, an async generator paced
+by `hfchat.streaming.paced`) streams the reply; `settle` (not queued) then unlocks the box,
+draws the list and stores the finished turn with the settings it was made with. As the reply
+begins, `respond` also marks the question saved with the interrupted note, and the page's
+change event on that mark (`write_begun`) stores it in the browser at once, so an app restart
+mid-reply keeps it.
+
+`respond` outputs only the window and server-side states. Gradio rebuilds each output that a
+streamed update leaves out (a new component and its config): 1–5 ms for the box, the list and
+the download buttons, and the two BrowserStates were 16% of the app's CPU per update, so
+none of them is an output of the stream (issue 14). A turn that ends before any reply began
+(a refused setting or image, a model or endpoint that fails) saves nothing: it creates no
+conversation, and a saved one stays as it was. In the browser that is five requests (the
+begin call, the queue join, the reply's stream, `write_begun`, the settle call). Retry and
+edit start a turn the same way; undo and clear are one event each; Stop saves what was shown.
 
 The window's messages live twice: in the `gr.Chatbot` (drawn) and in `ChatPanel.history`
 (server-side, what the model gets next); every event that changes one sets both.
@@ -339,8 +343,8 @@ def wire_chat(
         data: dict[Component, Any], request: gr.Request, oauth_token: gr.OAuthToken | None
     ) -> dict[Component, Any]:
         """After a reply: the box unlocked, the list and Export drawn from what it saved,
-        Continue shown if the reply stopped for length, and the meter counting the new history
-        (here, not in an event of its own: a turn stays four requests)."""
+        Continue shown if the reply stopped for length, the meter counting the new history
+        (here, not in an event of its own), and the finished turn stored."""
         done: convos.Saved | None = data[chat.to_save]
         if done is None:  # the turn saved nothing new: the list as the browser has it
             shown = saved_outputs(saved, convos.Saved(convos.load(data[store]), data[current]), data[tz], False)

@@ -63,7 +63,7 @@ def meter_component() -> gr.HTML:
 class Meter:
     """The wired meter: `refresh` chains a redraw after an event (one more request), `draw`
     gives the meter's HTML for an event that outputs it itself (a turn's last update, so a
-    turn stays four requests: see `hfchat.ui.chat_tab.wire_chat`)."""
+    turn needs no request for it: see `hfchat.ui.chat_tab.wire_chat`)."""
 
     refresh: Callable[[Any], None]
     draw: Callable[..., str]

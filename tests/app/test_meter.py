@@ -43,7 +43,7 @@ def test_the_box_and_the_counted_settings_redraw_the_meter(built: tuple[gr.Block
     chained = [f for f in events if f.trigger_after is not None]
     settled = {getattr(demo.fns[f.trigger_after].fn, "__name__", "") for f in chained}
     assert {"undo", "clear", "stopped"} <= settled  # after undo, clear and Stop
-    # after each reply the turn's own `settle` draws it (a turn stays four requests)
+    # after each reply the turn's own `settle` draws it (not in a request of its own)
     settles = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "settle"]
     meter = by_id(demo, "context-meter")
     assert settles and all(meter in f.outputs for f in settles)

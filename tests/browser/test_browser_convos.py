@@ -380,12 +380,15 @@ def gradio_calls(urls: list[str]) -> list[str]:
     return [url.split("?")[0].split("/gradio_api/", 1)[1] for url in urls if "/gradio_api/" in url]
 
 
-def test_one_turn_costs_at_most_four_server_requests(browser_page: BrowserPage, local_app: AppProcess) -> None:
-    """A turn sends the question, streams the reply (which saves the conversation), then draws
-    the box, the list and the meter once, in four requests to the server: no chain of small
-    events, no write-back loop. (The fourth keeps the box and the list out of the streamed
-    updates, which Gradio would rebuild on each one: issue 14.) The context meter's own
-    redraws, as the box is sent and cleared, add up to two unqueued requests."""
+def test_one_turn_costs_five_server_requests_and_the_meters_redraws(
+    browser_page: BrowserPage, local_app: AppProcess
+) -> None:
+    """A turn sends the question, streams the reply, stores the question once as its reply
+    begins (`write_begun`), then draws the box, the list and the meter and stores the finished
+    turn: five requests to the server, no chain of small events, no write-back loop. (The
+    stream carries no BrowserState and neither the box nor the list, which Gradio would
+    rebuild on each update: issue 14.) The context meter's own redraws, as the box is sent and
+    cleared, add up to two unqueued requests."""
     ui = ConvoUI(browser_page.page).fresh(local_app.url)
     ui.reply("Warm up")  # the page's own start-up calls (config, heartbeat) are behind us
     ui.wait_listing(["Warm up"])
@@ -401,5 +404,6 @@ def test_one_turn_costs_at_most_four_server_requests(browser_page: BrowserPage, 
     calls = gradio_calls(browser_page.requests[before:])
     print(f"one turn: {len(calls)} server requests: {calls}")
     assert calls.count("queue/join") == 1, calls  # one streamed event
-    assert len(calls) <= 6, calls  # four for the turn, up to two for the meter (unqueued)
+    assert calls.count("run/predict") <= 5, calls  # begin, write_begun, settle; up to two for the meter
+    assert len(calls) <= 7, calls
     assert ui.user_messages() == ["Warm up", "Count my requests"]
