@@ -325,7 +325,9 @@ def wire_chat(
     # The last update of a reply that Stop ended. Gradio ends a stream by sending each output's
     # last value again: that must not be the window as it was before Stop's own update (seen in
     # CI: the stopped footer was drawn, then overwritten by the reply's last streamed window).
-    untouched: dict[Component, Any] = {chat.chatbot: gr.skip()}
+    # And nothing left to save: the reply ends normally once Stop is set, so `settle` still runs,
+    # and it must not store the begun question over what Stop saved.
+    untouched: dict[Component, Any] = {chat.chatbot: gr.skip(), chat.to_save: None}
 
     written = [saved.store, saved.opened]  # the browser's copies: BrowserStates, never streamed
 
@@ -378,7 +380,16 @@ def wire_chat(
     quick: dict[str, Any] = dict(
         queue=False, show_progress="hidden", show_progress_on=[chat.chatbot], api_visibility="private"
     )
-    chat.save_mark.change(write_begun, inputs={chat.to_save, chat.turn, tz}, outputs=written, **quick)
+    # Its outputs are invisible, so no progress to show anywhere; on the window (as `quick`
+    # has it) the write's completion reset the box mid-reply: Stop turned back into submit.
+    chat.save_mark.change(
+        write_begun,
+        inputs={chat.to_save, chat.turn, tz},
+        outputs=written,
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
+    )
     begun = chat.textbox.submit(begin, inputs={chat.textbox, chat.history}, outputs=busy_outputs, **quick)
     settle_kwargs: dict[str, Any] = dict(
         fn=settle,

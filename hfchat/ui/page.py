@@ -83,9 +83,14 @@ PAGE_CSS = """
 #page-tabs { flex-grow: 1; display: flex; flex-direction: column; min-height: 0; }
 #page-tabs > .tabitem, #chat-tab { flex-grow: 1; display: flex; flex-direction: column; min-height: 0; }
 #chat-tab > .column, #chat-tab > div { flex-grow: 1; min-height: 0; }
+/* ...and no further: the page's own column is as tall as the browser's window, and the chat
+   window takes what is left (basis 0). Without the bound, once Continue had shown and hidden
+   again, the window grew with each reply and pushed the box (and Stop) below the fold. */
+.sidebar-parent:has(#page-tabs) { height: 100dvh; }
+main:has(#page-tabs), .column:has(> #page-tabs) { min-height: 0 !important; }
 /* overflow: hidden: while a long reply streams in fast the messages' own scroller can outgrow
    the window for a frame, over the box, where it took the click meant for Stop (seen in CI). */
-#chat-window { flex-grow: 1; min-height: 240px; overflow: hidden; }
+#chat-window { flex: 1 1 0% !important; min-height: 240px; overflow: hidden; }
 /* The chat's share/copy/trash toolbar sits in its own strip over the messages, not on them. */
 #chat-window .top-panel, #chat-window .icon-button-wrapper.top-panel {
   position: static; justify-content: flex-end; margin: 0; padding: 2px 4px;
