@@ -63,6 +63,26 @@ def test_the_chat_fills_the_window_under_a_model_header(
     shot(browser_page, f"{width}-reply")
 
 
+def test_the_box_stays_in_view_as_replies_pile_up_after_continue_showed(
+    local_app: AppProcess, browser_page: BrowserPage
+) -> None:
+    """Replies cut by length show Continue, and the next turn hides it again. Once it had, the
+    window grew with each reply and pushed the box, and Stop, below the fold (a Stop test
+    timed out clicking a button that kept moving): the page's column is bounded by the browser's
+    window, and only the messages scroll."""
+    height = 900
+    ui = open_at(browser_page, local_app.url, 1280, height)
+    ui.set_number("max_new_tokens", 100)
+    initial = box_of(ui, "#chat-window")["height"]
+    for text in ("Tell me a story", "Go on with it", "And then?"):
+        ui.chat(text)
+        box, window = box_of(ui, "#chat-box"), box_of(ui, "#chat-window")
+        assert box["y"] + box["height"] <= height, f"after {text!r}: the box ends at {box['y'] + box['height']} px"
+        assert window["height"] <= initial + 1, f"after {text!r}: the window is {window['height']} px, was {initial}"
+    assert ui.page.evaluate("document.documentElement.scrollHeight") <= height + 40, "the page itself barely scrolls"
+    shot(browser_page, "replies-piled-up")
+
+
 def test_the_header_follows_the_settings_and_opens_them(local_app: AppProcess, browser_page: BrowserPage) -> None:
     ui = open_at(browser_page, local_app.url, 1400, 900)
     header = ui.page.locator("#model-header")
