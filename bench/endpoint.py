@@ -52,7 +52,7 @@ from hfchat.testing.servers import TransformersServe, free_port
 NAME = "endpoint"
 SYSTEM = "You are a friendly Chatbot."  # the template's default system message
 PROMPT = "Tell me a story about a brave little robot who wanted to learn music."
-HFCHAT_BOX = "chat-box"  # hfchat's chat box; its Compare tab has another
+HFCHAT_BOX = "chat-box"  # hfchat's chat box (its Compare tab's box is built only once a visitor opens that tab)
 HFCHAT_MAX_TOKENS = "settings-max-new-tokens"
 
 

@@ -165,7 +165,7 @@ class PageApp:
 
     def _chat_submit(self, box: int | None) -> tuple[int, int]:
         """The submit event of the chat box (`box`, else the first box whose submit chain
-        streams into a chatbot: hfchat also has Compare's box, named by its elem_id)."""
+        streams into a chatbot; hfchat's is named by its elem_id, "chat-box")."""
         for i, dep in enumerate(self.deps):
             for component, event in dep["targets"]:
                 if event != "submit" or box not in (None, component):

@@ -112,7 +112,7 @@ def build_app(options: AppOptions, service: ChatService | None = None) -> gr.Blo
                 header = model_header_button(options, controls)
                 chat = chat_panel()
             with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare:
-                compare_tab(options, service, controls, tabs)
+                compare_tab(options, service, controls, tabs, compare)
         # Presets and exports hold every control but the token (those this build has).
         settable = {name: controls[name] for name in CONTROL_NAMES if name in controls}
         meter = wire_meter(chat.meter, chat.textbox, chat.history, make_measure_fn(service, options), controls)

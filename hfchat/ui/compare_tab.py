@@ -27,7 +27,29 @@ def stop_button(running: bool) -> dict[str, Any]:
     return gr.update(variant="stop" if running else "secondary", interactive=running)
 
 
-def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Component], tabs: gr.Tabs) -> None:
+def compare_tab(
+    options: AppOptions, service: ChatService, main: dict[str, Component], tabs: gr.Tabs, tab: gr.Tab
+) -> None:
+    """The Compare tab's contents (`compare_panels`), built the first time the visitor opens
+    `tab`, in that visitor's session only.
+
+    Gradio builds the config of every block of the page for each new session (each page
+    load; issue 14): the two settings panels, windows and buttons here are some 70 of the
+    page's blocks, so a session that never opens Compare should not pay for them. The
+    first select ticks `opened` in the browser (no request); its change (once: later
+    selects leave it ticked) renders the contents, kept for the rest of the session, as is
+    what the visitor did there (settings, conversations, a running turn) while on another
+    tab. `opened` is a hidden checkbox, not a `gr.State`: Gradio's page fires a State's
+    change only after a queued event, and a checkbox's after any."""
+    opened = gr.Checkbox(False, visible="hidden", container=False, elem_id="compare-opened")
+    tab.select(None, None, opened, js="() => true", **QUIET)
+
+    @gr.render(triggers=[opened.change], queue=False)
+    def contents() -> None:
+        compare_panels(options, service, main, tabs)
+
+
+def compare_panels(options: AppOptions, service: ChatService, main: dict[str, Component], tabs: gr.Tabs) -> None:
     """A and B side by side: one prompt box, a settings panel and a chat window per side,
     and a button per side that copies its settings into the main chat's sidebar.
 
@@ -55,6 +77,7 @@ def compare_tab(options: AppOptions, service: ChatService, main: dict[str, Compo
             scale=5,
             elem_id="compare-prompt",
             submit_btn=False,
+            interactive=True,  # said, not inferred: see `settings_controls`
         )
         send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
         stop = gr.Button("Stop", variant="secondary", interactive=False, scale=1, elem_id="compare-stop")

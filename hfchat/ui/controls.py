@@ -36,24 +36,30 @@ def control(
     setting: Setting, value: Any, label: str, interactive: bool | None = None, choices: list[Any] | None = None
 ) -> Component:
     """The widget a setting declares, holding `value`, labelled `label`; its info text names
-    the API parameter, so the human label still tells a script writer what to send."""
+    the API parameter, so the human label still tells a script writer what to send.
+    `interactive` None leaves it to Gradio's page (see `settings_controls`)."""
     c = setting.control
     info = c.help_text(setting.name)
     value = value.value if isinstance(value, Enum) else value
     if c.widget is Widget.RADIO:
-        return gr.Radio(_choices(setting), value=value, label=label, info=info)
+        return gr.Radio(_choices(setting), value=value, label=label, info=info, interactive=interactive)
     if c.widget is Widget.DROPDOWN:
-        return gr.Dropdown(_choices(setting), value=value, label=label, info=info)
+        return gr.Dropdown(_choices(setting), value=value, label=label, info=info, interactive=interactive)
     if c.widget is Widget.CHECKBOX:
-        return gr.Checkbox(value, label=label, info=info)
+        return gr.Checkbox(value, label=label, info=info, interactive=interactive)
     if c.widget is Widget.SLIDER:
         low, high = setting.range
         return gr.Slider(low, high, value=value, step=c.step, label=label, info=info, interactive=interactive)
     if c.widget is Widget.NUMBER:
-        return gr.Number(value, precision=0, label=label, info=info)
+        return gr.Number(value, precision=0, label=label, info=info, interactive=interactive)
     if c.widget is Widget.CHECKBOXES:  # the choices come from the deployment (`hfchat.ui.tools`)
         return gr.CheckboxGroup(
-            choices or [], value=list(value or []), label=label, info=info, visible=choices is None or bool(choices)
+            choices or [],
+            value=list(value or []),
+            label=label,
+            info=info,
+            visible=choices is None or bool(choices),
+            interactive=interactive,
         )
     return gr.Textbox(
         "" if value is None else str(value),
@@ -62,6 +68,7 @@ def control(
         placeholder=c.placeholder or None,
         lines=c.lines,
         type="password" if c.widget is Widget.PASSWORD else "text",
+        interactive=interactive,
     )
 
 
@@ -82,6 +89,12 @@ def settings_controls(
     `Control.group` (Model, Generation, then Advanced, folded); each compare side ("A", "B":
     labels and element IDs carry the side) has those that reach a backend, in one list, as
     the secrets and the speed footer belong to the page.
+
+    Every control says it is interactive (the sampling sliders: while sampling), rather
+    than leaving it to Gradio's page, which infers it from the events of the config the
+    page loaded with: a compare side is built later, in a `gr.render` (`compare_tab`), and
+    its events are not among those, so the page would show its filled-in controls
+    disabled.
     """
     prefix = f"{side}: " if side else ""
     ids = f"compare-{side.lower()}" if side else "settings"
@@ -92,7 +105,7 @@ def settings_controls(
 
     def build(name: str) -> None:
         setting = SETTINGS[name]
-        interactive = sampling if setting.control.sampling else None
+        interactive = sampling if setting.control.sampling else True
         value = initial.get(name, setting.default)
         listed = (choices or {}).get(name)
         controls[name] = control(setting, value, prefix + setting.control.label, interactive, listed)

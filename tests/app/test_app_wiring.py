@@ -12,14 +12,20 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import gradio as gr
+import httpx
 import pytest
+from gradio.blocks import BlockFunction
 
-from hfchat.cli import parse_options
+from hfchat.cli import AppOptions, parse_options
 from hfchat.compare import Side, compare_turn
 from hfchat.messages import content_text
+from hfchat.settings import TURN
 from hfchat.testing import answer_text, wait_until
 from hfchat.testing.app import RunningApp, running_app
 from hfchat.testing.fake_service import FakeCall, FakeService, Scripted
+from hfchat.ui.compare_tab import compare_panels
+from hfchat.ui.controls import settings_controls
 from hfchat.ui.render import to_messages
 
 # Never called: the service is fake. An endpoint app builds no model at start-up.
@@ -111,16 +117,50 @@ def test_event_functions_have_real_annotations_and_the_reply_is_an_async_generat
     The reply events are async generators, so no thread hand-off happens per update."""
     import inspect
 
+    functions = [*app.demo.fns.values(), *compare_functions(app.options)]
     stringly = {
         fn.name: name
-        for fn in app.demo.fns.values()
+        for fn in functions
         if fn.fn is not None
         for name, hint in getattr(fn.fn, "__annotations__", {}).items()
         if isinstance(hint, str)
     }
     assert not stringly, f"event functions with string annotations: {stringly}"
-    streamed = {fn.name for fn in app.demo.fns.values() if inspect.isasyncgenfunction(fn.fn)}
+    streamed = {fn.name for fn in functions if inspect.isasyncgenfunction(fn.fn)}
     assert {"respond", "chat_api", "run"} <= streamed, streamed
+
+
+def compare_functions(options: AppOptions) -> list[BlockFunction]:
+    """The Compare tab's event functions: a visitor's first opening of the tab creates them
+    (`compare_tab`'s render), so they are not among the app's own; built here the same way."""
+    with gr.Blocks() as demo:
+        compare_panels(options, SERVICE, settings_controls(options), gr.Tabs())
+    return list(demo.fns.values())
+
+
+def test_the_compare_tab_is_built_when_a_visitor_opens_it(app: RunningApp) -> None:
+    """Issue 14: Gradio builds every block's config for each new session, so the page's config
+    holds the Compare tab only, not its two settings panels and windows; opening the tab
+    renders them, for that visitor, with every control saying it is interactive (the page
+    would infer it from its first config's events, which leave these out, and disable them)."""
+    page = httpx.get(app.url + "config", timeout=30).json()
+    ids = {c["props"].get("elem_id"): c["id"] for c in page["components"]}
+    early = [e for e in ids if str(e).startswith("compare-") and e not in ("compare-tab", "compare-opened")]
+    assert not early, f"built with the page: {early}"
+    assert len(page["components"]) <= 125, len(page["components"])
+    opened = ids["compare-opened"]
+    renders = [d["id"] for d in page["dependencies"] if [opened, "change"] in [list(t) for t in d["targets"]]]
+    assert len(renders) == 1, "one render, on the tab's first opening"
+    body = {"data": [], "fn_index": renders[0], "trigger_id": opened, "session_hash": "compare1", "event_data": None}
+    answer = httpx.post(app.url + "gradio_api/run/predict", json=body, timeout=30)
+    answer.raise_for_status()
+    rendered = {c["props"].get("elem_id"): c for c in answer.json()["render_config"]["components"]}
+    controls = [f"compare-{side}-{name.replace('_', '-')}" for side in "ab" for name in TURN]
+    wanted = {*controls, *(f"compare-{side}-{part}" for side in "ab" for part in ("chat", "settings"))}
+    wanted |= {"compare-copy-a", "compare-copy-b", "compare-prompt", "compare-send", "compare-stop", "compare-status"}
+    assert wanted <= set(rendered), f"missing from the Compare tab: {sorted(wanted - set(rendered))}"
+    unsaid = [e for e in [*controls, "compare-prompt"] if rendered[e]["props"].get("interactive") is None]
+    assert not unsaid, f"interactive left to the page: {unsaid}"
 
 
 def test_the_streamed_reply_updates_only_the_window_and_its_data(app: RunningApp) -> None:

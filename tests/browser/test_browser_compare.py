@@ -309,6 +309,42 @@ def test_a_side_waiting_for_the_device_says_so_and_its_first_token_time_leaves_t
     assert stop_is_idle(ui), "Stop rests again once both replies are in"
 
 
+def test_the_tab_is_built_on_first_opening_keeps_its_state_across_tabs_and_stop_ends_both_sides(
+    browser_page: BrowserPage, local_app: AppProcess
+) -> None:
+    """The Compare tab's contents are built when the visitor first opens it (issue 14: a
+    session that never opens Compare does not pay for them; test_app_wiring checks the
+    page's config). Built once: the sides' settings and a running turn stay while the
+    visitor is on the Chat tab; Stop, an event of that build, ends both sides."""
+    page = browser_page.page
+    ChatUI(page).open(local_app.url)
+    ui = CompareUI(page).open()
+    for side in "AB":  # greedy and long: the tiny model is still answering when Stop is pressed
+        ui.settings(side)
+        ui.set_number(side, "max_new_tokens", 2000)
+    ui.set_number("B", "seed", 4)
+    wait_until(lambda: ui.title("B").endswith(f"{SETTINGS['seed'].control.label} 4"), 30, "B's title")
+    ui.prompt.fill("Tell me everything")
+    ui.button("send").click()
+    wait_until(lambda: any(len(t) > 20 for t in ui.bots("A") + ui.bots("B")), 120, "a side to stream")
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chat-box").wait_for(state="visible", timeout=30_000)
+    page.get_by_role("tab", name="Compare").click()
+    ui.prompt.wait_for(state="visible", timeout=30_000)
+    seed = ui.control("B", "seed").locator("input, textarea").first
+    assert seed.input_value() == "4", "B's settings are as the visitor left them (not built again)"
+    assert ui.users("A") == ["Tell me everything"] and ui.users("B") == ["Tell me everything"]
+    assert ui.button("stop").is_enabled(), "the turn still runs, Stop with it"
+    ui.button("stop").click()
+    wait_until(lambda: stop_is_idle(ui), 30, "Stop to end the turn")
+    page.wait_for_timeout(1000)  # what was on its way when Stop was pressed has arrived
+    shown = {side: ui.bot_texts(side) for side in "AB"}
+    page.wait_for_timeout(3000)
+    assert {side: ui.bot_texts(side) for side in "AB"} == shown, "nothing streams after Stop"
+    assert stop_is_idle(ui) and ui.button("send").is_enabled()
+    assert ui.error_badges() == 0
+
+
 def save_shot(page: Page, name: str) -> None:
     """A screenshot for people: test-output/screenshots, and $HFCHAT_SHOTS when set."""
     keep_shot(save_screenshot(page, name))
